@@ -19,7 +19,7 @@
 // # Bodies
 //
 //	Hello       agency u32 | mode u8 (1 = CSV stream, 2 = single bet)
-//	Welcome     committed u64 | finished u8 (0/1)
+//	Welcome     round u64 | committed u64 | finished u8 (0/1)
 //	Batch       agency u32 | first u64 | count u16 | count × bet
 //	Ack         first u64 | stored u16 | committed u64
 //	Finish      total u64

@@ -23,6 +23,7 @@ type Hello struct {
 
 // Welcome answers Hello with the agency's resume point.
 type Welcome struct {
+	Round     uint64 // identifies the round; it changes when a new round starts
 	Committed uint64 // bets of this agency durably stored
 	Finished  bool   // the agency has already finished sending
 }
@@ -114,10 +115,12 @@ func (m *Hello) decodeBody(d *decoder) error {
 }
 
 func (m *Welcome) appendBody(b []byte) ([]byte, error) {
+	b = be.AppendUint64(b, m.Round)
 	return append(be.AppendUint64(b, m.Committed), boolByte(m.Finished)), nil
 }
 
 func (m *Welcome) decodeBody(d *decoder) error {
+	m.Round = d.u64()
 	m.Committed = d.u64()
 	m.Finished = d.u8() != 0
 	return d.err

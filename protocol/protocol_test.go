@@ -25,7 +25,7 @@ func allMessages() []Message {
 	return []Message{
 		&Hello{Agency: 3, Mode: ModeCSV},
 		&Hello{Agency: 1, Mode: ModeSingle},
-		&Welcome{Committed: 1 << 40, Finished: true},
+		&Welcome{Round: 1764180000123456789, Committed: 1 << 40, Finished: true},
 		&Batch{Agency: 7, First: 123456789, Bets: sampleBets(7)},
 		&Ack{First: 10, Stored: 220, Committed: 230},
 		&Finish{Total: 26936},

@@ -12,6 +12,7 @@
 //	agencies  000001 (6-digit agency id)   26936 (bets committed for the agency)
 //	finished  000001                       26936 (the total the agency announced)
 //	winners   000001                       30904465,22714583 (documents; empty for none)
+//	delivered 000001                       2026-11-26T18:13:00Z (winners sent to the agency)
 //	meta      format | round_started | draw_time
 //
 // A batch and the agency's committed count change in one transaction, so after
@@ -41,6 +42,7 @@ var (
 	bucketAgencies = []byte("agencies")
 	bucketFinished = []byte("finished")
 	bucketWinners  = []byte("winners")
+	bucketDelivery = []byte("delivered")
 	bucketMeta     = []byte("meta")
 
 	keyFormat       = []byte("format")
@@ -63,6 +65,8 @@ var (
 	ErrGap = errors.New("batch starts past the committed bets")
 	// ErrAgencyMismatch means a bet in a batch belongs to another agency.
 	ErrAgencyMismatch = errors.New("bet belongs to another agency")
+	// ErrFinished means the agency already finished: it takes no more bets.
+	ErrFinished = errors.New("agency already finished sending")
 	// ErrDrawDone means the draw already ran: the round takes no more bets.
 	ErrDrawDone = errors.New("the draw of this round already ran")
 )
@@ -143,7 +147,7 @@ func (s *Store) init() error {
 		if name := firstBucket(tx); name != "" {
 			return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, name, bucketMeta)
 		}
-		for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketMeta} {
+		for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketMeta} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -260,7 +264,7 @@ type Receipt struct {
 // Append stores the bets of agency whose indexes in the agency's stream are
 // first, first+1, ...: exactly-once. Bets below the agency's committed count
 // were stored before (a retry) and are skipped; a batch starting past it fails
-// with ErrGap. Every bet is validated and must belong to agency; an invalid one
+// with ErrGap, and so does any batch of a finished agency, with ErrFinished. Every bet is validated and must belong to agency; an invalid one
 // fails the whole batch with a *BetError and nothing is stored. Append returns
 // after the commit is on disk (fsync).
 func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
@@ -271,6 +275,9 @@ func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, e
 		rc = Receipt{} // bbolt may run a coalesced function twice
 		if tx.Bucket(bucketMeta).Get(keyDrawTime) != nil {
 			return ErrDrawDone
+		}
+		if tx.Bucket(bucketFinished).Get(key) != nil {
+			return fmt.Errorf("%w: agency %d", ErrFinished, agency)
 		}
 		agencies := tx.Bucket(bucketAgencies)
 		committed := getUint(agencies, key)
@@ -391,6 +398,14 @@ func (s *Store) Finish(agency int, total uint64) error {
 	})
 }
 
+// Delivered records that agency was sent its winners.
+func (s *Store) Delivered(agency int) error {
+	key := agencyKey(agency)
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDelivery).Put(key, []byte(s.now().UTC().Format(time.RFC3339Nano)))
+	})
+}
+
 // Round is the state of the round kept in the store.
 type Round struct {
 	Started   time.Time
@@ -400,11 +415,12 @@ type Round struct {
 	Drawn     bool
 	DrawTime  time.Time
 	Winners   map[int][]string // per agency, when Drawn
+	Delivered map[int]bool     // agencies that were sent their winners
 }
 
 // Round reads the state of the round.
 func (s *Store) Round() (Round, error) {
-	r := Round{Committed: map[int]uint64{}, Finished: map[int]bool{}, Winners: map[int][]string{}}
+	r := Round{Committed: map[int]uint64{}, Finished: map[int]bool{}, Winners: map[int][]string{}, Delivered: map[int]bool{}}
 	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		r.Started, _ = time.Parse(time.RFC3339Nano, string(meta.Get(keyRoundStarted)))
@@ -427,6 +443,9 @@ func (s *Store) Round() (Round, error) {
 			return err
 		}
 		if err := each(bucketFinished, func(a int, _ []byte) { r.Finished[a] = true }); err != nil {
+			return err
+		}
+		if err := each(bucketDelivery, func(a int, _ []byte) { r.Delivered[a] = true }); err != nil {
 			return err
 		}
 		return each(bucketWinners, func(a int, v []byte) { r.Winners[a] = splitDocs(string(v)) })

@@ -160,6 +160,18 @@ func TestStore_Append(t *testing.T) {
 			t.Fatalf("committed %d after a refused batch", c)
 		}
 	})
+	t.Run("ErrFinished", func(t *testing.T) {
+		s := MustOpen(t)
+		if _, err := s.Append(2, 0, agencyBets(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Finish(2, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(2, 2, agencyBets(3)[2:]); !errors.Is(err, store.ErrFinished) {
+			t.Fatalf("got %v, want ErrFinished", err)
+		}
+	})
 	t.Run("ErrDrawDone", func(t *testing.T) {
 		s := MustOpen(t)
 		if err := s.SaveDraw(timeNow(), 2, nil); err != nil {
@@ -224,6 +236,9 @@ func TestStore_RoundAndDraw(t *testing.T) {
 	if err := s.SaveDraw(at, 3, map[int][]string{1: {"0012"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Delivered(3); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +255,7 @@ func TestStore_RoundAndDraw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Bets != 4 || r.Committed[1] != 2 || r.Committed[2] != 1 || !r.Finished[1] || r.Finished[2] {
+	if r.Bets != 4 || !r.Delivered[3] || r.Delivered[1] || r.Committed[1] != 2 || r.Committed[2] != 1 || !r.Finished[1] || r.Finished[2] {
 		t.Fatalf("round after reopen: %+v", r)
 	}
 	if !r.Drawn || !r.DrawTime.Equal(at) || !slices.Equal(r.Winners[1], []string{"0012"}) || len(r.Winners[2]) != 0 || r.Winners[2] == nil {

@@ -1,0 +1,47 @@
+SHELL := /bin/bash
+GO ?= go
+BBOLT_VERSION := $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt 2>/dev/null)
+BBOLT := bin/bbolt
+DOCKER_COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILE ?= docker-compose-dev.yaml
+STORE ?= .data/server/bets.db
+
+.PHONY: all build demo test test-short fuzz chaos bench bench-scale inspect \
+	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/server ./server
+	CGO_ENABLED=0 $(GO) build -o bin/agency ./agency
+
+# The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1.
+demo: build
+	scripts/demo.sh
+
+# The test command CI runs (see README).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./protocol
+
+fmt:
+	gofmt -l -w .
+
+vet:
+	$(GO) vet ./...
+
+# The bbolt CLI at the version in go.mod, installed into bin/ (go.mod is untouched).
+$(BBOLT): go.mod
+	GOBIN=$(CURDIR)/bin $(GO) install go.etcd.io/bbolt/cmd/bbolt@$(BBOLT_VERSION)
+
+# The store's buckets, per-agency state and a few rows, read with the bbolt CLI.
+inspect: $(BBOLT)
+	@test -f $(STORE) || { echo "inspect: no store at $(STORE)"; exit 1; }
+	@echo "== buckets"; $(BBOLT) buckets $(STORE)
+	@for b in agencies finished winners delivered meta; do echo "== $$b"; \
+		$(BBOLT) keys $(STORE) $$b | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) $$b $$k)"; done; done
+	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) stored; first rows:"
+	@$(BBOLT) keys $(STORE) bets | head -3 | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) bets $$k)"; done

@@ -1,0 +1,62 @@
+// Command agency sends one agency's bets to the central and asks for its
+// winners. It reads config.yaml (path in CLI_CONFIG, default ./config.yaml; a
+// missing file means defaults and environment). With NOMBRE, APELLIDO,
+// DOCUMENTO, NACIMIENTO and NUMERO set it sends that one bet instead of its
+// CSV file. See the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+var log = logging.MustGetLogger("agency")
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	logformat.Setup(os.Stdout, logging.INFO)
+	path := os.Getenv("CLI_CONFIG")
+	if path == "" {
+		path = "config.yaml"
+	}
+	opts, err := loadOptions(path)
+	if err != nil {
+		log.Criticalf("action: config | result: fail | error: %v", err)
+		return 1
+	}
+	logformat.Setup(os.Stdout, opts.LogLevel)
+	a := &Agency{opts: opts, log: log}
+	bet, single, err := singleBetFromEnv(opts.ID, os.Getenv)
+	if err != nil {
+		log.Criticalf("action: config | result: fail | error: %v", err)
+		return 1
+	}
+	if single {
+		a.single = &bet
+	}
+	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_backoff: %s | reconnect_max_backoff: %s",
+		path, opts.ID, opts.ServerAddress, opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
+		a.dataName(), a.mode(), opts.WinnersTimeout, opts.Attempts, opts.Backoff, opts.MaxBackoff)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = a.Run(ctx)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		log.Info("action: shutdown | result: success")
+		return 0
+	default:
+		log.Errorf("action: agencia | result: fail | error: %v", err)
+		return 1
+	}
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/lottery"
+)
+
+// source yields an agency's valid bets in order; Next returns io.EOF at the end.
+type source interface {
+	Next() (lottery.Bet, error)
+	// Progress is the fraction of the input read so far, 0..1.
+	Progress() float64
+	// Discarded is how many invalid rows were skipped so far.
+	Discarded() int
+	Close() error
+}
+
+// RowError says which row of which file is invalid, in which field and why.
+type RowError struct {
+	File  string
+	Line  int
+	Field string
+	Err   error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("%s:%d: field %s: %v", e.File, e.Line, e.Field, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
+// csvSource streams an agency file: first name, last name, document,
+// birthdate (YYYY-MM-DD), number; no header; CRLF or LF line ends. Invalid
+// rows are logged with their line and field, counted and skipped.
+type csvSource struct {
+	path      string
+	agency    int
+	f         *os.File
+	size      int64
+	read      countingReader
+	cr        *csv.Reader
+	log       *logging.Logger
+	quiet     int // rows up to this line were logged before (a resumed pass)
+	discarded int
+	now       time.Time
+}
+
+// openCSV opens path for agency. Lines up to quietUpTo are not logged again
+// when invalid (they were, before a reconnect).
+func openCSV(path string, agency int, log *logging.Logger, quietUpTo int) (*csvSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open agency data: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open agency data: %w", err)
+	}
+	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, quiet: quietUpTo, now: time.Now()}
+	s.read.r = f
+	br := bufio.NewReaderSize(&s.read, 64<<10)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
+		br.Discard(3) // a UTF-8 byte order mark from a spreadsheet export
+	}
+	s.cr = csv.NewReader(br)
+	s.cr.FieldsPerRecord = -1 // counted per row, to report the line
+	s.cr.ReuseRecord = true
+	return s, nil
+}
+
+// fieldNames name the columns of an agency file, for error messages.
+var fieldNames = [...]string{lottery.FieldFirstName, lottery.FieldLastName, lottery.FieldDocument, lottery.FieldBirthdate, lottery.FieldNumber}
+
+// errFields is the reason for a row with the wrong number of fields.
+var errFields = errors.New("row does not have 5 fields (first name, last name, document, birthdate, number)")
+
+func (s *csvSource) Next() (lottery.Bet, error) {
+	for {
+		rec, err := s.cr.Read()
+		if err == io.EOF {
+			return lottery.Bet{}, io.EOF
+		}
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			s.skip(&RowError{File: s.path, Line: perr.Line, Field: "-", Err: perr.Err})
+			continue
+		}
+		if err != nil {
+			return lottery.Bet{}, fmt.Errorf("read %s: %w", s.path, err)
+		}
+		line, _ := s.cr.FieldPos(0)
+		bet, rerr := s.parse(rec, line)
+		if rerr != nil {
+			s.skip(rerr)
+			continue
+		}
+		return bet, nil
+	}
+}
+
+func (s *csvSource) parse(rec []string, line int) (lottery.Bet, *RowError) {
+	if len(rec) != len(fieldNames) {
+		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: "-", Err: errFields}
+	}
+	bet := lottery.Bet{Agency: s.agency, FirstName: rec[0], LastName: rec[1], Document: rec[2]}
+	date, err := lottery.ParseDate(rec[3])
+	if err != nil {
+		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: lottery.FieldBirthdate, Err: fmt.Errorf("%q %w", rec[3], err)}
+	}
+	bet.Birthdate = date
+	if bet.Number, err = strconv.Atoi(rec[4]); err != nil {
+		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: lottery.FieldNumber, Err: fmt.Errorf("%q %w", rec[4], lottery.ErrNumberRange)}
+	}
+	if err := bet.ValidateAt(s.now); err != nil {
+		var ve *lottery.ValidationError
+		errors.As(err, &ve)
+		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: ve.Field, Err: err}
+	}
+	return bet, nil
+}
+
+func (s *csvSource) skip(e *RowError) {
+	s.discarded++
+	if e.Line > s.quiet {
+		s.log.Warningf("action: leer_apuesta | result: fail | archivo: %s | linea: %d | campo: %s | error: %v", e.File, e.Line, e.Field, e.Err)
+	}
+}
+
+func (s *csvSource) Progress() float64 {
+	if s.size == 0 {
+		return 1
+	}
+	return float64(s.read.n) / float64(s.size)
+}
+
+func (s *csvSource) Discarded() int { return s.discarded }
+
+func (s *csvSource) Close() error {
+	err := s.f.Close()
+	if err == nil {
+		s.log.Infof("action: close_file | result: success | archivo: %s", s.path)
+	}
+	return err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// singleSource yields the one bet of course exercise 5.
+type singleSource struct {
+	bet  lottery.Bet
+	done bool
+}
+
+func (s *singleSource) Next() (lottery.Bet, error) {
+	if s.done {
+		return lottery.Bet{}, io.EOF
+	}
+	s.done = true
+	return s.bet, nil
+}
+
+func (s *singleSource) Progress() float64 {
+	if s.done {
+		return 1
+	}
+	return 0
+}
+
+func (s *singleSource) Discarded() int { return 0 }
+func (s *singleSource) Close() error   { return nil }
+
+// singleBetEnv are the variables of single-bet mode.
+var singleBetEnv = [...]string{"NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO"}
+
+// singleBetFromEnv returns the bet given by the environment, ok=false when
+// none of its variables is set, and an error naming the variable that is
+// missing or invalid.
+func singleBetFromEnv(agency int, getenv func(string) string) (bet lottery.Bet, ok bool, err error) {
+	set := 0
+	for _, k := range singleBetEnv {
+		if getenv(k) != "" {
+			set++
+		}
+	}
+	if set == 0 {
+		return lottery.Bet{}, false, nil
+	}
+	for _, k := range singleBetEnv {
+		if getenv(k) == "" {
+			return lottery.Bet{}, true, fmt.Errorf("single-bet mode: %s is not set (all of %v are needed)", k, singleBetEnv)
+		}
+	}
+	bet = lottery.Bet{Agency: agency, FirstName: getenv("NOMBRE"), LastName: getenv("APELLIDO"), Document: getenv("DOCUMENTO")}
+	if bet.Birthdate, err = lottery.ParseDate(getenv("NACIMIENTO")); err != nil {
+		return bet, true, fmt.Errorf("single-bet mode: NACIMIENTO %q %w", getenv("NACIMIENTO"), err)
+	}
+	if bet.Number, err = strconv.Atoi(getenv("NUMERO")); err != nil {
+		return bet, true, fmt.Errorf("single-bet mode: NUMERO %q %w", getenv("NUMERO"), lottery.ErrNumberRange)
+	}
+	if err := bet.Validate(); err != nil {
+		return bet, true, fmt.Errorf("single-bet mode: %w", err)
+	}
+	return bet, true, nil
+}

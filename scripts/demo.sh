@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# demo.sh: the whole system on this machine, no Docker. Starts the central and
+# N agencies (default 5) as local processes on 127.0.0.1, waits for the draw,
+# prints each agency's winners and a summary, and stops the central. The store
+# stays in .data/server/bets.db and the logs in .data/logs/.
+#   AGENCIES=N  PORT=12345  make demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${AGENCIES:-5}
+port=${PORT:-12345}
+[[ -x bin/server && -x bin/agency ]] || { echo "demo: run 'make build' first" >&2; exit 1; }
+scripts/prepare-data.sh "$n"
+mkdir -p .data/server .data/logs
+
+start=$(date +%s%N)
+SERVER_CONFIG=server/config.ini SERVER_IP=127.0.0.1 SERVER_PORT=$port AGENCIES=$n DB_PATH=.data/server/bets.db \
+  bin/server >.data/logs/server.log 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do # up to 10 s for the central to listen (agencies would retry anyway)
+  grep -q 'action: listen | result: success' .data/logs/server.log 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { cat .data/logs/server.log >&2; exit 1; }
+  sleep 0.1
+done
+
+pids=()
+for i in $(seq 1 "$n"); do
+  CLI_CONFIG=agency/config.yaml CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_DATA_PATH=.data/agency-$i.csv \
+    bin/agency >".data/logs/agency-$i.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+for i in $(seq 1 "$n"); do
+  if ! wait "${pids[$((i - 1))]}"; then
+    failed=$((failed + 1))
+    echo "agency $i: FAILED, see .data/logs/agency-$i.log:" >&2
+    grep 'result: fail' ".data/logs/agency-$i.log" | tail -3 >&2 || true
+  fi
+done
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+kill -TERM "$server"
+wait "$server" || failed=$((failed + 1))
+trap - EXIT
+
+total=0
+for i in $(seq 1 "$n"); do
+  sent=$(grep -o 'apuestas_enviadas | result: success | cantidad: [0-9]*' ".data/logs/agency-$i.log" | grep -o '[0-9]*$' || echo "?")
+  won=$(grep -o 'consulta_ganadores | result: success | cant_ganadores: [0-9]*' ".data/logs/agency-$i.log" | grep -o '[0-9]*$' || echo "?")
+  printf 'agency %d: %7s bets sent, %s winners\n' "$i" "$sent" "$won"
+  [[ $won == "?" ]] || total=$((total + won))
+done
+draw=$(grep -o 'action: sorteo | result: success.*' .data/logs/server.log | tail -1 || true)
+echo "summary: $n agencies, $total winners, ${elapsed_ms} ms, ${draw:-no draw logged}; store .data/server/bets.db, logs .data/logs/"
+exit $((failed > 0))

@@ -1,0 +1,57 @@
+// Command server is the lottery central. It reads config.ini (path in
+// SERVER_CONFIG, default ./config.ini; a missing file means defaults and
+// environment), listens for agencies and runs the draw. See the README.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+var log = logging.MustGetLogger("server")
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	logformat.Setup(os.Stdout, logging.INFO)
+	path := os.Getenv("SERVER_CONFIG")
+	if path == "" {
+		path = "config.ini"
+	}
+	opts, err := loadOptions(path)
+	if err != nil {
+		log.Criticalf("action: config | result: fail | error: %v", err)
+		return 1
+	}
+	logformat.Setup(os.Stdout, opts.LogLevel)
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | coalesce_commits: %t",
+		path, opts.IP, opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns, opts.Coalesce)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	c, err := newCentral(opts, log)
+	if err != nil {
+		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %v", opts.DBPath, err)
+		return 1
+	}
+	ln, err := listen(opts.IP, opts.Port, opts.Backlog)
+	if err != nil {
+		log.Criticalf("action: listen | result: fail | error: %v", err)
+		c.Close()
+		return 1
+	}
+	log.Infof("action: listen | result: success | address: %s", ln.Addr())
+	c.Serve(ctx, ln)
+	if err := c.Close(); err != nil {
+		return 1
+	}
+	log.Info("action: shutdown | result: success")
+	return 0
+}

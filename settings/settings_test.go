@@ -1,0 +1,41 @@
+package settings
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestParser(t *testing.T) {
+	vals := map[string]string{"port": " 12345 ", "bad": "12a", "neg": "-1", "d": "250ms", "b": "Yes", "lvl": "DEBUG", "empty": ""}
+	p := Parser{Lookup: func(k string) string { return vals[k] }}
+	if p.IntIn("port", 1, 65535) != 12345 || p.Duration("d") != 250*time.Millisecond || !p.Bool("b") || p.Level("lvl").String() != "DEBUG" {
+		t.Fatal("good values misread")
+	}
+	if p.Err != nil {
+		t.Fatal(p.Err)
+	}
+	tests := []struct {
+		name string
+		call func(*Parser)
+		key  string
+	}{
+		{"ErrNotNumber", func(p *Parser) { p.IntIn("bad", 1, 9) }, "bad"},
+		{"ErrRange", func(p *Parser) { p.IntIn("neg", 1, 9) }, "neg"},
+		{"ErrDuration", func(p *Parser) { p.Duration("bad") }, "bad"},
+		{"ErrBool", func(p *Parser) { p.Bool("bad") }, "bad"},
+		{"ErrLevel", func(p *Parser) { p.Level("bad") }, "bad"},
+		{"ErrEmpty", func(p *Parser) { p.NonEmpty("empty") }, "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Parser{Lookup: func(k string) string { return vals[k] }}
+			tt.call(&p)
+			p.IntIn("neg", 1, 9) // a later error must not replace the first
+			var e *Error
+			if !errors.As(p.Err, &e) || e.Key != tt.key || !errors.Is(p.Err, ErrInvalid) {
+				t.Fatalf("got %v, want error on key %s", p.Err, tt.key)
+			}
+		})
+	}
+}
