@@ -20,7 +20,8 @@ import (
 // Paths set up once by TestMain.
 var (
 	binDir      string // server, agency and gendata binaries
-	genData     string // generated data for 5 agencies
+	genData     string // generated data for 5 agencies (20,000 bets)
+	bigData     string // generated data for 2 agencies (400,000 bets), slow enough to interrupt
 	officialDir string // the official dataset, extracted; "" when absent
 )
 
@@ -51,6 +52,11 @@ func setup(m *testing.M) int {
 	}
 	genData = filepath.Join(tmp, "gen")
 	if out, err := exec.Command(filepath.Join(binDir, "gendata"), "-out", genData, "-agencies", "5", "-bets", "20000").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "gendata: %v\n%s", err, out)
+		return 1
+	}
+	bigData = filepath.Join(tmp, "big")
+	if out, err := exec.Command(filepath.Join(binDir, "gendata"), "-out", bigData, "-agencies", "2", "-bets", "400000", "-seed", "2").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "gendata: %v\n%s", err, out)
 		return 1
 	}
@@ -90,7 +96,7 @@ func start(t *testing.T, name string, dir string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name))
 	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -257,4 +263,3 @@ func countZipRows(t *testing.T) int {
 	}
 	return n
 }
-
