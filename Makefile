@@ -4,6 +4,10 @@ BBOLT_VERSION := $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt 2>/dev
 BBOLT := bin/bbolt
 DOCKER_COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE ?= docker-compose-dev.yaml
+COMPOSE := $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(COMPOSE_FILE)
+# The store folder is mounted into the central, which runs as this user.
+export TP0_UID := $(shell id -u)
+export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
 .PHONY: all build demo test test-short fuzz chaos bench bench-scale inspect \
@@ -45,3 +49,22 @@ inspect: $(BBOLT)
 		$(BBOLT) keys $(STORE) $$b | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) $$b $$k)"; done; done
 	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) stored; first rows:"
 	@$(BBOLT) keys $(STORE) bets | head -3 | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) bets $$k)"; done
+
+docker-image:
+	docker build -f ./server/Dockerfile -t "server:latest" .
+	docker build -f ./agency/Dockerfile -t "agency:latest" .
+
+# Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
+# images and starts everything in the background.
+docker-compose-up: docker-image
+	@test -f $(COMPOSE_FILE) || { echo "no $(COMPOSE_FILE): run ./generar-compose.sh $(COMPOSE_FILE) N"; exit 1; }
+	scripts/prepare-data.sh $$(grep -c 'container_name: client' $(COMPOSE_FILE) || true)
+	mkdir -p .data/server
+	$(COMPOSE) up -d --build
+
+docker-compose-down:
+	$(COMPOSE) stop -t 1
+	$(COMPOSE) down
+
+docker-compose-logs:
+	$(COMPOSE) logs -f

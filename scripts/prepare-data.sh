@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:?usage: prepare-data.sh N}
+((n > 0)) || exit 0
 missing=0
 for i in $(seq 1 "$n"); do [[ -f .data/agency-$i.csv ]] || missing=1; done
 ((missing)) || exit 0

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# generar-compose.sh FILE N: write the Docker Compose file for the central and
+# N agencies (client1..clientN). Backed by scripts/compose (Go, no Python).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+go -C "$here" build -o bin/generar-compose ./scripts/compose
+exec "$here/bin/generar-compose" "$@"

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"OK", []string{filepath.Join(dir, "ok.yaml"), "3"}, true},
+		{"OKYml", []string{filepath.Join(dir, "ok.yml"), "0"}, true},
+		{"ErrMissing", []string{filepath.Join(dir, "a.yaml")}, false},
+		{"ErrExtra", []string{filepath.Join(dir, "b.yaml"), "1", "2"}, false},
+		{"ErrNotNumber", []string{filepath.Join(dir, "c.yaml"), "tres"}, false},
+		{"ErrNegative", []string{filepath.Join(dir, "d.yaml"), "-1"}, false},
+		{"ErrExtension", []string{filepath.Join(dir, "e.txt"), "1"}, false},
+		{"ErrNoDir", []string{filepath.Join(dir, "nope", "f.yaml"), "1"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(tt.args)
+			if (err == nil) != tt.ok {
+				t.Fatalf("run(%q) = %v", tt.args, err)
+			}
+			if !tt.ok && len(tt.args) > 0 {
+				if _, err := os.Stat(tt.args[0]); !os.IsNotExist(err) {
+					t.Fatalf("%s was written despite the error", tt.args[0])
+				}
+			}
+		})
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Fatalf("temp file %s left behind", e.Name())
+		}
+	}
+}
+
+func TestCompose(t *testing.T) {
+	if Compose(5) != Compose(5) {
+		t.Fatal("output is not deterministic")
+	}
+	c := Compose(3)
+	for _, want := range []string{
+		"container_name: server", "container_name: client1", "container_name: client3", "CLI_ID=3",
+		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:",
+		"./server/config.ini:/config.ini:ro", "./agency/config.yaml:/config.yaml:ro",
+		"./.data/agency-2.csv:/.data/agency-2.csv:ro", "./.data/server:/data",
+	} {
+		if !strings.Contains(c, want) {
+			t.Errorf("compose for 3 lacks %q", want)
+		}
+	}
+	if strings.Contains(c, "client4") || strings.Contains(Compose(0), "client1") {
+		t.Error("wrong number of clients")
+	}
+}
+
+// The committed docker-compose-dev.yaml is what the generator writes for 5.
+func TestCommittedComposeIsCurrent(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose-dev.yaml")
+	if err != nil {
+		t.Skip(err)
+	}
+	if string(b) != Compose(5) {
+		t.Fatal("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
+	}
+}
