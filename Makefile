@@ -28,8 +28,17 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 
+# Each fuzz target for FUZZTIME (their seed corpora also run in make test).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME) ./server
+
+# The full kill -9 set: 5 runs x 5 kill points of the central, CHAOS_COUNT times
+# (make test runs one run of 5 points).
+CHAOS_COUNT ?= 2
+chaos:
+	TP0_CHAOS=1 $(GO) test -race -count=$(CHAOS_COUNT) -run 'Chaos|Hostile' -v ./e2e 2>&1 | grep -E '^(=== RUN|---|ok|FAIL|PASS)|chaos:|not reached'
 
 fmt:
 	gofmt -l -w .

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// memConn is a net.Conn over an input buffer; what the server writes is kept.
+// Reads end with io.EOF once the input is consumed.
+type memConn struct {
+	in  io.Reader
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (c *memConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+func (c *memConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(p)
+}
+func (c *memConn) Close() error                     { return nil }
+func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+func quietLogger() *logging.Logger {
+	logging.SetBackend(logging.NewLogBackend(io.Discard, "", 0))
+	return logging.MustGetLogger("fuzz")
+}
+
+func newTestCentral(tb testing.TB, agencies int) *Central {
+	tb.Helper()
+	opts := Options{Agencies: agencies, DBPath: filepath.Join(tb.TempDir(), "bets.db"),
+		IdleTimeout: time.Second, MaxConns: 8, LogLevel: logging.ERROR}
+	c, err := newCentral(opts, quietLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func frames(tb testing.TB, msgs ...protocol.Message) []byte {
+	var b []byte
+	for _, m := range msgs {
+		var err error
+		if b, err = protocol.Append(b, m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return b
+}
+
+func fuzzBets(agency, n int) []lottery.Bet {
+	out := make([]lottery.Bet, n)
+	for i := range out {
+		out[i] = lottery.Bet{Agency: agency, FirstName: "Ana", LastName: "D'Elia", Document: "12345678",
+			Birthdate: lottery.Date{Year: 1990, Month: 5, Day: 6}, Number: 7570 + i}
+	}
+	return out
+}
+
+// FuzzSession drives one session with arbitrary input against a temp store.
+// Invariants: no panic; the bets stored equal the sum of the acks' Stored
+// (nothing of a rejected batch lands); each agency's committed count equals
+// its bets in the store.
+func FuzzSession(f *testing.F) {
+	bad := fuzzBets(1, 3)
+	bad[2].Number = 10000
+	f.Add(frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV},
+		&protocol.Batch{Agency: 1, First: 0, Bets: fuzzBets(1, 3)},
+		&protocol.Batch{Agency: 1, First: 1, Bets: fuzzBets(1, 4)[1:]}, // overlapping retry
+		&protocol.Finish{Total: 4}, &protocol.WinnersRequest{}))
+	f.Add(frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeSingle},
+		&protocol.Batch{Agency: 1, First: 0, Bets: bad},
+		&protocol.Batch{Agency: 1, First: 5, Bets: fuzzBets(1, 1)},
+		&protocol.Batch{Agency: 2, First: 0, Bets: fuzzBets(2, 1)}))
+	f.Add(frames(f, &protocol.Finish{Total: 1}))
+	f.Add([]byte("echo me\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := newTestCentral(t, 2)
+		conn := &memConn{in: bytes.NewReader(data)}
+		ctx, cancel := context.WithCancel(context.Background())
+		c.serveConn(ctx, conn)
+		cancel()
+		c.wg.Wait() // a draw the session started
+		acked := 0
+		r := protocol.NewReader(bytes.NewReader(conn.out.Bytes()), 0)
+		for {
+			m, err := r.Next()
+			if err != nil {
+				break
+			}
+			if a, ok := m.(*protocol.Ack); ok {
+				acked += a.Stored
+			}
+		}
+		round, err := c.store.Round()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(round.Bets) != acked {
+			t.Fatalf("%d bets stored, acks say %d", round.Bets, acked)
+		}
+		per := map[int]uint64{}
+		for b, err := range c.store.LoadBets() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			per[b.Agency]++
+		}
+		for a, n := range round.Committed {
+			if per[a] != n {
+				t.Fatalf("agency %d: committed %d, stored %d", a, n, per[a])
+			}
+		}
+	})
+}
