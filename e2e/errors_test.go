@@ -41,13 +41,15 @@ func TestCentral_InvalidBetBatch(t *testing.T) {
 }
 
 func TestCentral_ProtocolErrors(t *testing.T) {
-	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
+	// Each subtest uses its own agency: a session ends a moment after its
+	// fatal error reply, and a new hello for the same agency could meet it.
+	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 5)
 	t.Run("UnknownAgency", func(t *testing.T) {
 		cl := dial(t, c.addr)
-		cl.send(&protocol.Hello{Agency: 3, Mode: protocol.ModeCSV})
+		cl.send(&protocol.Hello{Agency: 6, Mode: protocol.ModeCSV})
 		cl.expectError(protocol.CodeUnknownAgency)
 		cl.expectClosed()
-		c.waitLine(`action: hello \| result: fail .*agency 3 is outside 1..2`, 5*time.Second)
+		c.waitLine(`action: hello \| result: fail .*agency 6 is outside 1..5`, 5*time.Second)
 	})
 	t.Run("SecondSession", func(t *testing.T) {
 		first := dial(t, c.addr)
@@ -69,19 +71,21 @@ func TestCentral_ProtocolErrors(t *testing.T) {
 		cl.hello(1)
 		cl.send(&protocol.Batch{Agency: 2, Bets: testBets(2, 1)})
 		cl.expectError(protocol.CodeUnknownAgency)
+		cl.expectClosed() // agency 1's session is over before the next subtest
 		c.waitLine(`batch for agency 2 on agency 1's session`, 5*time.Second)
 	})
 	t.Run("WinnersBeforeFinish", func(t *testing.T) {
 		cl := dial(t, c.addr)
-		cl.hello(1)
+		cl.hello(3)
 		cl.send(&protocol.WinnersRequest{})
 		cl.expectError(protocol.CodeUnexpected)
+		cl.expectClosed()
 		c.waitLine(`action: consulta_ganadores \| result: fail .*has not finished`, 5*time.Second)
 	})
 	t.Run("BetsAfterFinish", func(t *testing.T) {
 		cl := dial(t, c.addr)
-		cl.hello(1)
-		cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 3)})
+		cl.hello(4)
+		cl.send(&protocol.Batch{Agency: 4, Bets: testBets(4, 3)})
 		if _, err := cl.recv(); err != nil {
 			t.Fatal(err)
 		}
@@ -89,13 +93,13 @@ func TestCentral_ProtocolErrors(t *testing.T) {
 		if m, err := cl.recv(); err != nil || m.Kind() != protocol.KindFinished {
 			t.Fatalf("finish answered %#v, %v", m, err)
 		}
-		cl.send(&protocol.Batch{Agency: 1, First: 3, Bets: testBets(1, 1)})
+		cl.send(&protocol.Batch{Agency: 4, First: 3, Bets: testBets(4, 1)})
 		cl.expectError(protocol.CodeFinished)
 		c.waitLine(`action: apuesta_recibida \| result: fail .*finished`, 5*time.Second)
 	})
 	t.Run("IncompleteFinish", func(t *testing.T) {
 		cl := dial(t, c.addr)
-		cl.hello(2)
+		cl.hello(5)
 		cl.send(&protocol.Finish{Total: 10})
 		cl.expectError(protocol.CodeIncomplete)
 	})
