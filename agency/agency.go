@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/op/go-logging"
@@ -69,11 +70,13 @@ func (a *Agency) sleep(ctx context.Context, d time.Duration) error {
 // broken connection or a server restart. It returns ctx.Err() when stopped.
 func (a *Agency) Run(ctx context.Context) error {
 	// A missing or unreadable data file is reported before any connection.
-	src, err := a.open()
-	if err != nil {
-		return err
+	if a.single == nil {
+		f, err := os.Open(a.opts.DataPath)
+		if err != nil {
+			return permanent(fmt.Errorf("open agency data: %w", err))
+		}
+		f.Close()
 	}
-	src.Close()
 	backoff := a.opts.Backoff
 	for attempt := 0; ; {
 		progress, err := a.session(ctx)
