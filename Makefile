@@ -77,3 +77,14 @@ docker-compose-down:
 
 docker-compose-logs:
 	$(COMPOSE) logs -f
+
+# End-to-end figures on the official dataset (else generated data of its size),
+# side by side with a minimal reference pipeline; BENCH_RUNS repetitions.
+BENCH_RUNS ?= 5
+bench: build
+	$(GO) run ./scripts/bench -mode flow -runs $(BENCH_RUNS)
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./store ./agency
+
+# Growth with agencies and bets (generated data), as a Markdown table.
+bench-scale: build
+	$(GO) run ./scripts/bench -mode scale -runs 1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +78,7 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 }
 
 func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, error) {
-	sopts := store.Options{Coalesce: opts.Coalesce}
+	sopts := store.Options{Coalesce: opts.Coalesce, MaxBatchDelay: opts.CoalesceMax}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
 		return nil, store.Round{}, err
@@ -357,19 +358,23 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 		winners[a] = []string{}
 	}
 	total, scanned := 0, 0
-	for bet, err := range c.store.LoadBets() {
-		if err != nil {
-			c.log.Errorf("action: sorteo | result: fail | error: %v", err)
-			return nil, err
-		}
+	err := c.store.ScanBets(func(bet *lottery.Bet) error {
 		scanned++
 		if scanned%65536 == 0 && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		if lottery.HasWon(bet) {
-			winners[bet.Agency] = append(winners[bet.Agency], bet.Document)
+		if lottery.HasWon(*bet) {
+			// The bet's strings live in the store's map: keep a copy.
+			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
 			total++
 		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Errorf("action: sorteo | result: fail | error: %v", err)
+		}
+		return nil, err
 	}
 	if err := c.store.SaveDraw(time.Now(), c.opts.Agencies, winners); err != nil {
 		c.log.Errorf("action: sorteo | result: fail | error: %v", err)

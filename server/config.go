@@ -26,6 +26,7 @@ type Options struct {
 	IdleTimeout time.Duration
 	MaxConns    int
 	Coalesce    bool
+	CoalesceMax time.Duration
 }
 
 // configKeys are the keys of config.ini with their defaults.
@@ -39,6 +40,7 @@ var configKeys = []struct{ key, def string }{
 	{"IDLE_TIMEOUT", "30s"},
 	{"MAX_CONNECTIONS", "256"},
 	{"COALESCE_COMMITS", "false"},
+	{"COALESCE_DELAY", "1ms"},
 }
 
 // loadOptions reads the config file at path (a missing file is fine: defaults
@@ -76,5 +78,6 @@ func loadOptions(path string) (Options, error) {
 	o.IdleTimeout = p.Duration("IDLE_TIMEOUT")
 	o.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
 	o.Coalesce = p.Bool("COALESCE_COMMITS")
+	o.CoalesceMax = p.Duration("COALESCE_DELAY")
 	return o, p.Err
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/op/go-logging"
@@ -30,8 +31,17 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
-	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | coalesce_commits: %t",
-		path, opts.IP, opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns, opts.Coalesce)
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | coalesce_commits: %t | coalesce_delay: %s",
+		path, opts.IP, opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns, opts.Coalesce, opts.CoalesceMax)
+
+	if path := os.Getenv("CPU_PROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			log.Criticalf("action: cpu_profile | result: fail | error: %v", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -54,4 +64,21 @@ func run() int {
 	}
 	log.Info("action: shutdown | result: success")
 	return 0
+}
+
+// startCPUProfile writes a pprof CPU profile of the whole run to path (a
+// diagnostics switch: CPU_PROFILE=cpu.prof).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

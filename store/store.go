@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -362,6 +363,29 @@ func (s *Store) LoadBets() iter.Seq2[lottery.Bet, error] {
 }
 
 var errStop = errors.New("stop")
+
+// ScanBets calls fn for every stored bet in registry order, from one read
+// transaction, without allocating: the bet's strings point into the store's
+// memory map and are valid only until fn returns (copy what you keep, e.g.
+// with strings.Clone). The draw uses it; LoadBets is the copying form.
+func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
+	return s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketBets).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) == 0 {
+				return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
+			}
+			bet, err := ParseRow(unsafe.String(&v[0], len(v)))
+			if err != nil {
+				return fmt.Errorf("bet %s: %w", k, err)
+			}
+			if err := fn(&bet); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
 // Export writes every stored bet to w as the course's bets.csv.
 func (s *Store) Export(w io.Writer) error {

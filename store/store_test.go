@@ -453,3 +453,25 @@ func TestExport_OfficialDatasetMatchesPython(t *testing.T) {
 		t.Fatalf("%d winners, want 2+3+3+2+0", winners)
 	}
 }
+
+func TestStore_ScanBets(t *testing.T) {
+	s := MustOpen(t)
+	if err := s.StoreBets(tricky()); err != nil {
+		t.Fatal(err)
+	}
+	var got []lottery.Bet
+	err := s.ScanBets(func(b *lottery.Bet) error {
+		c := *b
+		c.FirstName, c.LastName, c.Document = strings.Clone(b.FirstName), strings.Clone(b.LastName), strings.Clone(b.Document)
+		got = append(got, c)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, tricky()) {
+		t.Fatalf("ScanBets = %+v, %v", got, err)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.ScanBets(func(*lottery.Bet) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("ScanBets did not stop on the callback's error: %v after %d", err, n)
+	}
+}

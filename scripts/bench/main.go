@@ -1,0 +1,344 @@
+// Command bench measures the whole flow end to end: the central and N agencies
+// as processes on 127.0.0.1, from the central's start to the last agency's
+// exit, verified on every run (stored count, winners per agency).
+//
+//	go run ./scripts/bench -mode flow  [-runs 5] [-data DIR]   # make bench
+//	go run ./scripts/bench -mode scale                         # make bench-scale
+//
+// flow runs this system and a minimal reference pipeline (see ref.go) in the
+// same run on the same data, and prints their figures and the ratio. scale
+// runs generated data of 100k, 1M and 5M bets over 1, 10 and 100 agencies and
+// prints a Markdown table (time, bets/s, peak memory, draw time, store size).
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loteria-nacional/tp0/store"
+)
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "ref-server" || os.Args[1] == "ref-agency") {
+		run := map[string]func([]string) error{"ref-server": refServer, "ref-agency": refAgency}[os.Args[1]]
+		if err := run(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		return
+	}
+	mode := flag.String("mode", "flow", "flow or scale")
+	runs := flag.Int("runs", 5, "repetitions per configuration")
+	bin := flag.String("bin", "bin", "folder with server and agency binaries")
+	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
+	env := flag.String("env", "", "extra environment for the central and agencies, space-separated KEY=VALUE")
+	flag.Parse()
+	b := &bench{bin: *bin, extraEnv: strings.Fields(*env)}
+	var err error
+	switch *mode {
+	case "flow":
+		err = b.flow(*data, *runs)
+	case "scale":
+		err = b.scale(*runs)
+	default:
+		err = fmt.Errorf("unknown -mode %q", *mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	bin      string
+	extraEnv []string
+}
+
+// dataset describes agency files and what a correct run must produce.
+type dataset struct {
+	dir      string
+	agencies int
+	bets     int
+	winners  map[int]int
+	label    string
+}
+
+// scanData counts bets and 7574s per agency file.
+func scanData(dir, label string) (dataset, error) {
+	d := dataset{dir: dir, winners: map[int]int{}, label: label}
+	for i := 1; ; i++ {
+		f, err := os.Open(filepath.Join(dir, fmt.Sprintf("agency-%d.csv", i)))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return d, err
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			d.bets++
+			if strings.HasSuffix(strings.TrimRight(sc.Text(), "\r"), ",7574") {
+				d.winners[i]++
+			}
+		}
+		f.Close()
+		d.agencies = i
+	}
+	if d.agencies == 0 {
+		return d, fmt.Errorf("no agency-N.csv in %s", dir)
+	}
+	return d, nil
+}
+
+// result is one verified run.
+type result struct {
+	wall     time.Duration
+	cpu      time.Duration // central's user+system time
+	peakRSS  int64         // central's peak resident set, KiB (includes mmapped store pages)
+	peakAnon int64         // central's peak anonymous memory, KiB (heap, stacks: excludes the mmap)
+	draw     time.Duration
+	dbSize   int64
+}
+
+var (
+	reWinners = regexp.MustCompile(`cant_ganadores: (\d+)`)
+	reRefWin  = regexp.MustCompile(`^winners (\d+)`)
+	reDraw    = regexp.MustCompile(`action: sorteo \| result: success .*duracion: (\S+)`)
+)
+
+// runOurs runs the central and the agencies of d once.
+func (b *bench) runOurs(d dataset, tmp string) (result, error) {
+	db := filepath.Join(tmp, "bets.db")
+	os.Remove(db)
+	port, err := freePort()
+	if err != nil {
+		return result{}, err
+	}
+	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, "AGENCIES=" + strconv.Itoa(d.agencies),
+		"DB_PATH=" + db, "MAX_CONNECTIONS=1024", "SERVER_LISTEN_BACKLOG=1024"}, b.extraEnv...)
+	start := time.Now()
+	srv, err := startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success")
+	if err != nil {
+		return result{}, err
+	}
+	defer srv.kill()
+	agents := make([]*proc, d.agencies+1)
+	for i := 1; i <= d.agencies; i++ {
+		aenv := append([]string{"CLI_ID=" + strconv.Itoa(i), "CLI_SERVER_ADDRESS=127.0.0.1:" + port,
+			"CLI_DATA_PATH=" + filepath.Join(d.dir, fmt.Sprintf("agency-%d.csv", i)), "CLI_WINNERS_TIMEOUT=30m"}, b.extraEnv...)
+		if agents[i], err = startProc(filepath.Join(b.bin, "agency"), aenv, ""); err != nil {
+			return result{}, err
+		}
+	}
+	for i := 1; i <= d.agencies; i++ {
+		if err := agents[i].wait(); err != nil {
+			return result{}, fmt.Errorf("agency %d: %w\n%s", i, err, agents[i].tail())
+		}
+	}
+	wall := time.Since(start)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	if err := srv.wait(); err != nil {
+		return result{}, fmt.Errorf("central: %w\n%s", err, srv.tail())
+	}
+	r := srv.usage(wall)
+	for i := 1; i <= d.agencies; i++ {
+		m := reWinners.FindStringSubmatch(agents[i].out.String())
+		if m == nil || m[1] != strconv.Itoa(d.winners[i]) {
+			return result{}, fmt.Errorf("WRONG RESULT: agency %d reported %v winners, want %d", i, m, d.winners[i])
+		}
+	}
+	if m := reDraw.FindStringSubmatch(srv.out.String()); m != nil {
+		r.draw, _ = time.ParseDuration(m[1])
+	}
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		return result{}, err
+	}
+	n, err := s.Count()
+	s.Close()
+	if err != nil || int(n) != d.bets {
+		return result{}, fmt.Errorf("WRONG RESULT: %d bets stored, want %d (%v)", n, d.bets, err)
+	}
+	if st, err := os.Stat(db); err == nil {
+		r.dbSize = st.Size()
+	}
+	return r, nil
+}
+
+// runRef runs the reference pipeline on d once.
+func (b *bench) runRef(d dataset, tmp string) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	db := filepath.Join(tmp, "ref.db")
+	os.Remove(db)
+	start := time.Now()
+	srv, err := startProc(self, nil, "listening ", "ref-server", "-db", db, "-agencies", strconv.Itoa(d.agencies))
+	if err != nil {
+		return result{}, err
+	}
+	defer srv.kill()
+	addr := strings.TrimSpace(strings.TrimPrefix(srv.firstLine, "listening "))
+	agents := make([]*proc, d.agencies+1)
+	for i := 1; i <= d.agencies; i++ {
+		if agents[i], err = startProc(self, nil, "", "ref-agency", "-addr", addr, "-id", strconv.Itoa(i),
+			"-data", filepath.Join(d.dir, fmt.Sprintf("agency-%d.csv", i))); err != nil {
+			return result{}, err
+		}
+	}
+	for i := 1; i <= d.agencies; i++ {
+		if err := agents[i].wait(); err != nil {
+			return result{}, fmt.Errorf("ref agency %d: %w\n%s", i, err, agents[i].tail())
+		}
+		m := reRefWin.FindStringSubmatch(agents[i].out.String())
+		if m == nil || m[1] != strconv.Itoa(d.winners[i]) {
+			return result{}, fmt.Errorf("WRONG RESULT: reference agency %d reported %v winners, want %d", i, m, d.winners[i])
+		}
+	}
+	wall := time.Since(start)
+	if err := srv.wait(); err != nil {
+		return result{}, err
+	}
+	return srv.usage(wall), nil
+}
+
+type stats struct{ min, median, max time.Duration }
+
+func summarize(rs []result, f func(result) time.Duration) stats {
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return stats{v[0], v[len(v)/2], v[len(v)-1]}
+}
+
+func maxOf(rs []result, f func(result) int64) int64 {
+	var m int64
+	for _, r := range rs {
+		m = max(m, f(r))
+	}
+	return m
+}
+
+func (b *bench) flow(dataDir string, runs int) error {
+	tmp, err := os.MkdirTemp("", "tp0-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	label := "data in " + dataDir
+	if dataDir == "" {
+		dataDir, label, err = defaultData(tmp)
+		if err != nil {
+			return err
+		}
+	}
+	d, err := scanData(dataDir, label)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("flow: %d agencies, %d bets (%s), %d runs each, interleaved; every run verified\n\n", d.agencies, d.bets, d.label, runs)
+	var ours, ref []result
+	for range runs {
+		r, err := b.runOurs(d, tmp)
+		if err != nil {
+			return err
+		}
+		ours = append(ours, r)
+		if r, err = b.runRef(d, tmp); err != nil {
+			return err
+		}
+		ref = append(ref, r)
+	}
+	fmt.Printf("%-10s %9s %9s %9s %12s %14s %14s %12s\n", "", "min", "median", "max", "bets/s", "peak RSS", "peak anon", "central CPU")
+	for _, row := range []struct {
+		name string
+		rs   []result
+	}{{"ours", ours}, {"reference", ref}} {
+		w := summarize(row.rs, func(r result) time.Duration { return r.wall })
+		cpu := summarize(row.rs, func(r result) time.Duration { return r.cpu })
+		fmt.Printf("%-10s %9s %9s %9s %12.0f %11d KiB %11d KiB %12s\n", row.name, ms(w.min), ms(w.median), ms(w.max),
+			float64(d.bets)/w.median.Seconds(), maxOf(row.rs, func(r result) int64 { return r.peakRSS }),
+			maxOf(row.rs, func(r result) int64 { return r.peakAnon }), ms(cpu.median))
+	}
+	o := summarize(ours, func(r result) time.Duration { return r.wall }).median
+	rf := summarize(ref, func(r result) time.Duration { return r.wall }).median
+	fmt.Printf("\nratio (median, ours / reference): %.2f\n", o.Seconds()/rf.Seconds())
+	return nil
+}
+
+// defaultData extracts the official dataset when it is beside the project,
+// else generates data of the same size.
+func defaultData(tmp string) (dir, label string, err error) {
+	dir = filepath.Join(tmp, "data")
+	const zip = "../shared/tp0-dataset/dataset.zip"
+	if _, err := os.Stat(zip); err == nil {
+		out, err := exec.Command("go", "run", "./scripts/gendata", "-out", dir, "-zip", zip).CombinedOutput()
+		if err != nil {
+			return "", "", fmt.Errorf("extract dataset: %v\n%s", err, out)
+		}
+		return dir, "official dataset", nil
+	}
+	return dir, "generated data, official size", generate(dir, 5, 78697)
+}
+
+func generate(dir string, agencies, bets int) error {
+	out, err := exec.Command("go", "run", "./scripts/gendata", "-out", dir, "-agencies", strconv.Itoa(agencies),
+		"-bets", strconv.Itoa(bets)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("gendata: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func (b *bench) scale(runs int) error {
+	tmp, err := os.MkdirTemp("", "tp0-bench-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Println("| agencies | bets | time | bets/s | central peak RSS | central peak anon | draw | store file |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, total := range []int{100_000, 1_000_000, 5_000_000} {
+		for _, n := range []int{1, 10, 100} {
+			dir := filepath.Join(tmp, fmt.Sprintf("d%d-%d", n, total))
+			if err := generate(dir, n, total); err != nil {
+				return err
+			}
+			d, err := scanData(dir, "generated")
+			if err != nil {
+				return err
+			}
+			var rs []result
+			for range max(1, runs) {
+				r, err := b.runOurs(d, tmp)
+				if err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			}
+			w := summarize(rs, func(r result) time.Duration { return r.wall }).median
+			draw := summarize(rs, func(r result) time.Duration { return r.draw }).median
+			fmt.Printf("| %d | %d | %s | %.0f | %d MiB | %d MiB | %s | %d MiB |\n", n, total, ms(w), float64(total)/w.Seconds(),
+				maxOf(rs, func(r result) int64 { return r.peakRSS })>>10, maxOf(rs, func(r result) int64 { return r.peakAnon })>>10,
+				ms(draw), rs[0].dbSize>>20)
+			os.RemoveAll(dir)
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }

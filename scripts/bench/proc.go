@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is a child process whose output is kept and whose anonymous memory is
+// sampled while it runs.
+type proc struct {
+	cmd       *exec.Cmd
+	out       *lockedBuffer
+	firstLine string
+	done      chan struct{}
+	err       error
+	peakAnon  int64 // KiB
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProc starts path with args; with ready set, it returns once a line
+// containing ready was printed.
+func startProc(path string, env []string, ready string, args ...string) (*proc, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	p := &proc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	readyCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(p.out, line)
+			if ready != "" && strings.Contains(line, ready) {
+				select {
+				case readyCh <- line:
+				default:
+				}
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	go p.sample()
+	if ready == "" {
+		return p, nil
+	}
+	select {
+	case p.firstLine = <-readyCh:
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before it was ready: %v\n%s", path, p.err, p.tail())
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return nil, fmt.Errorf("%s not ready within 30s", path)
+	}
+}
+
+// sample polls /proc/PID/status for RssAnon until the process exits.
+func (p *proc) sample() {
+	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					p.peakAnon = max(p.peakAnon, kb)
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *proc) wait() error {
+	<-p.done
+	return p.err
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) tail() string {
+	s := p.out.String()
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	return s
+}
+
+// usage returns the exited process's figures.
+func (p *proc) usage(wall time.Duration) result {
+	r := result{wall: wall, peakAnon: p.peakAnon}
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.peakRSS = ru.Maxrss
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return r
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}

@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/store"
+)
+
+// batchBets returns n typical bets of agency, as one 8 kB frame carries (~230).
+func batchBets(agency, n int) []lottery.Bet {
+	out := make([]lottery.Bet, n)
+	for i := range out {
+		out[i] = lottery.Bet{Agency: agency, FirstName: "Agustín Emanuel", LastName: "Zambrano",
+			Document: strconv.Itoa(20000000 + i), Birthdate: lottery.Date{Year: 2000, Month: 5, Day: 10}, Number: i}
+	}
+	return out
+}
+
+const betsPerBatch = 230
+
+// BenchmarkAppend stores one batch per op, fsync'd: the central's hot path.
+func BenchmarkAppend(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		opts store.Options
+	}{
+		{"Default", store.Options{}},
+		{"NoFreelistSync", store.Options{NoFreelistSync: true}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), v.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			bets := batchBets(1, betsPerBatch)
+			var first uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Append(1, first, bets); err != nil {
+					b.Fatal(err)
+				}
+				first += betsPerBatch
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*betsPerBatch), "ns/bet")
+		})
+	}
+}
+
+// BenchmarkAppendConcurrent has 5 agencies store batches at once (one op = one
+// batch): separate commits (db.Update) against coalesced ones (db.Batch).
+func BenchmarkAppendConcurrent(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		opts store.Options
+	}{
+		{"Update", store.Options{}},
+		{"Coalesce10ms", store.Options{Coalesce: true}},
+		{"Coalesce1ms", store.Options{Coalesce: true, MaxBatchDelay: time.Millisecond}},
+		{"Coalesce200us", store.Options{Coalesce: true, MaxBatchDelay: 200 * time.Microsecond}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), v.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			const agencies = 5
+			per := b.N/agencies + 1
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for a := 1; a <= agencies; a++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					bets := batchBets(a, betsPerBatch)
+					for i := range per {
+						if _, err := s.Append(a, uint64(i*betsPerBatch), bets); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkDrawScan scans a store of 1M bets with HasWon, as the draw does.
+func BenchmarkDrawScan(b *testing.B) {
+	const total = 1_000_000
+	s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	bets := batchBets(1, 10000)
+	for i := 0; i < total; i += len(bets) {
+		if _, err := s.Append(1, uint64(i), bets); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("LoadBets", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			won := 0
+			for bet, err := range s.LoadBets() {
+				if err != nil {
+					b.Fatal(err)
+				}
+				if lottery.HasWon(bet) {
+					won++
+				}
+			}
+			if won != total/10000 {
+				b.Fatalf("%d winners", won)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
+	})
+	b.Run("ScanBets", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			won := 0
+			err := s.ScanBets(func(bet *lottery.Bet) error {
+				if lottery.HasWon(*bet) {
+					won++
+				}
+				return nil
+			})
+			if err != nil || won != total/10000 {
+				b.Fatalf("%d winners, %v", won, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
+	})
+}
