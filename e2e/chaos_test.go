@@ -86,14 +86,7 @@ func runChaos(t *testing.T, dataDir string, want map[int]int, plan []killPoint) 
 		checkAfterKill(t, db)
 		c = restartCentral(t, c, 5)
 	}
-	for i := 1; i <= 5; i++ {
-		if code := agencies[i].wait(5 * time.Minute); code != 0 {
-			t.Fatalf("agency %d exited %d", i, code)
-		}
-		if got := lastInt(agencies[i].waitLine(`action: consulta_ganadores \| result: success`, time.Second)); got != want[i] {
-			t.Errorf("agency %d: %d winners, want %d", i, got, want[i])
-		}
-	}
+	waitAgencies(t, agencies, want)
 	stopCentral(t, c)
 	// The draw runs once per round: a restarted central answers from the
 	// stored result (a kill between storing it and logging it leaves none).
@@ -182,14 +175,7 @@ func TestChaos_KillAgency(t *testing.T) {
 	agencies[1].signal(syscall.SIGKILL)
 	agencies[1].wait(30 * time.Second)
 	agencies[1] = startAgency(t, c, 1, dataDir, "CLI_RECONNECT_ATTEMPTS=100")
-	for i := 1; i <= 5; i++ {
-		if code := agencies[i].wait(5 * time.Minute); code != 0 {
-			t.Fatalf("agency %d exited %d", i, code)
-		}
-		if got := lastInt(agencies[i].waitLine(`action: consulta_ganadores \| result: success`, time.Second)); got != want[i] {
-			t.Errorf("agency %d: %d winners, want %d", i, got, want[i])
-		}
-	}
+	waitAgencies(t, agencies, want)
 	resumed := c.grep(`action: hello \| result: success .*agencia: 1 \|`)
 	if len(resumed) != 2 || !strings.Contains(resumed[1], "confirmadas: ") || strings.Contains(resumed[1], "confirmadas: 0 ") {
 		t.Fatalf("agency 1 did not resume from a committed count: %v", resumed)

@@ -263,3 +263,18 @@ func countZipRows(t *testing.T) int {
 	}
 	return n
 }
+
+// waitAgencies waits for agencies[1..] to exit 0 and checks each one's
+// winners against want (indexed by agency id).
+func waitAgencies(t *testing.T, agencies []*proc, want map[int]int) {
+	t.Helper()
+	for i := 1; i < len(agencies); i++ {
+		if code := agencies[i].wait(5 * time.Minute); code != 0 {
+			t.Fatalf("agency %d exited %d", i, code)
+		}
+		line := agencies[i].waitLine(`action: consulta_ganadores \| result: success \| cant_ganadores: \d+$`, time.Second)
+		if got := lastInt(line); got != want[i] {
+			t.Errorf("agency %d: %d winners, want %d", i, got, want[i])
+		}
+	}
+}

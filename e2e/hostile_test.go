@@ -165,14 +165,7 @@ func TestHostile(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		agencies[i] = startAgency(t, c, i, genData)
 	}
-	for i := 1; i <= 5; i++ {
-		if code := agencies[i].wait(3 * time.Minute); code != 0 {
-			t.Fatalf("agency %d exited %d", i, code)
-		}
-		if got := lastInt(agencies[i].waitLine(`action: consulta_ganadores \| result: success`, time.Second)); got != want[i] {
-			t.Errorf("agency %d: %d winners, want %d", i, got, want[i])
-		}
-	}
+	waitAgencies(t, agencies, want)
 	stopCentral(t, c)
 	if rep := verifyStore(t, db, genData, 5); rep.total != 20000 {
 		t.Fatalf("stored %d, want 20000", rep.total)

@@ -71,14 +71,7 @@ func TestShutdown_CentralWhileWaitingForWinners(t *testing.T) {
 	c2.waitLine(`action: recuperar_ronda \| result: success \| apuestas: \d+ \| agencias_finalizadas: 2`, time.Second)
 	a3 := startAgency(t, c2, 3, genData)
 	want := expectedWinners(t, genData, 3)
-	for i, a := range []*proc{a1, a2, a3} {
-		if code := a.wait(3 * time.Minute); code != 0 {
-			t.Fatalf("agency %d exited %d", i+1, code)
-		}
-		if got := lastInt(a.waitLine(`action: consulta_ganadores \| result: success`, time.Second)); got != want[i+1] {
-			t.Fatalf("agency %d: %d winners, want %d", i+1, got, want[i+1])
-		}
-	}
+	waitAgencies(t, []*proc{nil, a1, a2, a3}, want)
 	stopCentral(t, c2)
 	verifyStore(t, db, genData, 3)
 }

@@ -40,7 +40,7 @@ var configKeys = []struct{ key, def string }{
 	{"IDLE_TIMEOUT", "30s"},
 	{"MAX_CONNECTIONS", "256"},
 	{"COALESCE_COMMITS", "false"},
-	{"COALESCE_DELAY", "1ms"},
+	{"COALESCE_DELAY", "200us"},
 }
 
 // loadOptions reads the config file at path (a missing file is fine: defaults

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -78,9 +79,14 @@ func (s *session) closing() bool {
 }
 
 // fail logs a failed action and sends the error reply. It returns errEnd for
-// fatal codes, nil when the session goes on.
-func (s *session) fail(action string, e *protocol.Error) error {
-	s.c.log.Warningf("action: %s | result: fail | ip: %s | agencia: %d | code: %s | error: %s", action, s.ip, s.agency, e.Code, e.Error())
+// fatal codes, nil when the session goes on. fields, "key: value" pairs,
+// follow the result in the log line.
+func (s *session) fail(action string, e *protocol.Error, fields ...string) error {
+	extra := ""
+	for _, f := range fields {
+		extra += " | " + f
+	}
+	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, e.Error())
 	if err := s.send(e); err != nil || fatal(e.Code) {
 		return errEnd
 	}
@@ -152,25 +158,25 @@ func (s *session) hello(m *protocol.Hello) error {
 
 func (s *session) batch(m *protocol.Batch) error {
 	n := len(m.Bets)
+	count := fmt.Sprintf("cantidad: %d", n)
 	if m.Agency != s.agency {
 		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
-			"batch for agency %d on agency %d's session", m.Agency, s.agency))
+			"batch for agency %d on agency %d's session", m.Agency, s.agency), count)
 	}
 	rc, err := s.c.store.Append(s.agency, m.First, m.Bets)
 	if err != nil {
-		s.c.log.Warningf("action: apuesta_recibida | result: fail | cantidad: %d | agencia: %d | error: %v", n, s.agency, err)
 		var be *store.BetError
 		switch {
 		case errors.As(err, &be):
-			return s.fail("apuesta_recibida", &protocol.Error{Code: protocol.CodeInvalidBet, Index: be.Index, Message: be.Err.Error()})
+			return s.fail("apuesta_recibida", &protocol.Error{Code: protocol.CodeInvalidBet, Index: be.Index, Message: be.Err.Error()}, count)
 		case errors.Is(err, store.ErrGap):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeGap, "%v", err))
+			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeGap, "%v", err), count)
 		case errors.Is(err, store.ErrFinished):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "agency %d already finished: no more bets", s.agency))
+			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "agency %d already finished: no more bets", s.agency), count)
 		case errors.Is(err, store.ErrDrawDone):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "the draw already ran"))
+			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "the draw already ran"), count)
 		default:
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeInternal, "storing the batch: %v", err))
+			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeInternal, "storing the batch: %v", err), count)
 		}
 	}
 	s.c.log.Infof("action: apuesta_recibida | result: success | cantidad: %d", n)
