@@ -114,22 +114,37 @@ func (p *dockerProject) containerState(name string) string {
 	return strings.TrimSpace(out)
 }
 
+// poll calls cond every 200 ms until it is true or d has passed; it reports
+// whether cond became true. Docker gives no event to wait on for these.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
 // waitExited polls, to a deadline, until container name has exited; it
 // returns its exit code.
 func (p *dockerProject) waitExited(name string, d time.Duration) int {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		st := p.containerState(name)
-		var code int
-		if _, err := fmt.Sscanf(st, "exited %d", &code); err == nil {
-			return code
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("container %s not exited within %s (state %q)", name, d, st)
-		}
-		time.Sleep(200 * time.Millisecond) // polling docker to a deadline, not synchronising
+	var code int
+	var st string
+	exited := poll(d, func() bool {
+		st = p.containerState(name)
+		_, err := fmt.Sscanf(st, "exited %d", &code)
+		return err == nil
+	})
+	if !exited {
+		p.t.Fatalf("container %s not exited within %s (state %q)", name, d, st)
 	}
+	return code
 }
 
 // logs returns a container's logs.
@@ -142,12 +157,8 @@ func (p *dockerProject) logs(name string) string {
 func (p *dockerProject) waitLog(name, re string, d time.Duration) {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(d)
-	for !rx.MatchString(p.logs(name)) {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s logged no line matching %q within %s:\n%s", name, re, d, p.logs(name))
-		}
-		time.Sleep(200 * time.Millisecond) // polling docker to a deadline, not synchronising
+	if !poll(d, func() bool { return rx.MatchString(p.logs(name)) }) {
+		p.t.Fatalf("%s logged no line matching %q within %s:\n%s", name, re, d, p.logs(name))
 	}
 }
 
