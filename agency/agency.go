@@ -181,6 +181,12 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 		return false, err
 	}
 	if a.round != 0 && w.Round != a.round {
+		if a.winners != nil {
+			// Our receipt was recorded and the round archived before the
+			// goodbye reached us: the winners we hold are final.
+			a.log.Infof("action: consulta_ganadores | result: success | cant_ganadores: %d", len(a.winners))
+			return true, nil
+		}
 		return false, permanentf("the central started a new round while this agency was reconnecting; its bets belong to the previous one")
 	}
 	a.round = w.Round
@@ -352,7 +358,20 @@ func (a *Agency) askWinners(c *conn) error {
 			break
 		}
 	}
+	// Confirm receipt; the central records it and says goodbye. Without the
+	// goodbye the session is retried, so the central always learns that this
+	// agency has its winners.
 	a.winners = docs
+	if err := c.send(&protocol.Received{}); err != nil {
+		return err
+	}
+	m, err := c.recv(a.opts.ServerTimeout)
+	if err != nil {
+		return err
+	}
+	if _, err := expect[*protocol.Goodbye](m); err != nil {
+		return err
+	}
 	a.log.Infof("action: consulta_ganadores | result: success | cant_ganadores: %d", len(docs))
 	return nil
 }

@@ -40,9 +40,12 @@ const (
 	KindWinnersRequest
 	KindWinners
 	KindError
+	KindReceived
+	KindGoodbye
 )
 
-var kindNames = [...]string{"", "hello", "welcome", "batch", "ack", "finish", "finished", "winners_request", "winners", "error"}
+var kindNames = [...]string{"", "hello", "welcome", "batch", "ack", "finish", "finished", "winners_request", "winners", "error",
+	"received", "goodbye"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {

@@ -27,6 +27,8 @@
 //	WinnersReq  (empty)
 //	Winners     last u8 (0/1) | count u16 | count × (len u8 | document)
 //	Error       code u8 | index u32 (0xFFFFFFFF: none) | len u16 | message
+//	Received    (empty)
+//	Goodbye     (empty)
 //
 // A bet inside a batch (12 bytes plus its three strings):
 //
@@ -36,4 +38,9 @@
 // "first" is the index of the batch's first bet in the agency's stream of valid
 // bets (0-based); "committed" is how many of the agency's bets the central has
 // durably stored. Together they make ingestion exactly-once: see the README.
+//
+// A session ends with a receipt: after the last Winners frame the agency
+// sends Received, the central records the delivery durably and answers
+// Goodbye. An agency that does not get Goodbye reconnects and asks again, so
+// the central knows for sure when every agency has its winners.
 package protocol

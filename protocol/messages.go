@@ -64,6 +64,13 @@ type Winners struct {
 	Documents []string
 }
 
+// Received confirms that the agency got all its winners. The central records
+// the delivery durably, then answers Goodbye.
+type Received struct{}
+
+// Goodbye ends a session: the delivery of the winners is recorded.
+type Goodbye struct{}
+
 // Kind implementations.
 func (*Hello) Kind() Kind          { return KindHello }
 func (*Welcome) Kind() Kind        { return KindWelcome }
@@ -74,6 +81,8 @@ func (*Finished) Kind() Kind       { return KindFinished }
 func (*WinnersRequest) Kind() Kind { return KindWinnersRequest }
 func (*Winners) Kind() Kind        { return KindWinners }
 func (*Error) Kind() Kind          { return KindError }
+func (*Received) Kind() Kind       { return KindReceived }
+func (*Goodbye) Kind() Kind        { return KindGoodbye }
 
 // newMessage returns an empty message of kind k, or nil for an unknown kind.
 func newMessage(k Kind) Message {
@@ -96,6 +105,10 @@ func newMessage(k Kind) Message {
 		return &Winners{}
 	case KindError:
 		return &Error{}
+	case KindReceived:
+		return &Received{}
+	case KindGoodbye:
+		return &Goodbye{}
 	}
 	return nil
 }
@@ -230,6 +243,10 @@ func (m *Finished) decodeBody(d *decoder) error {
 
 func (*WinnersRequest) appendBody(b []byte) ([]byte, error) { return b, nil }
 func (*WinnersRequest) decodeBody(d *decoder) error         { return d.err }
+func (*Received) appendBody(b []byte) ([]byte, error)       { return b, nil }
+func (*Received) decodeBody(d *decoder) error               { return d.err }
+func (*Goodbye) appendBody(b []byte) ([]byte, error)        { return b, nil }
+func (*Goodbye) decodeBody(d *decoder) error                { return d.err }
 
 func (m *Winners) appendBody(b []byte) ([]byte, error) {
 	if len(m.Documents) > 0xFFFF {

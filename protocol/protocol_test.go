@@ -35,6 +35,8 @@ func allMessages() []Message {
 		&Winners{Last: false, Documents: []string{}},
 		&Error{Code: CodeInvalidBet, Index: 17, Message: "number \"10000\" is not a number in 0..9999"},
 		&Error{Code: CodeBusy, Index: -1, Message: "agency 1 has a live session"},
+		&Received{},
+		&Goodbye{},
 	}
 }
 
@@ -161,6 +163,7 @@ func TestConstants(t *testing.T) {
 		{"Marker", int(Marker), 0xA1},
 		{"KindHello", int(KindHello), 1},
 		{"KindError", int(KindError), 9},
+		{"KindGoodbye", int(KindGoodbye), 11},
 		{"CodeMalformed", int(CodeMalformed), 1},
 		{"CodeInternal", int(CodeInternal), 11},
 		{"MaxBatchBets", MaxBatchBets, 7279},

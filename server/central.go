@@ -89,7 +89,7 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 		return nil, store.Round{}, err
 	}
 	if r.Drawn && len(r.Delivered) >= opts.Agencies {
-		// The last round is over and every agency has its winners: move it aside.
+		// The last round is over and every agency confirmed its winners: move it aside.
 		if err := s.Close(); err != nil {
 			return nil, store.Round{}, err
 		}
@@ -243,7 +243,7 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	switch b := first[0]; {
 	case b == protocol.Marker:
-		s := &session{c: c, conn: conn, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn)}
+		s := &session{c: c, conn: conn, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), sent: -1}
 		s.run(ctx)
 	case b >= 0x20 && b < 0x7f || b == '\t':
 		c.echo(conn, br)

@@ -25,6 +25,7 @@ type session struct {
 	agency int // 0 until hello
 	mode   protocol.Mode
 	out    []byte // reused encode buffer
+	sent   int    // winners sent, -1 until they are
 }
 
 // errEnd ends a session after its reply was sent.
@@ -128,6 +129,8 @@ func (s *session) handle(ctx context.Context, m protocol.Message) error {
 		return s.finish(ctx, m)
 	case *protocol.WinnersRequest:
 		return s.winners(ctx)
+	case *protocol.Received:
+		return s.received()
 	default:
 		return s.fail("receive_message", protocol.NewError(protocol.CodeUnexpected, "an agency does not send %s", m.Kind()))
 	}
@@ -222,8 +225,8 @@ func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 	return nil
 }
 
-// winners waits for the draw and answers the agency's own winners. It is the
-// last message of a session.
+// winners waits for the draw and answers the agency's own winners; the
+// agency's Received then ends the session.
 func (s *session) winners(ctx context.Context) error {
 	if _, finished, err := s.c.store.Committed(s.agency); err != nil || !finished {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnexpected,
@@ -260,9 +263,20 @@ func (s *session) winners(ctx context.Context) error {
 			break
 		}
 	}
-	if err := s.c.store.Delivered(s.agency); err != nil {
-		s.c.log.Warningf("action: consulta_ganadores | result: fail | agencia: %d | error: recording delivery: %v", s.agency, err)
+	s.sent = len(docs)
+	return nil // the agency confirms with Received
+}
+
+// received records that the agency has its winners, durably, and ends the
+// session with Goodbye. Until then the round cannot be archived.
+func (s *session) received() error {
+	if s.sent < 0 {
+		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnexpected, "received before any winners were sent"))
 	}
-	s.c.log.Infof("action: consulta_ganadores | result: success | agencia: %d | cant_ganadores: %d", s.agency, len(docs))
+	if err := s.c.store.Delivered(s.agency); err != nil {
+		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeInternal, "recording the delivery: %v", err))
+	}
+	s.c.log.Infof("action: consulta_ganadores | result: success | agencia: %d | cant_ganadores: %d", s.agency, s.sent)
+	s.send(&protocol.Goodbye{})
 	return errEnd
 }

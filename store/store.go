@@ -12,7 +12,7 @@
 //	agencies  000001 (6-digit agency id)   26936 (bets committed for the agency)
 //	finished  000001                       26936 (the total the agency announced)
 //	winners   000001                       30904465,22714583 (documents; empty for none)
-//	delivered 000001                       2026-11-26T18:13:00Z (winners sent to the agency)
+//	delivered 000001                       2026-11-26T18:13:00Z (the agency confirmed its winners)
 //	meta      format | round_started | draw_time
 //
 // A batch and the agency's committed count change in one transaction, so after
@@ -422,7 +422,7 @@ func (s *Store) Finish(agency int, total uint64) error {
 	})
 }
 
-// Delivered records that agency was sent its winners.
+// Delivered records that agency confirmed receipt of its winners.
 func (s *Store) Delivered(agency int) error {
 	key := agencyKey(agency)
 	return s.update(func(tx *bolt.Tx) error {
@@ -439,7 +439,7 @@ type Round struct {
 	Drawn     bool
 	DrawTime  time.Time
 	Winners   map[int][]string // per agency, when Drawn
-	Delivered map[int]bool     // agencies that were sent their winners
+	Delivered map[int]bool     // agencies that confirmed their winners
 }
 
 // Round reads the state of the round.
