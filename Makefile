@@ -82,8 +82,8 @@ docker-compose-logs:
 # side by side with a minimal reference pipeline; BENCH_RUNS repetitions.
 BENCH_RUNS ?= 5
 bench: build
-	$(GO) run ./scripts/bench -mode flow -runs $(BENCH_RUNS)
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./store ./agency
+	$(GO) run ./scripts/bench -mode flow -runs $(BENCH_RUNS)
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

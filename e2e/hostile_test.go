@@ -112,6 +112,22 @@ func TestHostile(t *testing.T) {
 		cl.expectError(protocol.CodeMalformed)
 		c.waitLine(`result: fail .*string is not valid UTF-8`, 5*time.Second)
 	})
+	t.Run("BetForAnotherAgency", func(t *testing.T) {
+		cl := dial(t, c.addr)
+		cl.hello(5)
+		cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 3)})
+		cl.expectError(protocol.CodeUnknownAgency)
+		cl.expectClosed()
+		c.waitLine(`action: apuesta_recibida \| result: fail \| cantidad: 3 .*batch for agency 1 on agency 5's session`, 5*time.Second)
+	})
+	t.Run("WinnersFromAgencyThatNeverBet", func(t *testing.T) {
+		cl := dial(t, c.addr)
+		cl.hello(1)
+		cl.send(&protocol.WinnersRequest{})
+		cl.expectError(protocol.CodeUnexpected)
+		cl.expectClosed()
+		c.waitLine(`action: consulta_ganadores \| result: fail .*agency 1 has not finished`, 5*time.Second)
+	})
 	t.Run("ManyIdleConnections", func(t *testing.T) {
 		var conns []net.Conn
 		defer func() {
