@@ -41,9 +41,9 @@ func TestCentral_InvalidBetBatch(t *testing.T) {
 }
 
 func TestCentral_ProtocolErrors(t *testing.T) {
-	// Each subtest uses its own agency (a bet for another agency and a winners
-// request before finishing are in TestHostile): a session ends a moment after its
+	// Each subtest uses its own agency: a session ends a moment after its
 	// fatal error reply, and a new hello for the same agency could meet it.
+	// (A bet for another agency and winners before finishing: TestHostile.)
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 5)
 	t.Run("UnknownAgency", func(t *testing.T) {
 		cl := dial(t, c.addr)
