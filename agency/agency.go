@@ -144,10 +144,16 @@ func classify(e *protocol.Error) error {
 	return permanent(fmt.Errorf("central: %w", e))
 }
 
-func expect[T protocol.Message](m protocol.Message) (T, error) {
+// receive reads the next message within d and requires it to be a T.
+func receive[T protocol.Message](c *conn, d time.Duration) (T, error) {
+	var zero T
+	m, err := c.recv(d)
+	if err != nil {
+		return zero, err
+	}
 	t, ok := m.(T)
 	if !ok {
-		return t, permanentf("central sent %s out of order", m.Kind())
+		return zero, permanentf("central sent %s out of order", m.Kind())
 	}
 	return t, nil
 }
@@ -172,11 +178,7 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	if err := c.send(&protocol.Hello{Agency: a.opts.ID, Mode: a.mode()}); err != nil {
 		return false, err
 	}
-	m, err := c.recv(a.opts.ServerTimeout)
-	if err != nil {
-		return false, err
-	}
-	w, err := expect[*protocol.Welcome](m)
+	w, err := receive[*protocol.Welcome](c, a.opts.ServerTimeout)
 	if err != nil {
 		return false, err
 	}
@@ -265,11 +267,7 @@ func (a *Agency) sendBets(c *conn, committed uint64) (progress bool, err error) 
 		if len(queue) == 0 {
 			break
 		}
-		m, err := c.recv(a.opts.ServerTimeout)
-		if err != nil {
-			return progress, err
-		}
-		ack, err := expect[*protocol.Ack](m)
+		ack, err := receive[*protocol.Ack](c, a.opts.ServerTimeout)
 		if err != nil {
 			return progress, err
 		}
@@ -288,11 +286,7 @@ func (a *Agency) sendBets(c *conn, committed uint64) (progress bool, err error) 
 	if err := c.send(&protocol.Finish{Total: acked}); err != nil {
 		return progress, err
 	}
-	m, err := c.recv(a.opts.ServerTimeout)
-	if err != nil {
-		return progress, err
-	}
-	f, err := expect[*protocol.Finished](m)
+	f, err := receive[*protocol.Finished](c, a.opts.ServerTimeout)
 	if err != nil {
 		return progress, err
 	}
@@ -341,15 +335,11 @@ func (a *Agency) askWinners(c *conn) error {
 	}
 	var docs []string
 	for {
-		m, err := c.recv(a.opts.WinnersTimeout)
+		w, err := receive[*protocol.Winners](c, a.opts.WinnersTimeout)
 		var nerr net.Error
 		if errors.As(err, &nerr) && nerr.Timeout() {
 			return permanentf("no winners within %s (winners.timeout): the draw waits for every agency", a.opts.WinnersTimeout)
 		}
-		if err != nil {
-			return err
-		}
-		w, err := expect[*protocol.Winners](m)
 		if err != nil {
 			return err
 		}
@@ -365,11 +355,7 @@ func (a *Agency) askWinners(c *conn) error {
 	if err := c.send(&protocol.Received{}); err != nil {
 		return err
 	}
-	m, err := c.recv(a.opts.ServerTimeout)
-	if err != nil {
-		return err
-	}
-	if _, err := expect[*protocol.Goodbye](m); err != nil {
+	if _, err := receive[*protocol.Goodbye](c, a.opts.ServerTimeout); err != nil {
 		return err
 	}
 	a.log.Infof("action: consulta_ganadores | result: success | cant_ganadores: %d", len(docs))

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -54,17 +52,8 @@ func loadOptions(path string) (Options, error) {
 		v.SetDefault(k, d)
 	}
 	if path != "" {
-		f, err := os.Open(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return Options{}, fmt.Errorf("config file %s: %w", path, err)
-		default:
-			err = v.ReadConfig(f)
-			f.Close()
-			if err != nil {
-				return Options{}, fmt.Errorf("config file %s is malformed: %w", path, err)
-			}
+		if err := settings.ReadFile(path, v.ReadConfig); err != nil {
+			return Options{}, err
 		}
 	}
 	p := settings.Parser{Lookup: v.GetString}

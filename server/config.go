@@ -1,10 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -54,17 +50,8 @@ func loadOptions(path string) (Options, error) {
 		v.BindEnv(name, k.key)
 	}
 	if path != "" {
-		f, err := os.Open(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return Options{}, fmt.Errorf("config file %s: %w", path, err)
-		default:
-			err = v.ReadConfig(f)
-			f.Close()
-			if err != nil {
-				return Options{}, fmt.Errorf("config file %s is malformed: %w", path, err)
-			}
+		if err := settings.ReadFile(path, v.ReadConfig); err != nil {
+			return Options{}, err
 		}
 	}
 	p := settings.Parser{Lookup: func(key string) string { return v.GetString("default." + strings.ToLower(key)) }}

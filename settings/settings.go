@@ -1,11 +1,16 @@
 // Package settings turns configuration text into typed values, keeping the
-// first error, which names the key, the value and what is wrong with it. It
-// knows nothing of files or viper: it reads values through a lookup function.
+// first error, which names the key, the value and what is wrong with it, and
+// reads config files with the programs' rule: a missing file is fine (defaults
+// and environment apply), a malformed one is an error. It knows nothing of
+// viper: it reads values through a lookup function.
 package settings
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -99,4 +104,21 @@ func (p *Parser) Level(key string) logging.Level {
 		p.fail(key, s, "unknown level (CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG)")
 	}
 	return l
+}
+
+// ReadFile opens path and passes it to parse. A missing file is not an error
+// (parse is not called); an unreadable or malformed one is, naming the file.
+func ReadFile(path string, parse func(io.Reader) error) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := parse(f); err != nil {
+		return fmt.Errorf("config file %s is malformed: %w", path, err)
+	}
+	return nil
 }

@@ -2,6 +2,9 @@ package settings
 
 import (
 	"errors"
+	"io"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,5 +40,22 @@ func TestParser(t *testing.T) {
 				t.Fatalf("got %v, want error on key %s", p.Err, tt.key)
 			}
 		})
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	called := false
+	if err := ReadFile(dir+"/missing.ini", func(io.Reader) error { called = true; return nil }); err != nil || called {
+		t.Fatalf("missing file: err %v, parse called %v", err, called)
+	}
+	path := dir + "/bad.ini"
+	os.WriteFile(path, []byte("x"), 0o644)
+	bad := errors.New("syntax")
+	if err := ReadFile(path, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
+		t.Fatalf("malformed file: %v", err)
+	}
+	if err := ReadFile(dir, func(r io.Reader) error { _, err := io.ReadAll(r); return err }); err == nil {
+		t.Fatal("a directory read as a config file gave no error")
 	}
 }
