@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 )
@@ -20,6 +20,7 @@ type Agency struct {
 	opts   Options
 	log    *logging.Logger
 	single *lottery.Bet // single-bet mode when set
+	echo   bool         // no bets: the course's echo loop (exercises 1 to 4)
 
 	round        uint64 // the round of the first welcome; 0 before it
 	logged       int    // last CSV line whose errors were logged
@@ -48,14 +49,25 @@ func (a *Agency) mode() protocol.Mode {
 
 // dataName says where the bets come from, for logs.
 func (a *Agency) dataName() string {
-	if a.single != nil {
+	switch {
+	case a.single != nil:
 		return "env"
+	case a.echo:
+		return "none"
 	}
 	return a.opts.DataPath
 }
 
+// modeName names what the agency does, for the config line.
+func (a *Agency) modeName() string {
+	if a.echo {
+		return "echo"
+	}
+	return a.mode().String()
+}
+
 // sleep waits d or until ctx is done.
-func (a *Agency) sleep(ctx context.Context, d time.Duration) error {
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -66,20 +78,23 @@ func (a *Agency) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Run sends the bets and gets the winners, reconnecting with backoff after a
+// Run does the agency's work: the echo loop when it has no bets, else it
+// sends the bets and gets the winners, reconnecting with backoff after a
 // broken connection or a server restart. It returns ctx.Err() when stopped.
 func (a *Agency) Run(ctx context.Context) error {
-	// A missing or unreadable data file is reported before any connection.
-	if a.single == nil {
-		f, err := os.Open(a.opts.DataPath)
-		if err != nil {
-			return permanent(fmt.Errorf("open agency data: %w", err))
-		}
-		f.Close()
+	if a.echo {
+		return a.echoLoop(ctx)
 	}
+	return a.retry(ctx, func() (bool, error) { return a.session(ctx) })
+}
+
+// retry runs op until it succeeds, fails permanently or ctx is done, waiting
+// with exponential backoff between attempts. op reports whether it made
+// progress, which resets the count of attempts and the backoff.
+func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)) error {
 	backoff := a.opts.Backoff
 	for attempt := 0; ; {
-		progress, err := a.session(ctx)
+		progress, err := op()
 		if err == nil {
 			return nil
 		}
@@ -96,8 +111,8 @@ func (a *Agency) Run(ctx context.Context) error {
 		if attempt > a.opts.Attempts {
 			return fmt.Errorf("gave up after %d attempts: %w", attempt-1, err)
 		}
-		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %v", attempt, backoff, err)
-		if err := a.sleep(ctx, backoff); err != nil {
+		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %s", attempt, backoff, logformat.Value(err.Error()))
+		if err := sleep(ctx, backoff); err != nil {
 			return err
 		}
 		backoff = min(backoff*2, a.opts.MaxBackoff)
@@ -161,10 +176,9 @@ func receive[T protocol.Message](c *conn, d time.Duration) (T, error) {
 // session runs one connection from hello to winners. progress reports whether
 // the central acknowledged anything new, which resets the retry count.
 func (a *Agency) session(ctx context.Context) (progress bool, err error) {
-	d := net.Dialer{Timeout: a.opts.ServerTimeout}
-	nc, err := d.DialContext(ctx, "tcp", a.opts.ServerAddress)
+	nc, err := a.dial(ctx)
 	if err != nil {
-		return false, fmt.Errorf("connect to %s: %w", a.opts.ServerAddress, err)
+		return false, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() }) // SIGTERM unblocks any read or write
 	defer func() {

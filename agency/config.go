@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/op/go-logging"
 	"github.com/spf13/viper"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
 )
 
@@ -25,20 +28,28 @@ type Options struct {
 	Attempts       int
 	Backoff        time.Duration
 	MaxBackoff     time.Duration
+	LoopAmount     int
+	LoopPeriod     time.Duration
+	// LoopPeriodText is loop.period as written, for the config line (the
+	// course's tests compare it with what they wrote).
+	LoopPeriodText string
 }
 
-var defaults = map[string]any{
-	"id":                   "",
-	"server.address":       "server:12345",
-	"server.timeout":       "30s",
-	"log.level":            "INFO",
-	"batch.maxamount":      "400",
-	"batch.window":         "4",
-	"data.path":            "",
-	"winners.timeout":      "120s",
-	"reconnect.attempts":   "10",
-	"reconnect.backoff":    "100ms",
-	"reconnect.maxbackoff": "3s",
+// defaults are the config keys with their default values.
+var defaults = []settings.Default{
+	{Key: "id", Value: ""},
+	{Key: "server.address", Value: "server:12345"},
+	{Key: "server.timeout", Value: "30s"},
+	{Key: "log.level", Value: "INFO"},
+	{Key: "batch.maxAmount", Value: "400"},
+	{Key: "batch.window", Value: "4"},
+	{Key: "data.path", Value: ""},
+	{Key: "winners.timeout", Value: "120s"},
+	{Key: "reconnect.attempts", Value: "10"},
+	{Key: "reconnect.backoff", Value: "100ms"},
+	{Key: "reconnect.maxBackoff", Value: "3s"},
+	{Key: "loop.amount", Value: "0"},
+	{Key: "loop.period", Value: "5s"},
 }
 
 // loadOptions reads path (missing is fine; malformed is not) and the environment.
@@ -48,8 +59,8 @@ func loadOptions(path string) (Options, error) {
 	v.SetEnvPrefix("cli")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	for k, d := range defaults {
-		v.SetDefault(k, d)
+	for _, d := range defaults {
+		v.SetDefault(d.Key, d.Value)
 	}
 	if path != "" {
 		if err := settings.ReadFile(path, v.ReadConfig); err != nil {
@@ -59,18 +70,36 @@ func loadOptions(path string) (Options, error) {
 	p := settings.Parser{Lookup: v.GetString}
 	var o Options
 	o.ID = p.IntIn("id", 1, 1<<31-1)
-	o.ServerAddress = p.NonEmpty("server.address")
-	o.ServerTimeout = p.Duration("server.timeout")
-	o.LogLevel = p.Level("log.level")
+	o.ServerAddress = settings.Parse(&p, "server.address", parseHostPort)
+	o.ServerTimeout = p.DurationIn("server.timeout", time.Millisecond, time.Hour)
+	o.LogLevel = settings.Parse(&p, "log.level", logformat.ParseLevel)
 	o.BatchMaxAmount = p.IntIn("batch.maxAmount", 1, 100000)
 	o.BatchWindow = p.IntIn("batch.window", 1, 64)
 	o.DataPath = p.String("data.path")
 	if o.DataPath == "" && o.ID > 0 {
 		o.DataPath = fmt.Sprintf("./.data/agency-%d.csv", o.ID)
 	}
-	o.WinnersTimeout = p.Duration("winners.timeout")
+	o.WinnersTimeout = p.DurationIn("winners.timeout", time.Millisecond, 24*time.Hour)
 	o.Attempts = p.IntIn("reconnect.attempts", 0, 1000)
-	o.Backoff = p.Duration("reconnect.backoff")
-	o.MaxBackoff = p.Duration("reconnect.maxBackoff")
+	o.Backoff = p.DurationIn("reconnect.backoff", time.Millisecond, time.Hour)
+	o.MaxBackoff = p.DurationIn("reconnect.maxBackoff", time.Millisecond, time.Hour)
+	o.LoopAmount = p.IntIn("loop.amount", 0, 1<<31-1)
+	o.LoopPeriodText = p.String("loop.period")
+	o.LoopPeriod = p.DurationIn("loop.period", 0, 24*time.Hour)
 	return o, p.Err
+}
+
+// parseHostPort accepts host:port with a port in 1..65535, as a dial needs.
+func parseHostPort(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s, fmt.Errorf("not host:port, such as server:12345")
+	}
+	if host == "" {
+		return s, fmt.Errorf("no host before the port, such as server:12345")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return s, fmt.Errorf("port %q is not in 1..65535", port)
+	}
+	return s, nil
 }

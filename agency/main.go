@@ -8,6 +8,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +17,8 @@ import (
 	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/settings"
 )
 
 var log = logging.MustGetLogger("agency")
@@ -29,22 +33,18 @@ func run() int {
 	}
 	opts, err := loadOptions(path)
 	if err != nil {
-		log.Criticalf("action: config | result: fail | error: %v", err)
+		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
 	a := &Agency{opts: opts, log: log}
-	bet, single, err := singleBetFromEnv(opts.ID, os.Getenv)
-	if err != nil {
-		log.Criticalf("action: config | result: fail | error: %v", err)
+	if a.single, a.echo, err = chooseWork(opts, os.Getenv); err != nil {
+		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
-	if single {
-		a.single = &bet
-	}
-	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_backoff: %s | reconnect_max_backoff: %s",
-		path, opts.ID, opts.ServerAddress, opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
-		a.dataName(), a.mode(), opts.WinnersTimeout, opts.Attempts, opts.Backoff, opts.MaxBackoff)
+	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_backoff: %s | reconnect_max_backoff: %s",
+		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
+		logformat.Value(a.dataName()), a.modeName(), opts.LoopAmount, logformat.Value(opts.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.Backoff, opts.MaxBackoff)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -56,7 +56,35 @@ func run() int {
 		log.Info("action: shutdown | result: success")
 		return 0
 	default:
-		log.Errorf("action: agencia | result: fail | error: %v", err)
+		log.Errorf("action: agencia | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
+	}
+}
+
+// chooseWork decides what the agency does, in this order: the single bet of
+// the environment (exercise 5), the bets of its data file, or, with neither
+// and loop.amount above 0, the course's echo loop (exercises 1 to 4). Nothing
+// to do at all is a configuration error.
+func chooseWork(o Options, getenv func(string) string) (single *lottery.Bet, echo bool, err error) {
+	bet, ok, err := singleBetFromEnv(o.ID, getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		return &bet, false, nil
+	}
+	st, err := os.Stat(o.DataPath)
+	switch {
+	case err == nil && st.Mode().IsRegular():
+		return nil, false, nil
+	case err == nil:
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: "is not a regular file"}
+	case errors.Is(err, fs.ErrNotExist) && o.LoopAmount > 0:
+		return nil, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath,
+			Reason: "no such file, and no bet in the environment (NOMBRE ... NUMERO) nor loop.amount > 0: nothing to do"}
+	default:
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: fmt.Sprintf("cannot be read: %v", err)}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 )
 
@@ -133,7 +134,8 @@ func (s *csvSource) parse(rec []string, line int) (lottery.Bet, *RowError) {
 func (s *csvSource) skip(e *RowError) {
 	s.discarded++
 	if e.Line > s.quiet {
-		s.log.Warningf("action: leer_apuesta | result: fail | archivo: %s | linea: %d | campo: %s | error: %v", e.File, e.Line, e.Field, e.Err)
+		s.log.Warningf("action: leer_apuesta | result: fail | archivo: %s | linea: %d | campo: %s | error: %s",
+			logformat.Value(e.File), e.Line, e.Field, logformat.Value(e.Err.Error()))
 	}
 }
 

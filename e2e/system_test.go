@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -177,6 +178,11 @@ func TestSystem_BadConfig(t *testing.T) {
 		{"AgencyNoID", "agency", nil, `id = "": not a whole number`},
 		{"AgencyLevel", "agency", []string{"CLI_ID=1", "CLI_LOG_LEVEL=chatty"}, `log.level = "chatty"`},
 		{"AgencyTimeout", "agency", []string{"CLI_ID=1", "CLI_WINNERS_TIMEOUT=-1s"}, `winners.timeout = "-1s"`},
+		{"AgencyNothingToDo", "agency", []string{"CLI_ID=1"}, `data.path = "./.data/agency-1.csv": no such file`},
+		{"AgencyDataDirectory", "agency", []string{"CLI_ID=1", "CLI_DATA_PATH=/tmp"}, `data.path = "/tmp": is not a regular file`},
+		{"AgencyAddressNoPort", "agency", []string{"CLI_ID=1", "CLI_SERVER_ADDRESS=nohostport"}, `server.address = "nohostport": not host:port`},
+		{"AgencyAddressPort", "agency", []string{"CLI_ID=1", "CLI_SERVER_ADDRESS=:99999"}, `server.address = ":99999": no host`},
+		{"AgencyAddressBigPort", "agency", []string{"CLI_ID=1", "CLI_SERVER_ADDRESS=server:99999"}, `port "99999" is not in 1..65535`},
 		{"AgencyMalformedFile", "agency", []string{"CLI_ID=1", "CLI_CONFIG=" + writeTemp(t, "bad.yaml", "server: [unclosed\n")}, `is malformed`},
 		{"ServerMalformedFile", "server", []string{"SERVER_CONFIG=" + writeTemp(t, "bad.ini", "[DEFAULT\nSERVER_PORT=1\n")}, `is malformed`},
 	}
@@ -202,7 +208,10 @@ func TestSystem_ConfigPrecedence(t *testing.T) {
 		}
 	}
 	yaml := writeTemp(t, "config.yaml", "id: 7\nbatch:\n  maxAmount: 33\nlog:\n  level: WARNING\n")
-	a := start(t, "agency", t.TempDir(), "CLI_CONFIG="+yaml, "CLI_LOG_LEVEL=INFO", "CLI_SERVER_ADDRESS=127.0.0.1:1",
+	dir := t.TempDir() // with the default data path's file in it
+	os.Mkdir(filepath.Join(dir, ".data"), 0o755)
+	writeFile(t, filepath.Join(dir, ".data", "agency-7.csv"), "Ana,Paz,1,1990-01-01,7574\n")
+	a := start(t, "agency", dir, "CLI_CONFIG="+yaml, "CLI_LOG_LEVEL=INFO", "CLI_SERVER_ADDRESS=127.0.0.1:1",
 		"CLI_RECONNECT_ATTEMPTS=0")
 	line = a.waitLine(`action: config \| result: success`, 10*time.Second)
 	for _, want := range []string{"id: 7", "batch_max_amount: 33", "log_level: INFO", "data_path: ./.data/agency-7.csv"} {
@@ -211,7 +220,7 @@ func TestSystem_ConfigPrecedence(t *testing.T) {
 		}
 	}
 	if code := a.wait(30 * time.Second); code == 0 {
-		t.Fatal("agency with no data and no server exited 0")
+		t.Fatal("agency with no server exited 0")
 	}
-	a.waitLine(`result: fail \| error: .*agency-7.csv`, time.Second)
+	a.waitLine(`result: fail \| error: .*127.0.0.1:1`, time.Second)
 }

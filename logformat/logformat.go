@@ -2,10 +2,17 @@
 // both programs share and which tests and users grep:
 //
 //	2026-11-26 18:13:00 INFO     action: apuesta_recibida | result: success | cantidad: 212
+//
+// Fields are separated by " | " and each is "key: value". A value that comes
+// from outside the program (the network, a file, an error text) goes through
+// Value first, so it can neither open a new field nor a new line.
 package logformat
 
 import (
+	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/op/go-logging"
 )
@@ -19,4 +26,63 @@ func Setup(w io.Writer, level logging.Level) {
 	leveled := logging.AddModuleLevel(logging.NewBackendFormatter(backend, logging.MustStringFormatter(Format)))
 	leveled.SetLevel(level, "")
 	logging.SetBackend(leveled)
+}
+
+// Levels lists the level names that ParseLevel accepts, most severe first.
+const Levels = "CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG"
+
+// ParseLevel returns the go-logging level named s (any case).
+func ParseLevel(s string) (logging.Level, error) {
+	l, err := logging.LogLevel(s)
+	if err != nil {
+		return 0, fmt.Errorf("unknown level (%s)", Levels)
+	}
+	return l, nil
+}
+
+// Value returns s safe to print as one field's value: the field separator
+// '|', backslashes, control characters (line breaks, ESC, BEL, ...) and bytes
+// that are not UTF-8 are written as Go-style escapes (\x7c, \\, \n, \x1b,
+// \xff), so the line keeps its shape whatever s holds. Text without them is
+// returned as is.
+func Value(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '|' || r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r <= 0x9f, r == 0x2028, r == 0x2029: // C1 controls, Unicode line breaks
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// needsEscape is Value's fast path: plain ASCII text without '|' or '\\'
+// needs nothing. Other text takes the slow path, which copies what is safe.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '|' || c == '\\' {
+			return true
+		}
+	}
+	return false
 }

@@ -9,10 +9,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
@@ -237,8 +239,13 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	first, err := br.Peek(1)
+	if errors.Is(err, io.EOF) {
+		// A probe that connects and closes (a TCP health check): nothing failed.
+		c.log.Debugf("action: receive_message | result: success | ip: %s | bytes: 0", remoteIP(conn))
+		return
+	}
 	if err != nil {
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %v", remoteIP(conn), err)
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", remoteIP(conn), logformat.Value(err.Error()))
 		return
 	}
 	switch b := first[0]; {
@@ -256,7 +263,8 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn) {
 // maxEchoLine bounds the line an echo check may send.
 const maxEchoLine = 64 << 10
 
-// echo serves the netcat health check: one line in, the same line back.
+// echo serves the netcat health check: one line in, the same line back. The
+// line is logged escaped (logformat.Value): it comes from the network.
 func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
 	ip := remoteIP(conn)
 	var line []byte
@@ -272,7 +280,7 @@ func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
 		if errors.Is(err, io.EOF) && len(line) > 0 {
 			break // a last line without a newline is echoed as it came
 		}
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %v", ip, err)
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
 		return
 	}
 	if len(line) > maxEchoLine {
@@ -280,11 +288,16 @@ func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
 		return
 	}
 	conn.SetWriteDeadline(time.Now().Add(c.opts.IdleTimeout))
-	if err := protocol.WriteFull(conn, line); err != nil {
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %v", ip, err)
+	if _, err := conn.Write(line); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// The peer left before its echo: its loss, not the central's failure.
+			c.log.Debugf("action: receive_message | result: success | ip: %s | msg: %s | echo: peer gone", ip, logformat.Value(trimEOL(line)))
+			return
+		}
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
 		return
 	}
-	c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, trimEOL(line))
+	c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, logformat.Value(trimEOL(line)))
 }
 
 func trimEOL(b []byte) string {

@@ -7,6 +7,7 @@ import (
 	"github.com/op/go-logging"
 	"github.com/spf13/viper"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
 )
 
@@ -56,10 +57,10 @@ func loadOptions(path string) (Options, error) {
 	}
 	p := settings.Parser{Lookup: func(key string) string { return v.GetString("default." + strings.ToLower(key)) }}
 	var o Options
-	o.Port = p.IntIn("SERVER_PORT", 1, 65535)
+	o.Port = p.IntIn("SERVER_PORT", 0, 65535) // 0: any free port, named in the listen line
 	o.IP = p.String("SERVER_IP")
 	o.Backlog = p.IntIn("SERVER_LISTEN_BACKLOG", 1, 65535)
-	o.LogLevel = p.Level("LOGGING_LEVEL")
+	o.LogLevel = settings.Parse(&p, "LOGGING_LEVEL", logformat.ParseLevel)
 	o.Agencies = p.IntIn("AGENCIES", 1, 999999)
 	o.DBPath = p.NonEmpty("DB_PATH")
 	o.IdleTimeout = p.Duration("IDLE_TIMEOUT")

@@ -1,45 +1,39 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
-	"os"
-	"syscall"
+	"time"
 )
 
-// listen opens a TCP listener on ip:port with the given accept backlog. The
-// standard library always uses the kernel's somaxconn, so the socket is made
-// by hand to honour SERVER_LISTEN_BACKLOG.
-func listen(ip string, port, backlog int) (net.Listener, error) {
-	addr := [4]byte{}
-	if ip != "" {
-		parsed := net.ParseIP(ip).To4()
-		if parsed == nil {
-			return nil, fmt.Errorf("listen: SERVER_IP %q is not an IPv4 address", ip)
+// listenIP returns the IPv4 address to listen on: nil (every address) for
+// "", the address itself for an IPv4 literal, and otherwise the first IPv4
+// address the name resolves to. The course's config says SERVER_IP = server,
+// the central's own name on the compose network.
+func listenIP(host string) (net.IP, error) {
+	if host == "" {
+		return nil, nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip4 := ip.To4(); ip4 != nil {
+			return ip4, nil
 		}
-		copy(addr[:], parsed)
+		return nil, fmt.Errorf("SERVER_IP %q is not an IPv4 address", host)
 	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", host)
 	if err != nil {
-		return nil, fmt.Errorf("listen: socket: %w", err)
+		return nil, fmt.Errorf("SERVER_IP %q: %w", host, err)
 	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("listen: %w", err)
+	return ips[0].To4(), nil
+}
+
+// ipText is ip for an address, with "" (nil) meaning every address.
+func ipText(ip net.IP) string {
+	if ip == nil {
+		return "0.0.0.0"
 	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: addr}); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("listen on %s:%d: %w", ip, port, err)
-	}
-	if err := syscall.Listen(fd, backlog); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "listener")
-	defer f.Close() // FileListener dups the descriptor
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	return ln, nil
+	return ip.String()
 }

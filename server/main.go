@@ -27,12 +27,12 @@ func run() int {
 	}
 	opts, err := loadOptions(path)
 	if err != nil {
-		log.Criticalf("action: config | result: fail | error: %v", err)
+		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | coalesce_commits: %t | coalesce_delay: %s",
-		path, opts.IP, opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns, opts.Coalesce, opts.CoalesceMax)
+		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.Coalesce, opts.CoalesceMax)
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
@@ -46,15 +46,22 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	c, err := newCentral(opts, log)
+	// Listen first: a bad address must fail before the store is touched
+	// (opening it may archive a finished round).
+	ip, err := listenIP(opts.IP)
 	if err != nil {
-		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %v", opts.DBPath, err)
+		log.Criticalf("action: listen | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
-	ln, err := listen(opts.IP, opts.Port, opts.Backlog)
+	ln, err := listen(ip, opts.Port, opts.Backlog)
 	if err != nil {
-		log.Criticalf("action: listen | result: fail | error: %v", err)
-		c.Close()
+		log.Criticalf("action: listen | result: fail | error: %s", logformat.Value(err.Error()))
+		return 1
+	}
+	c, err := newCentral(opts, log)
+	if err != nil {
+		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s", logformat.Value(opts.DBPath), logformat.Value(err.Error()))
+		ln.Close()
 		return 1
 	}
 	log.Infof("action: listen | result: success | address: %s", ln.Addr())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -69,7 +70,7 @@ func (s *session) readFailed(err error) {
 		errors.Is(err, protocol.ErrTrailing), errors.Is(err, protocol.ErrMode):
 		s.fail("receive_message", protocol.NewError(protocol.CodeMalformed, "%v", err))
 	default:
-		s.c.log.Warningf("action: receive_message | result: fail | ip: %s | agencia: %d | error: %v", s.ip, s.agency, err)
+		s.c.log.Warningf("action: receive_message | result: fail | ip: %s | agencia: %d | error: %s", s.ip, s.agency, logformat.Value(err.Error()))
 	}
 }
 
@@ -87,7 +88,7 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 	for _, f := range fields {
 		extra += " | " + f
 	}
-	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, e.Error())
+	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
 	if err := s.send(e); err != nil || fatal(e.Code) {
 		return errEnd
 	}

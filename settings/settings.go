@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/op/go-logging"
 )
 
 // ErrInvalid is wrapped by every *Error, for errors.Is.
@@ -96,15 +94,32 @@ func (p *Parser) Bool(key string) bool {
 	return false
 }
 
-// Level returns the value as a go-logging level name.
-func (p *Parser) Level(key string) logging.Level {
+// Parse returns the value converted by parse; parse's error is the reason.
+func Parse[T any](p *Parser, key string, parse func(string) (T, error)) T {
 	s := p.get(key)
-	l, err := logging.LogLevel(s)
+	v, err := parse(s)
 	if err != nil {
-		p.fail(key, s, "unknown level (CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG)")
+		p.fail(key, s, err.Error())
 	}
-	return l
+	return v
 }
+
+// DurationIn returns the value as a duration in lo..hi.
+func (p *Parser) DurationIn(key string, lo, hi time.Duration) time.Duration {
+	s := p.get(key)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(key, s, "not a duration such as 30s or 500ms")
+		return 0
+	}
+	if d < lo || d > hi {
+		p.fail(key, s, fmt.Sprintf("must be between %s and %s", lo, hi))
+	}
+	return d
+}
+
+// Default is a config key with its default value.
+type Default struct{ Key, Value string }
 
 // ReadFile opens path and passes it to parse. A missing file is not an error
 // (parse is not called); an unreadable or malformed one is, naming the file.

@@ -4,15 +4,17 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestParser(t *testing.T) {
-	vals := map[string]string{"port": " 12345 ", "bad": "12a", "neg": "-1", "d": "250ms", "b": "Yes", "lvl": "DEBUG", "empty": ""}
+	vals := map[string]string{"port": " 12345 ", "bad": "12a", "neg": "-1", "d": "250ms", "b": "Yes", "n": "7", "empty": ""}
 	p := Parser{Lookup: func(k string) string { return vals[k] }}
-	if p.IntIn("port", 1, 65535) != 12345 || p.Duration("d") != 250*time.Millisecond || !p.Bool("b") || p.Level("lvl").String() != "DEBUG" {
+	if p.IntIn("port", 1, 65535) != 12345 || p.Duration("d") != 250*time.Millisecond || !p.Bool("b") || Parse(&p, "n", strconv.Atoi) != 7 ||
+		p.DurationIn("d", time.Millisecond, time.Second) != 250*time.Millisecond {
 		t.Fatal("good values misread")
 	}
 	if p.Err != nil {
@@ -27,7 +29,8 @@ func TestParser(t *testing.T) {
 		{"ErrRange", func(p *Parser) { p.IntIn("neg", 1, 9) }, "neg"},
 		{"ErrDuration", func(p *Parser) { p.Duration("bad") }, "bad"},
 		{"ErrBool", func(p *Parser) { p.Bool("bad") }, "bad"},
-		{"ErrLevel", func(p *Parser) { p.Level("bad") }, "bad"},
+		{"ErrParse", func(p *Parser) { Parse(p, "bad", strconv.Atoi) }, "bad"},
+		{"ErrDurationRange", func(p *Parser) { p.DurationIn("d", time.Second, time.Hour) }, "d"},
 		{"ErrEmpty", func(p *Parser) { p.NonEmpty("empty") }, "empty"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+// maxEchoReply bounds the line an echo reply may be.
+const maxEchoReply = 64 << 10
+
+// echoLoop is the course's base client (exercises 1 to 4), for an agency with
+// no bets to send: loop.amount times it connects, sends
+// "[CLIENT id] Message N°k", reads the echoed line, logs it and closes, then
+// waits loop.period. A failed exchange is retried like a session (reconnect.*).
+func (a *Agency) echoLoop(ctx context.Context) error {
+	id := a.opts.ID
+	for k := 1; k <= a.opts.LoopAmount; k++ {
+		msg := fmt.Sprintf("[CLIENT %d] Message N°%d", id, k)
+		var reply string
+		err := a.retry(ctx, func() (bool, error) {
+			var err error
+			reply, err = a.echoOnce(ctx, msg)
+			return false, err
+		})
+		if err != nil {
+			return err
+		}
+		a.log.Infof("action: receive_message | result: success | client_id: %d | msg: %s", id, logformat.Value(reply))
+		if k < a.opts.LoopAmount {
+			if err := sleep(ctx, a.opts.LoopPeriod); err != nil {
+				return err
+			}
+		}
+	}
+	a.log.Infof("action: loop_finished | result: success | client_id: %d", id)
+	return nil
+}
+
+// echoOnce sends msg on a new connection and returns the line that came
+// back, without its line end.
+func (a *Agency) echoOnce(ctx context.Context, msg string) (string, error) {
+	nc, err := a.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() }) // SIGTERM unblocks the exchange
+	defer func() {
+		stop()
+		nc.Close()
+		if ctx.Err() != nil {
+			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.opts.ServerAddress))
+		}
+	}()
+	nc.SetDeadline(time.Now().Add(a.opts.ServerTimeout))
+	if _, err := io.WriteString(nc, msg+"\n"); err != nil {
+		return "", fmt.Errorf("send to %s: %w", a.opts.ServerAddress, err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(nc, maxEchoReply)).ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return "", fmt.Errorf("read the echo from %s: %w", a.opts.ServerAddress, err)
+	}
+	return trimEOL(line), nil
+}
+
+func trimEOL(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// dial connects to the central within server.timeout.
+func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: a.opts.ServerTimeout}
+	nc, err := d.DialContext(ctx, "tcp", a.opts.ServerAddress)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", a.opts.ServerAddress, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,416 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The course's public test suite for exercises 1 to 4 runs a delivery like
+// this: it writes server/config.ini and the client's config.yaml (here
+// agency/config.yaml), runs `sh generar-compose.sh docker-compose-dev.yaml N`,
+// builds both images, `docker compose -f docker-compose-dev.yaml up -d` with
+// no data prepared, and parses every line of `docker compose logs -f`. These
+// tests do the same, with the same files and commands, and assert what the
+// suite asserts.
+
+// courseServerConfig is the config.ini the suite writes.
+func courseServerConfig(backlog int, level string) string {
+	return fmt.Sprintf("[DEFAULT]\nSERVER_PORT = 12345\nSERVER_IP = server\nSERVER_LISTEN_BACKLOG = %d\nLOGGING_LEVEL = %s", backlog, level)
+}
+
+// courseClientConfig is the client config.yaml the suite writes: no id, no data path.
+func courseClientConfig(amount int, period, level string) string {
+	return fmt.Sprintf("server:\n  address: \"server:12345\"\nloop:\n  amount: %d\n  period: \"%s\"\nlog:\n  level: \"%s\"\nbatch:\n  maxAmount: 10\n",
+		amount, period, level)
+}
+
+// courseLine is a log line as the suite's parser reads it.
+type courseLine struct {
+	source, action, result string
+	fields                 map[string]string
+}
+
+// parseCourseLine parses like the suite: a line with "action:" is split on
+// '|' into source, action, result and details, each detail needing a colon;
+// a line with " exited with code " is an exit. ok is false for other lines.
+func parseCourseLine(line string) (l courseLine, ok bool, err error) {
+	line = strings.TrimRight(line, " \t\r\n")
+	if strings.Contains(line, "action:") {
+		parts := strings.Split(line, "|")
+		if len(parts) < 3 {
+			return l, false, fmt.Errorf("fewer than 3 fields: %q", line)
+		}
+		after := func(s string) string { return strings.TrimSpace(s[strings.LastIndex(s, ":")+1:]) }
+		l = courseLine{source: strings.TrimSpace(parts[0]), action: after(parts[1]), result: after(parts[2]), fields: map[string]string{}}
+		if l.result != "success" && l.result != "fail" && l.result != "in_progress" {
+			return l, false, fmt.Errorf("unknown result %q: %q", l.result, line)
+		}
+		for _, d := range parts[3:] {
+			i := strings.LastIndex(d, ":")
+			if i < 0 {
+				return l, false, fmt.Errorf("detail %q without a colon: %q", d, line)
+			}
+			l.fields[strings.TrimSpace(d[:i])] = strings.TrimSpace(d[i+1:])
+		}
+		return l, true, nil
+	}
+	if src, code, found := strings.Cut(line, " exited with code "); found {
+		result := "fail"
+		if n, err := strconv.Atoi(strings.TrimSpace(code)); err == nil && n == 0 {
+			result = "success"
+		}
+		return courseLine{source: strings.TrimSpace(src), action: "exit", result: result}, true, nil
+	}
+	return l, false, nil
+}
+
+func TestParseCourseLine(t *testing.T) {
+	l, ok, err := parseCourseLine("client1  | 2026-11-27 10:00:00 INFO     action: receive_message | result: success | client_id: 1 | msg: [CLIENT 1] Message N°2\n")
+	if !ok || err != nil || l.source != "client1" || l.action != "receive_message" || l.fields["msg"] != "[CLIENT 1] Message N°2" {
+		t.Fatalf("%+v %v %v", l, ok, err)
+	}
+	if l, ok, _ := parseCourseLine("client1 exited with code 0"); !ok || l.action != "exit" || l.result != "success" {
+		t.Fatalf("exit line: %+v", l)
+	}
+	if _, _, err := parseCourseLine("server | action: x | result: success | no colon here"); err == nil {
+		t.Fatal("a detail without a colon was accepted")
+	}
+}
+
+// courseRun is a copy of the repository set up as the suite sets it up.
+type courseRun struct {
+	*dockerProject
+	compose []string // "docker compose" or "docker-compose"
+}
+
+func newCourseRun(t *testing.T) *courseRun {
+	needDocker(t)
+	p := newDockerProject(t)
+	p.removeContainers()
+	compose := []string{"docker", "compose"}
+	if exec.Command("docker", "compose", "version").Run() != nil {
+		compose = []string{"docker-compose"}
+	}
+	r := &courseRun{dockerProject: p, compose: compose}
+	r.must("docker", "build", "-f", "./server/Dockerfile", "-t", "server:latest", ".")
+	r.must("docker", "build", "-f", "./agency/Dockerfile", "-t", "agency:latest", ".")
+	t.Cleanup(func() { r.composeCmd("down").Run() })
+	return r
+}
+
+func (r *courseRun) composeCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(r.compose[0], append(append(r.compose[1:], "-f", "docker-compose-dev.yaml"), args...)...)
+	cmd.Dir = r.dir
+	return cmd
+}
+
+// setUp writes the suite's config files and compose file for n clients and
+// starts everything as the suite does.
+func (r *courseRun) setUp(t *testing.T, n int, serverIni, clientYaml string) {
+	t.Helper()
+	r.t = t
+	r.down(0)
+	writeFile(t, filepath.Join(r.dir, "server/config.ini"), serverIni)
+	writeFile(t, filepath.Join(r.dir, "agency/config.yaml"), clientYaml)
+	r.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", strconv.Itoa(n))
+	if out, err := r.composeCmd("up", "-d").CombinedOutput(); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+}
+
+// down is the suite's docker.down: stop (with -t when grace > 0), then down.
+func (r *courseRun) down(grace int) {
+	args := []string{"stop"}
+	if grace > 0 {
+		args = append(args, "-t", strconv.Itoa(grace))
+	}
+	r.composeCmd(args...).Run()
+	r.composeCmd("down").Run()
+}
+
+// follow starts `compose logs -f` and returns its lines, parsed, until the
+// command ends (after down) or the test does.
+func (r *courseRun) follow(t *testing.T) <-chan string {
+	t.Helper()
+	cmd := r.composeCmd("logs", "-f", "--no-color")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 4096)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			// compose v2 may start a line with "\r\x1b[K".
+			lines <- strings.TrimPrefix(sc.Text(), "\r\x1b[K")
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return lines
+}
+
+// next returns the next line, failing the test after d without one.
+func next(t *testing.T, lines <-chan string, d time.Duration) (string, bool) {
+	t.Helper()
+	select {
+	case l, ok := <-lines:
+		return l, ok
+	case <-time.After(d):
+		t.Fatalf("no log line within %s", d)
+		return "", false
+	}
+}
+
+func TestCourse_Ej1_EchoLoop(t *testing.T) {
+	r := newCourseRun(t)
+	const clients, messages = 5, 5
+	r.setUp(t, clients, courseServerConfig(5, "INFO"), courseClientConfig(messages, "50ms", "INFO"))
+	lines := r.follow(t)
+	seen := map[string][]bool{}
+	finished := 0
+	for finished < clients {
+		line, ok := next(t, lines, 2*time.Minute)
+		if !ok {
+			t.Fatal("logs ended before every client finished its loop")
+		}
+		l, ok, err := parseCourseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			continue
+		}
+		if l.result == "fail" {
+			t.Fatalf("a line failed: %s", line)
+		}
+		switch {
+		case l.action == "receive_message" && l.source != "server":
+			i := strings.LastIndex(l.fields["msg"], "°")
+			k, err := strconv.Atoi(l.fields["msg"][i+len("°"):])
+			if i < 0 || err != nil || k < 1 || k > messages {
+				t.Fatalf("client message %q has no number 1..%d after °", l.fields["msg"], messages)
+			}
+			if seen[l.source] == nil {
+				seen[l.source] = make([]bool, messages)
+			}
+			seen[l.source][k-1] = true
+		case l.action == "exit" && l.source == "server":
+			t.Fatalf("the server exited: %s", line)
+		case l.action == "loop_finished":
+			finished++
+		}
+	}
+	for i := 1; i <= clients; i++ {
+		name := fmt.Sprintf("client%d", i)
+		for k, ok := range seen[name] {
+			if !ok {
+				t.Errorf("%s logged no echo of message %d", name, k+1)
+			}
+		}
+		if code := r.waitExited(name, time.Minute); code != 0 {
+			t.Errorf("%s exited with code %d", name, code)
+		}
+	}
+	if st := r.containerState("server"); !strings.HasPrefix(st, "running") {
+		t.Fatalf("server is %q after the clients finished; it must keep running", st)
+	}
+	r.down(0)
+	// Nothing was prepared, and the agencies' mount created nothing on the host.
+	if entries, _ := filepath.Glob(filepath.Join(r.dir, ".data", "agency-*")); len(entries) > 0 {
+		t.Fatalf("compose up left %v on the host", entries)
+	}
+}
+
+func TestCourse_Ej2_ConfigLines(t *testing.T) {
+	r := newCourseRun(t)
+	for _, tt := range []struct {
+		name           string
+		server, client string
+		want           map[string]map[string]string // source -> key -> value
+	}{
+		{"A", courseServerConfig(8, "DEBUG"), courseClientConfig(5, "100ms", "DEBUG"), map[string]map[string]string{
+			"server":  {"listen_backlog": "8", "logging_level": "DEBUG"},
+			"client1": {"loop_amount": "5", "loop_period": "100ms", "log_level": "DEBUG"}}},
+		{"B", courseServerConfig(16, "INFO"), courseClientConfig(2, "250ms", "INFO"), map[string]map[string]string{
+			"server":  {"listen_backlog": "16", "logging_level": "INFO"},
+			"client1": {"loop_amount": "2", "loop_period": "250ms", "log_level": "INFO"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r.setUp(t, 1, tt.server, tt.client)
+			lines := r.follow(t)
+			checked := map[string]bool{}
+			for {
+				line, ok := next(t, lines, 2*time.Minute)
+				if !ok {
+					t.Fatal("logs ended before loop_finished")
+				}
+				l, ok, err := parseCourseLine(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					continue
+				}
+				if l.result == "fail" {
+					t.Fatalf("a line failed: %s", line)
+				}
+				if l.action == "config" {
+					for k, v := range tt.want[l.source] {
+						if l.fields[k] != v {
+							t.Errorf("%s config %s = %q, want %q: %s", l.source, k, l.fields[k], v, line)
+						}
+					}
+					checked[l.source] = true
+				}
+				if l.action == "loop_finished" {
+					break
+				}
+			}
+			if !checked["server"] || !checked["client1"] {
+				t.Fatalf("config lines seen: %v", checked)
+			}
+			r.down(0)
+		})
+	}
+}
+
+func TestCourse_Ej3_EchoScript(t *testing.T) {
+	r := newCourseRun(t)
+	t.Run("ThisServer", func(t *testing.T) {
+		r.setUp(t, 0, courseServerConfig(5, "INFO"), courseClientConfig(3, "50ms", "INFO"))
+		r.waitLog("server", `action: listen \| result: success`, time.Minute)
+		if out, err := r.run("sh", "validar-echo-server.sh"); err != nil || strings.TrimSpace(out) != "action: test_echo_server | result: success" {
+			t.Fatalf("sh validar-echo-server.sh: %v\n%s", err, out)
+		}
+		lines := r.follow(t)
+		for {
+			line, ok := next(t, lines, time.Minute)
+			if !ok {
+				t.Fatal("the server logged no received message")
+			}
+			l, ok, err := parseCourseLine(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok && l.result == "fail" {
+				t.Fatalf("a line failed: %s", line)
+			}
+			if ok && l.source == "server" && l.action == "receive_message" && l.result == "success" {
+				break
+			}
+		}
+		r.down(0)
+	})
+	// The suite's mocks: a plain echo server, and one that answers something
+	// else, as container "server" in a compose project named tp0.
+	for _, tt := range []struct{ name, prog, want string }{
+		{"HealthyMock", `"cat"`, "success"},
+		{"UnhealthyMock", `"sh", "-c", "printf 'error reading data: '; cat"`, "fail"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mock := filepath.Join(t.TempDir(), "docker-compose-mock.yaml")
+			writeFile(t, mock, `name: tp0
+services:
+  mock:
+    container_name: server
+    image: busybox:latest
+    entrypoint: ["nc", "-ll", "-p", "12345", "-e", `+tt.prog+`]
+    networks: [testing_net]
+networks:
+  testing_net:
+    ipam:
+      config:
+        - subnet: 172.25.125.0/24
+`)
+			mockCmd := func(args ...string) *exec.Cmd {
+				return exec.Command(r.compose[0], append(append(r.compose[1:], "-f", mock), args...)...)
+			}
+			if out, err := mockCmd("up", "-d").CombinedOutput(); err != nil {
+				t.Fatalf("mock up: %v\n%s", err, out)
+			}
+			defer mockCmd("down", "-t", "1").Run()
+			out, _ := r.run("sh", "validar-echo-server.sh")
+			if got := strings.TrimSpace(out); got != "action: test_echo_server | result: "+tt.want {
+				t.Fatalf("sh validar-echo-server.sh against the %s: %q", tt.name, got)
+			}
+		})
+	}
+}
+
+func TestCourse_Ej4_GracefulStop(t *testing.T) {
+	r := newCourseRun(t)
+	for _, tt := range []struct {
+		name    string
+		clients int
+		target  string // container stopped, or "all" for compose stop -t 10
+		after   int    // log lines before the stop
+	}{
+		{"ClientDown", 1, "client1", 10},
+		{"ServerDown", 1, "server", 10},
+		{"ServerWithoutClientsDown", 0, "server", 2},
+		{"BothDown", 1, "all", 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r.setUp(t, tt.clients, courseServerConfig(5, "DEBUG"), courseClientConfig(500, "150ms", "INFO"))
+			lines := r.follow(t)
+			for i := 0; i < tt.after; i++ {
+				line, ok := next(t, lines, 2*time.Minute)
+				if !ok {
+					t.Fatal("logs ended before the stop")
+				}
+				if l, ok, err := parseCourseLine(line); err != nil || ok && l.result == "fail" {
+					t.Fatalf("before the stop: %v %s", err, line)
+				}
+			}
+			targets := []string{tt.target}
+			if tt.target == "all" {
+				r.down(10)
+				targets = []string{"server", "client1"}
+			} else {
+				r.must("docker", "stop", tt.target, "-t", "20")
+			}
+			for _, name := range targets {
+				// down removes the containers: their exit is read from the logs.
+				if tt.target != "all" {
+					if code := r.waitExited(name, time.Minute); code != 0 {
+						t.Fatalf("%s exited with code %d:\n%s", name, code, r.logs(name))
+					}
+				}
+			}
+			if tt.target == "all" {
+				// Every container's last word is its clean exit.
+				var rest []string
+				for l := range lines {
+					rest = append(rest, l)
+				}
+				all := strings.Join(rest, "\n")
+				for _, name := range targets {
+					if !strings.Contains(all, name) || !strings.Contains(all, "action: shutdown | result: success") {
+						t.Fatalf("%s did not shut down cleanly:\n%s", name, all)
+					}
+				}
+			} else {
+				want := "action: shutdown | result: success"
+				if !strings.Contains(r.logs(tt.target), want) {
+					t.Fatalf("%s did not log %q:\n%s", tt.target, want, r.logs(tt.target))
+				}
+			}
+			r.down(0)
+		})
+	}
+}
