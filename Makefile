@@ -10,7 +10,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build demo test test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build demo test cross test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -24,9 +24,15 @@ demo: build
 	scripts/demo.sh
 
 # The test command CI runs (see README).
-test:
+test: cross
 	$(GO) vet ./...
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -timeout 30m ./...
+
+# Both programs build where students work: macOS (Apple and Intel) and Windows.
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
 
 # Each fuzz target for FUZZTIME (their seed corpora also run in make test).
 FUZZTIME ?= 60s

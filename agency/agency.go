@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -15,17 +16,16 @@ import (
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
-// Agency sends its bets to the central exactly once, then asks for its winners.
+// Agency sends its bets to the central exactly once, then asks for its
+// winners; with no bets it runs the course's echo loop instead.
 type Agency struct {
-	opts   Options
-	log    *logging.Logger
-	single *lottery.Bet // single-bet mode when set
-	echo   bool         // no bets: the course's echo loop (exercises 1 to 4)
+	opts Options
+	log  *logging.Logger
+	bets bets // where the bets come from; nil in echo mode
+	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 
-	round        uint64 // the round of the first welcome; 0 before it
-	logged       int    // last CSV line whose errors were logged
-	progressStep int    // last 10% step logged
-	winners      []string
+	round   uint64   // the round of the first welcome; 0 before it
+	winners []string // set once the central sent them
 }
 
 // errPermanent marks errors that a reconnect cannot fix.
@@ -40,32 +40,6 @@ func permanent(err error) error           { return permanentError{err} }
 func permanentf(f string, a ...any) error { return permanent(fmt.Errorf(f, a...)) }
 func isPermanent(err error) bool          { return errors.Is(err, errPermanent) }
 
-func (a *Agency) mode() protocol.Mode {
-	if a.single != nil {
-		return protocol.ModeSingle
-	}
-	return protocol.ModeCSV
-}
-
-// dataName says where the bets come from, for logs.
-func (a *Agency) dataName() string {
-	switch {
-	case a.single != nil:
-		return "env"
-	case a.echo:
-		return "none"
-	}
-	return a.opts.DataPath
-}
-
-// modeName names what the agency does, for the config line.
-func (a *Agency) modeName() string {
-	if a.echo {
-		return "echo"
-	}
-	return a.mode().String()
-}
-
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -79,8 +53,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Run does the agency's work: the echo loop when it has no bets, else it
-// sends the bets and gets the winners, reconnecting with backoff after a
-// broken connection or a server restart. It returns ctx.Err() when stopped.
+// sends the bets and gets the winners, reconnecting after a broken
+// connection or a central restart. It returns ctx.Err() when stopped.
 func (a *Agency) Run(ctx context.Context) error {
 	if a.echo {
 		return a.echoLoop(ctx)
@@ -88,12 +62,16 @@ func (a *Agency) Run(ctx context.Context) error {
 	return a.retry(ctx, func() (bool, error) { return a.session(ctx) })
 }
 
-// retry runs op until it succeeds, fails permanently or ctx is done, waiting
-// with exponential backoff between attempts. op reports whether it made
-// progress, which resets the count of attempts and the backoff.
+// retry runs op until it succeeds, fails permanently or ctx is done. op
+// reports whether it made progress (the central stored something new); the
+// retry budget (reconnect.attempts attempts, reconnect.timeout of time)
+// counts only attempts without progress, so an agency whose central keeps
+// failing gives up, and one that advances never does. Waits grow
+// exponentially with full jitter (a random wait up to the exponential
+// bound), so agencies cut off together do not come back together.
 func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)) error {
-	backoff := a.opts.Backoff
-	for attempt := 0; ; {
+	attempt, since := 0, time.Now()
+	for {
 		progress, err := op()
 		if err == nil {
 			return nil
@@ -105,18 +83,34 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 			return err
 		}
 		if progress {
-			attempt, backoff = 0, a.opts.Backoff
+			attempt, since = 0, time.Now()
 		}
 		attempt++
 		if attempt > a.opts.Attempts {
-			return fmt.Errorf("gave up after %d attempts: %w", attempt-1, err)
+			return fmt.Errorf("gave up after %d attempts without progress: %w", attempt-1, err)
 		}
-		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %s", attempt, backoff, logformat.Value(err.Error()))
-		if err := sleep(ctx, backoff); err != nil {
+		if waited := time.Since(since); waited > a.opts.RetryTimeout {
+			return fmt.Errorf("gave up after %s without progress (reconnect.timeout): %w", waited.Round(time.Millisecond), err)
+		}
+		wait := jitter(a.opts.Backoff, a.opts.MaxBackoff, attempt)
+		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %s", attempt, wait, logformat.Value(err.Error()))
+		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
-		backoff = min(backoff*2, a.opts.MaxBackoff)
 	}
+}
+
+// jitter is the wait before retry attempt (from 1): a random duration in
+// [base/2, bound], bound = min(max, base × 2^(attempt-1)) ("full jitter",
+// with a floor so a retry never comes at once).
+func jitter(base, max time.Duration, attempt int) time.Duration {
+	bound := base
+	for i := 1; i < attempt && bound < max; i++ {
+		bound *= 2
+	}
+	bound = min(bound, max)
+	lo := min(base/2, bound)
+	return lo + rand.N(bound-lo+1)
 }
 
 // conn is one connection to the central with its protocol reader.
@@ -131,10 +125,12 @@ func (c *conn) send(m protocol.Message) error {
 	if c.buf, err = protocol.Append(c.buf[:0], m); err != nil {
 		return permanent(err)
 	}
-	return protocol.WriteFull(c, c.buf)
+	_, err = c.Write(c.buf)
+	return err
 }
 
-// recv reads the next message within d; an Error reply is returned as error.
+// recv reads the next message within d; an Error reply is returned as error,
+// permanent unless its code is retryable.
 func (c *conn) recv(d time.Duration) (protocol.Message, error) {
 	c.SetReadDeadline(time.Now().Add(d))
 	m, err := c.r.Next()
@@ -145,18 +141,12 @@ func (c *conn) recv(d time.Duration) (protocol.Message, error) {
 		return nil, err
 	}
 	if e, ok := m.(*protocol.Error); ok {
-		return nil, classify(e)
+		if e.Code.Retryable() {
+			return nil, fmt.Errorf("central: %w", e)
+		}
+		return nil, permanent(fmt.Errorf("central: %w", e))
 	}
 	return m, nil
-}
-
-// classify marks the central's error replies that retrying cannot fix.
-func classify(e *protocol.Error) error {
-	switch e.Code {
-	case protocol.CodeBusy, protocol.CodeUnavailable, protocol.CodeGap, protocol.CodeIncomplete, protocol.CodeInternal:
-		return fmt.Errorf("central: %w", e)
-	}
-	return permanent(fmt.Errorf("central: %w", e))
 }
 
 // receive reads the next message within d and requires it to be a T.
@@ -173,8 +163,9 @@ func receive[T protocol.Message](c *conn, d time.Duration) (T, error) {
 	return t, nil
 }
 
-// session runs one connection from hello to winners. progress reports whether
-// the central acknowledged anything new, which resets the retry count.
+// session runs one connection from hello to winners. progress reports
+// whether the central stored anything new (bets, the finish): a Welcome
+// alone is not progress.
 func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	nc, err := a.dial(ctx)
 	if err != nil {
@@ -184,12 +175,12 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	defer func() {
 		stop()
 		if nc.Close() == nil || ctx.Err() != nil {
-			a.log.Infof("action: close_connection | result: success | address: %s", a.opts.ServerAddress)
+			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.opts.ServerAddress))
 		}
 	}()
 	c := &conn{Conn: nc, r: protocol.NewReader(nc, protocol.MaxFrame)}
 
-	if err := c.send(&protocol.Hello{Agency: a.opts.ID, Mode: a.mode()}); err != nil {
+	if err := c.send(&protocol.Hello{Agency: a.opts.ID, Mode: a.bets.Mode()}); err != nil {
 		return false, err
 	}
 	w, err := receive[*protocol.Welcome](c, a.opts.ServerTimeout)
@@ -206,140 +197,52 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 		return false, permanentf("the central started a new round while this agency was reconnecting; its bets belong to the previous one")
 	}
 	a.round = w.Round
-	if !w.Finished {
-		if progress, err = a.sendBets(c, w.Committed); err != nil {
-			return progress, err
+	if w.Finished {
+		if err := a.checkFinished(w); err != nil {
+			return false, err
 		}
+	} else if progress, err = a.sendBets(c, w); err != nil {
+		return progress, err
 	}
-	return true, a.askWinners(c)
+	return progress, a.askWinners(c)
 }
 
-// sendBets streams the bets after the first committed ones, with up to
-// BatchWindow batches unacknowledged, then finishes.
-func (a *Agency) sendBets(c *conn, committed uint64) (progress bool, err error) {
-	src, err := a.open()
+// today is the day bets are validated as of: the UTC day the round started,
+// as the central does, so that a row's validity cannot change between a run
+// and its resume (a clock past midnight, another time zone).
+func (a *Agency) today() time.Time { return time.Unix(0, int64(a.round)).UTC() }
+
+// zeroDigest is a Welcome's digest when the central keeps none.
+var zeroDigest [lottery.DigestSize]byte
+
+// checkFinished verifies a Welcome that says this agency already finished:
+// only when the central holds exactly this agency's valid bets (their count
+// and digest) is that true; otherwise someone finished in its name, and the
+// agency fails rather than exit as if its bets were in the draw.
+func (a *Agency) checkFinished(w *protocol.Welcome) error {
+	src, err := a.bets.Open(a.today())
 	if err != nil {
-		return false, err
+		return permanent(err)
 	}
 	defer src.Close()
-	// Skip the valid bets the central already has: resume by bet offset.
-	for i := uint64(0); i < committed; i++ {
-		if _, err := src.Next(); err != nil {
-			if err == io.EOF {
-				return false, permanentf("the central has %d bets of agency %d but %s has only %d", committed, a.opts.ID, a.dataName(), i)
-			}
-			return false, permanent(err)
-		}
-	}
-	type inflight struct {
-		first uint64
-		n     int
-	}
-	var (
-		queue   []inflight
-		next    = committed // index of the next bet to send
-		acked   = committed
-		carry   *lottery.Bet // a bet that did not fit the last batch opens the next
-		eof     bool
-		batch   = protocol.Batch{Agency: a.opts.ID}
-		lastAck []lottery.Bet
-	)
+	d := lottery.NewDigest()
+	n := uint64(0)
 	for {
-		for len(queue) < a.opts.BatchWindow && !eof {
-			batch.First, batch.Bets = next, batch.Bets[:0]
-			size := protocol.BatchOverhead
-			for len(batch.Bets) < a.opts.BatchMaxAmount {
-				var bet lottery.Bet
-				if carry != nil {
-					bet, carry = *carry, nil
-				} else if bet, err = src.Next(); err == io.EOF {
-					eof = true
-					break
-				} else if err != nil {
-					return progress, permanent(err)
-				}
-				if bs := protocol.BetSize(&bet); size+bs > protocol.MaxBatchFrame {
-					carry = &bet
-					break
-				} else {
-					size += bs
-				}
-				batch.Bets = append(batch.Bets, bet)
-			}
-			if len(batch.Bets) == 0 {
-				break
-			}
-			if err := c.send(&batch); err != nil {
-				return progress, err
-			}
-			queue = append(queue, inflight{batch.First, len(batch.Bets)})
-			next += uint64(len(batch.Bets))
-			if a.single != nil {
-				lastAck = append(lastAck[:0], batch.Bets...)
-			}
-		}
-		if len(queue) == 0 {
+		bet, err := src.Next()
+		if err == io.EOF {
 			break
 		}
-		ack, err := receive[*protocol.Ack](c, a.opts.ServerTimeout)
 		if err != nil {
-			return progress, err
+			return permanent(err)
 		}
-		if ack.First != queue[0].first {
-			return progress, permanentf("central acknowledged the batch at %d, expected %d", ack.First, queue[0].first)
-		}
-		acked, queue, progress = queue[0].first+uint64(queue[0].n), queue[1:], true
-		a.logProgress(src, acked)
-		if a.single != nil {
-			for _, b := range lastAck {
-				a.log.Infof("action: apuesta_enviada | result: success | dni: %s | numero: %d", b.Document, b.Number)
-			}
-		}
+		d.Add(&bet)
+		n++
 	}
-	a.log.Infof("action: apuestas_enviadas | result: success | cantidad: %d | descartadas: %d", acked, src.Discarded())
-	if err := c.send(&protocol.Finish{Total: acked}); err != nil {
-		return progress, err
+	if n != w.Committed || w.Digest != zeroDigest && d.Sum() != w.Digest {
+		return permanentf("the central says agency %d finished with %d bets stored, but %s has %d valid bets%s: they are not this agency's bets",
+			a.opts.ID, w.Committed, a.bets.Name(), n, map[bool]string{true: " (same count, other bets)", false: ""}[n == w.Committed])
 	}
-	f, err := receive[*protocol.Finished](c, a.opts.ServerTimeout)
-	if err != nil {
-		return progress, err
-	}
-	a.log.Infof("action: fin_envio | result: success | finalizadas: %d | agencias: %d", f.Finished, f.Agencies)
-	return true, nil
-}
-
-func (a *Agency) open() (source, error) {
-	if a.single != nil {
-		return &singleSource{bet: *a.single}, nil
-	}
-	src, err := openCSV(a.opts.DataPath, a.opts.ID, a.log, a.logged)
-	if err != nil {
-		return nil, permanent(err)
-	}
-	return &trackedCSV{src, a}, nil
-}
-
-// trackedCSV remembers how far invalid rows were logged across reconnects.
-type trackedCSV struct {
-	*csvSource
-	a *Agency
-}
-
-func (t *trackedCSV) Next() (lottery.Bet, error) {
-	b, err := t.csvSource.Next()
-	if line, _ := t.cr.FieldPos(0); line > t.a.logged {
-		t.a.logged = line
-	}
-	return b, err
-}
-
-// logProgress logs about every 10% of the input read.
-func (a *Agency) logProgress(src source, sent uint64) {
-	step := int(src.Progress() * 10)
-	if step > a.progressStep && a.single == nil {
-		a.progressStep = step
-		a.log.Infof("action: progreso | result: in_progress | enviadas: %d | porcentaje: %d", sent, min(step*10, 100))
-	}
+	return nil
 }
 
 // askWinners asks for the agency's winners and waits for the draw.

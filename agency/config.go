@@ -26,6 +26,7 @@ type Options struct {
 	DataPath       string
 	WinnersTimeout time.Duration
 	Attempts       int
+	RetryTimeout   time.Duration
 	Backoff        time.Duration
 	MaxBackoff     time.Duration
 	LoopAmount     int
@@ -45,7 +46,8 @@ var defaults = []settings.Default{
 	{Key: "batch.window", Value: "4"},
 	{Key: "data.path", Value: ""},
 	{Key: "winners.timeout", Value: "120s"},
-	{Key: "reconnect.attempts", Value: "10"},
+	{Key: "reconnect.attempts", Value: "1000"},
+	{Key: "reconnect.timeout", Value: "5m"},
 	{Key: "reconnect.backoff", Value: "100ms"},
 	{Key: "reconnect.maxBackoff", Value: "3s"},
 	{Key: "loop.amount", Value: "0"},
@@ -80,7 +82,8 @@ func loadOptions(path string) (Options, error) {
 		o.DataPath = fmt.Sprintf("./.data/agency-%d.csv", o.ID)
 	}
 	o.WinnersTimeout = p.DurationIn("winners.timeout", time.Millisecond, 24*time.Hour)
-	o.Attempts = p.IntIn("reconnect.attempts", 0, 1000)
+	o.Attempts = p.IntIn("reconnect.attempts", 0, 1000000)
+	o.RetryTimeout = p.DurationIn("reconnect.timeout", 0, 24*time.Hour)
 	o.Backoff = p.DurationIn("reconnect.backoff", time.Millisecond, time.Hour)
 	o.MaxBackoff = p.DurationIn("reconnect.maxBackoff", time.Millisecond, time.Hour)
 	o.LoopAmount = p.IntIn("loop.amount", 0, 1<<31-1)

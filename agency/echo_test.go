@@ -71,7 +71,7 @@ func echoServer(t *testing.T, reply func(string) string) (string, <-chan string)
 func echoAgency(addr string, amount int, log *logging.Logger) *Agency {
 	return &Agency{log: log, echo: true, opts: Options{
 		ID: 3, ServerAddress: addr, ServerTimeout: 5 * time.Second, LoopAmount: amount, LoopPeriod: time.Millisecond,
-		Attempts: 3, Backoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Attempts: 3, RetryTimeout: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond,
 	}}
 }
 
@@ -174,15 +174,16 @@ func TestChooseWork(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			single, echo, err := chooseWork(Options{ID: 1, DataPath: tt.path, LoopAmount: tt.loop}, tt.env)
+			b, echo, err := chooseWork(Options{ID: 1, DataPath: tt.path, LoopAmount: tt.loop}, tt.env, quietLog())
 			if tt.errContain != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errContain) || !strings.Contains(err.Error(), "data.path") {
 					t.Fatalf("err = %v, want one naming data.path and %q", err, tt.errContain)
 				}
 				return
 			}
-			if err != nil || (single != nil) != tt.single || echo != tt.echo {
-				t.Fatalf("single %v, echo %v, err %v", single, echo, err)
+			_, single := b.(*singleBet)
+			if err != nil || single != tt.single || echo != tt.echo || (b == nil) != echo {
+				t.Fatalf("bets %T, echo %v, err %v", b, echo, err)
 			}
 		})
 	}

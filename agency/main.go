@@ -17,7 +17,6 @@ import (
 	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/logformat"
-	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/settings"
 )
 
@@ -38,16 +37,23 @@ func run() int {
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
 	a := &Agency{opts: opts, log: log}
-	if a.single, a.echo, err = chooseWork(opts, os.Getenv); err != nil {
+	if a.bets, a.echo, err = chooseWork(opts, os.Getenv, log); err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
-	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_backoff: %s | reconnect_max_backoff: %s",
+	data, mode := "none", "echo"
+	if a.bets != nil {
+		data, mode = a.bets.Name(), a.bets.Mode().String()
+	}
+	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s",
 		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
-		logformat.Value(a.dataName()), a.modeName(), opts.LoopAmount, logformat.Value(opts.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.Backoff, opts.MaxBackoff)
+		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(opts.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal stops the agency gracefully; a second one, with the
+	// default action restored, ends it at once.
+	context.AfterFunc(ctx, stop)
 	err = a.Run(ctx)
 	switch {
 	case err == nil:
@@ -65,18 +71,18 @@ func run() int {
 // the environment (exercise 5), the bets of its data file, or, with neither
 // and loop.amount above 0, the course's echo loop (exercises 1 to 4). Nothing
 // to do at all is a configuration error.
-func chooseWork(o Options, getenv func(string) string) (single *lottery.Bet, echo bool, err error) {
+func chooseWork(o Options, getenv func(string) string, log *logging.Logger) (b bets, echo bool, err error) {
 	bet, ok, err := singleBetFromEnv(o.ID, getenv)
 	if err != nil {
 		return nil, false, err
 	}
 	if ok {
-		return &bet, false, nil
+		return &singleBet{bet: bet, log: log}, false, nil
 	}
 	st, err := os.Stat(o.DataPath)
 	switch {
 	case err == nil && st.Mode().IsRegular():
-		return nil, false, nil
+		return &csvBets{path: o.DataPath, agency: o.ID, log: log}, false, nil
 	case err == nil:
 		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: "is not a regular file"}
 	case errors.Is(err, fs.ErrNotExist) && o.LoopAmount > 0:

@@ -14,7 +14,71 @@ import (
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/protocol"
 )
+
+// bets says where an agency's bets come from: its CSV file, or the one bet
+// of the environment (course exercise 5).
+type bets interface {
+	// Mode is what the agency announces in its hello.
+	Mode() protocol.Mode
+	// Name names the input in logs and errors.
+	Name() string
+	// Open starts a pass over the valid bets, validated as of today.
+	Open(today time.Time) (source, error)
+	// Acked tells the user that the central stored the n bets from first;
+	// acked bets are stored in all.
+	Acked(src source, first uint64, n int, acked uint64)
+}
+
+// csvBets are the bets of an agency's CSV file.
+type csvBets struct {
+	path   string
+	agency int
+	log    *logging.Logger
+	logged int        // invalid rows up to this line were logged by an earlier pass
+	last   *csvSource // the latest pass
+	step   int        // last 10% step of progress logged
+}
+
+func (b *csvBets) Mode() protocol.Mode { return protocol.ModeCSV }
+func (b *csvBets) Name() string        { return b.path }
+
+func (b *csvBets) Open(today time.Time) (source, error) {
+	if b.last != nil {
+		b.logged = max(b.logged, b.last.LastLine())
+	}
+	src, err := openCSV(b.path, b.agency, b.log, b.logged, today)
+	if err != nil {
+		return nil, err
+	}
+	b.last = src
+	return src, nil
+}
+
+// Acked logs about every 10% of the file read.
+func (b *csvBets) Acked(src source, _ uint64, _ int, acked uint64) {
+	if step := int(src.Progress() * 10); step > b.step {
+		b.step = step
+		b.log.Infof("action: progreso | result: in_progress | enviadas: %d | porcentaje: %d", acked, min(step*10, 100))
+	}
+}
+
+// singleBet is the one bet of course exercise 5, given by the environment.
+type singleBet struct {
+	bet lottery.Bet
+	log *logging.Logger
+}
+
+func (b *singleBet) Mode() protocol.Mode { return protocol.ModeSingle }
+func (b *singleBet) Name() string        { return "env" }
+
+func (b *singleBet) Open(time.Time) (source, error) { return &singleSource{bet: b.bet}, nil }
+
+// Acked logs the bet, as the exercise asks.
+func (b *singleBet) Acked(source, uint64, int, uint64) {
+	b.log.Infof("action: apuesta_enviada | result: success | dni: %s | numero: %d", logformat.Value(b.bet.Document), b.bet.Number)
+}
 
 // source yields an agency's valid bets in order; Next returns io.EOF at the end.
 type source interface {
@@ -52,13 +116,14 @@ type csvSource struct {
 	cr        *csv.Reader
 	log       *logging.Logger
 	quiet     int // rows up to this line were logged before (a resumed pass)
+	lastLine  int // the line of the last row read
 	discarded int
-	now       time.Time
+	today     time.Time
 }
 
-// openCSV opens path for agency. Lines up to quietUpTo are not logged again
-// when invalid (they were, before a reconnect).
-func openCSV(path string, agency int, log *logging.Logger, quietUpTo int) (*csvSource, error) {
+// openCSV opens path for agency, validating bets as of today. Invalid rows
+// up to line quiet are not logged again (they were, before a reconnect).
+func openCSV(path string, agency int, log *logging.Logger, quiet int, today time.Time) (*csvSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open agency data: %w", err)
@@ -68,7 +133,7 @@ func openCSV(path string, agency int, log *logging.Logger, quietUpTo int) (*csvS
 		f.Close()
 		return nil, fmt.Errorf("open agency data: %w", err)
 	}
-	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, quiet: quietUpTo, now: time.Now()}
+	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, quiet: quiet, today: today}
 	s.read.r = f
 	br := bufio.NewReaderSize(&s.read, 64<<10)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
@@ -94,6 +159,7 @@ func (s *csvSource) Next() (lottery.Bet, error) {
 		}
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
+			s.lastLine = perr.Line
 			s.skip(&RowError{File: s.path, Line: perr.Line, Field: "-", Err: perr.Err})
 			continue
 		}
@@ -101,6 +167,7 @@ func (s *csvSource) Next() (lottery.Bet, error) {
 			return lottery.Bet{}, fmt.Errorf("read %s: %w", s.path, err)
 		}
 		line, _ := s.cr.FieldPos(0)
+		s.lastLine = line
 		bet, rerr := s.parse(rec, line)
 		if rerr != nil {
 			s.skip(rerr)
@@ -123,7 +190,7 @@ func (s *csvSource) parse(rec []string, line int) (lottery.Bet, *RowError) {
 	if bet.Number, err = strconv.Atoi(rec[4]); err != nil {
 		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: lottery.FieldNumber, Err: fmt.Errorf("%q %w", rec[4], lottery.ErrNumberRange)}
 	}
-	if err := bet.ValidateAt(s.now); err != nil {
+	if err := bet.ValidateAt(s.today); err != nil {
 		var ve *lottery.ValidationError
 		errors.As(err, &ve)
 		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: ve.Field, Err: err}
@@ -147,6 +214,9 @@ func (s *csvSource) Progress() float64 {
 }
 
 func (s *csvSource) Discarded() int { return s.discarded }
+
+// LastLine is the line of the last row read.
+func (s *csvSource) LastLine() int { return s.lastLine }
 
 func (s *csvSource) Close() error {
 	err := s.f.Close()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/op/go-logging"
 )
@@ -27,7 +28,7 @@ func BenchmarkCSVSource(b *testing.B) {
 	for b.Loop() {
 		if src == nil {
 			var err error
-			if src, err = openCSV(path, 1, log, 0); err != nil {
+			if src, err = openCSV(path, 1, log, 0, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/op/go-logging"
 
@@ -31,7 +33,7 @@ func TestCSVSource(t *testing.T) {
 	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := openCSV(path, 3, quietLog(), 0)
+	src, err := openCSV(path, 3, quietLog(), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestCSVSource(t *testing.T) {
 func TestCSVSource_RowError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.csv")
 	os.WriteFile(path, []byte("Ana,Paz,1,1990-01-01,7574\nAna,Paz,1,1990-01-01,10000\n"), 0o644)
-	src, err := openCSV(path, 1, quietLog(), 0)
+	src, err := openCSV(path, 1, quietLog(), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestCSVSource_RowError(t *testing.T) {
 }
 
 func TestOpenCSV_Missing(t *testing.T) {
-	if _, err := openCSV(filepath.Join(t.TempDir(), "none.csv"), 1, quietLog(), 0); !errors.Is(err, os.ErrNotExist) {
+	if _, err := openCSV(filepath.Join(t.TempDir(), "none.csv"), 1, quietLog(), 0, time.Now()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -122,18 +124,19 @@ func TestSingleBetFromEnv(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	retry := []protocol.Code{protocol.CodeBusy, protocol.CodeUnavailable, protocol.CodeGap, protocol.CodeIncomplete, protocol.CodeInternal}
-	stop := []protocol.Code{protocol.CodeMalformed, protocol.CodeUnexpected, protocol.CodeUnknownAgency, protocol.CodeInvalidBet,
-		protocol.CodeFinished, protocol.CodeTimeout}
-	for _, c := range retry {
-		if err := classify(&protocol.Error{Code: c}); isPermanent(err) || !errors.Is(err, &protocol.Error{Code: c}) {
-			t.Errorf("%s: %v should be retried", c, err)
-		}
-	}
-	for _, c := range stop {
-		if err := classify(&protocol.Error{Code: c}); !isPermanent(err) {
-			t.Errorf("%s: %v should not be retried", c, err)
+// An error reply is retried exactly when the protocol's table says so.
+func TestRecvErrorPolicy(t *testing.T) {
+	for _, code := range protocol.Codes() {
+		client, server := net.Pipe()
+		go func() {
+			protocol.Write(server, protocol.NewError(code, "x"))
+			server.Close()
+		}()
+		c := &conn{Conn: client, r: protocol.NewReader(client, 0)}
+		_, err := c.recv(time.Second)
+		client.Close()
+		if !errors.Is(err, &protocol.Error{Code: code}) || isPermanent(err) == code.Retryable() {
+			t.Errorf("%s: got %v (permanent %t), want retryable %t", code, err, isPermanent(err), code.Retryable())
 		}
 	}
 }

@@ -52,14 +52,18 @@ func TestCentral_ProtocolErrors(t *testing.T) {
 		cl.expectClosed()
 		c.waitLine(`action: hello \| result: fail .*agency 6 is outside 1..5`, 5*time.Second)
 	})
-	t.Run("SecondSession", func(t *testing.T) {
+	t.Run("SecondSessionTakesOver", func(t *testing.T) {
+		// Fencing: a new session for an agency ends the old one (a dead
+		// connection must not lock the agency out) and is logged as such.
 		first := dial(t, c.addr)
 		first.hello(2)
 		cl := dial(t, c.addr)
-		cl.send(&protocol.Hello{Agency: 2, Mode: protocol.ModeCSV})
-		cl.expectError(protocol.CodeBusy)
-		c.waitLine(`action: hello \| result: fail .*already has a session`, 5*time.Second)
-		first.conn.Close()
+		if w := cl.hello(2); w.Committed != 0 {
+			t.Fatalf("second session welcomed with %d committed", w.Committed)
+		}
+		first.expectClosed()
+		c.waitLine(`action: hello \| result: success .*agencia: 2 .*reemplaza: true`, 5*time.Second)
+		cl.conn.Close()
 	})
 	t.Run("FinishWithoutHello", func(t *testing.T) {
 		cl := dial(t, c.addr)

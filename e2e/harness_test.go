@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,17 +202,6 @@ func (p *proc) signal(sig syscall.Signal) {
 	p.cmd.Process.Signal(sig)
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // central is a server process with its address and store path.
 type central struct {
 	*proc
@@ -224,14 +212,19 @@ type central struct {
 // startCentral starts a server for agencies, with extra env, and waits until it listens.
 func startCentral(t *testing.T, dbPath string, agencies int, env ...string) *central {
 	t.Helper()
-	port := freePort(t)
+	// Port 0: the kernel picks a free port, and the listen line names it.
 	env = append([]string{
-		"SERVER_IP=127.0.0.1", fmt.Sprintf("SERVER_PORT=%d", port), fmt.Sprintf("AGENCIES=%d", agencies),
-		"DB_PATH=" + dbPath,
+		"SERVER_IP=127.0.0.1", "SERVER_PORT=0", fmt.Sprintf("AGENCIES=%d", agencies), "DB_PATH=" + dbPath,
 	}, env...)
 	p := start(t, "server", t.TempDir(), env...)
-	p.waitLine(`action: listen \| result: success`, 20*time.Second)
-	return &central{proc: p, addr: fmt.Sprintf("127.0.0.1:%d", port), dbPath: dbPath}
+	return &central{proc: p, addr: listenAddr(p), dbPath: dbPath}
+}
+
+// listenAddr waits for a central's listen line and returns its address.
+func listenAddr(p *proc) string {
+	p.t.Helper()
+	line := p.waitLine(`action: listen \| result: success \| address: `, 20*time.Second)
+	return line[strings.LastIndex(line, " ")+1:]
 }
 
 // startAgency starts agency id against c with its CSV from dataDir.

@@ -21,6 +21,10 @@ const (
 	MaxNumber = 9999
 	// DateLayout is the layout of birthdates on the wire, in CSV files and in the store.
 	DateLayout = "2006-01-02"
+	// MinBirthYear is the earliest birth year accepted. Python's
+	// date.fromisoformat, which the course's load_bets uses, reads no year
+	// below 1000; nobody alive was born before 1900.
+	MinBirthYear = 1900
 )
 
 // Bet is one bet placed at an agency: who played (names, document, birthdate)

@@ -46,6 +46,10 @@ func TestBet_Validate(t *testing.T) {
 		{"ErrDocLong", func(b *Bet) { b.Document = "12345678901" }, FieldDocument, ErrDocument},
 		{"ErrDate", func(b *Bet) { b.Birthdate = Date{2023, 2, 30} }, FieldBirthdate, ErrDateFormat},
 		{"ErrFuture", func(b *Bet) { b.Birthdate = Date{2026, 11, 27} }, FieldBirthdate, ErrFutureDate},
+		{"ErrYearZero", func(b *Bet) { b.Birthdate = Date{0, 1, 1} }, FieldBirthdate, ErrTooOld},
+		{"ErrYear999", func(b *Bet) { b.Birthdate = Date{999, 12, 31} }, FieldBirthdate, ErrTooOld},
+		{"ErrYear1899", func(b *Bet) { b.Birthdate = Date{1899, 12, 31} }, FieldBirthdate, ErrTooOld},
+		{"OKYear1900", func(b *Bet) { b.Birthdate = Date{1900, 1, 1} }, "", nil},
 		{"ErrNumberHigh", func(b *Bet) { b.Number = 10000 }, FieldNumber, ErrNumberRange},
 		{"ErrNumberLow", func(b *Bet) { b.Number = -1 }, FieldNumber, ErrNumberRange},
 	}

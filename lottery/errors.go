@@ -22,6 +22,8 @@ var (
 	ErrDateFormat = errors.New("is not a date in YYYY-MM-DD format")
 	// ErrFutureDate is returned for a birthdate after today.
 	ErrFutureDate = errors.New("is in the future")
+	// ErrTooOld is returned for a birthdate before MinBirthYear.
+	ErrTooOld = fmt.Errorf("is before %d", MinBirthYear)
 	// ErrNumberRange is returned for a number outside 0..MaxNumber.
 	ErrNumberRange = fmt.Errorf("is not a number in 0..%d", MaxNumber)
 	// ErrAgency is returned for an agency id below 1.

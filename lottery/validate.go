@@ -30,6 +30,9 @@ func (b Bet) ValidateAt(now time.Time) error {
 	if !b.Birthdate.valid() {
 		return &ValidationError{FieldBirthdate, b.Birthdate.String(), ErrDateFormat}
 	}
+	if b.Birthdate.Year < MinBirthYear {
+		return &ValidationError{FieldBirthdate, b.Birthdate.String(), ErrTooOld}
+	}
 	if b.Birthdate.after(now) {
 		return &ValidationError{FieldBirthdate, b.Birthdate.String(), ErrFutureDate}
 	}

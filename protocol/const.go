@@ -11,8 +11,10 @@ const (
 	HeaderSize = markerSize + kindSize + lengthSize
 	// MaxFrame is the largest frame, header included, that a reader accepts.
 	MaxFrame = 64 << 10
-	// MaxBatchFrame is the largest batch frame, header included, that an agency sends.
-	MaxBatchFrame = 8 << 10
+	// MaxBatchFrame is the largest batch frame, header included, that an
+	// agency sends: 8,000 bytes, so a batch stays under "8 kB" whether one
+	// reads it as 8,000 or as 8,192 bytes.
+	MaxBatchFrame = 8000
 	// Marker is the first byte of every frame: protocol version 1. It is not
 	// printable ASCII, so a netcat line is told apart from a frame by its first byte.
 	Marker byte = 0xA1
@@ -73,24 +75,38 @@ func (m Mode) String() string {
 	return "unknown"
 }
 
+// ErrMalformed is the parent of every decoding error: errors.Is(err,
+// ErrMalformed) holds for any input that is not a valid frame, whichever
+// sentinel below names the reason.
+var ErrMalformed = errors.New("malformed frame")
+
+// decodeError is a decoding sentinel: it is itself and an ErrMalformed.
+type decodeError string
+
+func (e decodeError) Error() string        { return string(e) }
+func (e decodeError) Is(target error) bool { return target == ErrMalformed }
+
 // Decoding errors. Every malformed input yields an error wrapping one of them.
 var (
 	// ErrMarker means the first byte of a frame is not Marker.
-	ErrMarker = errors.New("bad frame marker")
+	ErrMarker error = decodeError("bad frame marker")
 	// ErrKind means the frame's kind is not one this version knows.
-	ErrKind = errors.New("unknown message kind")
+	ErrKind error = decodeError("unknown message kind")
 	// ErrTooLarge means a frame's length is over the bound of the reader.
-	ErrTooLarge = errors.New("frame too large")
+	ErrTooLarge error = decodeError("frame too large")
 	// ErrTruncated means the stream or the body ended before the message did.
-	ErrTruncated = errors.New("truncated frame")
+	ErrTruncated error = decodeError("truncated frame")
 	// ErrCount means a count is larger than the body could possibly hold.
-	ErrCount = errors.New("count over bound")
+	ErrCount error = decodeError("count over bound")
 	// ErrUTF8 means a string is not valid UTF-8.
-	ErrUTF8 = errors.New("string is not valid UTF-8")
+	ErrUTF8 error = decodeError("string is not valid UTF-8")
 	// ErrTrailing means the body has bytes after the end of its message.
-	ErrTrailing = errors.New("trailing bytes after message")
+	ErrTrailing error = decodeError("trailing bytes after message")
 	// ErrMode means a hello names an unknown mode.
-	ErrMode = errors.New("unknown agency mode")
-	// ErrStringLen means a string is too long to encode (over 255 bytes).
-	ErrStringLen = errors.New("string too long to encode")
+	ErrMode error = decodeError("unknown agency mode")
+	// ErrEmptyBatch means a batch carries no bets.
+	ErrEmptyBatch error = decodeError("batch with no bets")
 )
+
+// ErrStringLen means a string is too long to encode (over 255 bytes).
+var ErrStringLen = errors.New("string too long to encode")

@@ -19,11 +19,11 @@
 // # Bodies
 //
 //	Hello       agency u32 | mode u8 (1 = CSV stream, 2 = single bet)
-//	Welcome     round u64 | committed u64 | finished u8 (0/1)
+//	Welcome     round u64 | committed u64 | finished u8 (0/1) | digest [32]
 //	Batch       agency u32 | first u64 | count u16 | count × bet
 //	Ack         first u64 | stored u16 | committed u64
 //	Finish      total u64
-//	Finished    finished u32 | agencies u32
+//	Finished    count u32 | agencies u32 | committed u64
 //	WinnersReq  (empty)
 //	Winners     last u8 (0/1) | count u16 | count × (len u8 | document)
 //	Error       code u8 | index u32 (0xFFFFFFFF: none) | len u16 | message

@@ -8,31 +8,76 @@ import (
 // Code is the reason in an Error reply, from a closed set shared by both ends.
 type Code byte
 
-// The error codes. Fatal codes are followed by the central closing the
-// connection; after a recoverable one the session goes on.
+// The error codes. What each means, and what each end does after it, is the
+// table codes below: the only place that policy is written.
 const (
-	CodeMalformed     Code = iota + 1 // the frame could not be decoded (fatal)
-	CodeUnexpected                    // the message is out of order, e.g. no hello first (fatal)
-	CodeUnknownAgency                 // the agency id is outside 1..AGENCIES or not the session's (fatal)
-	CodeBusy                          // another session of the same agency is live (fatal)
+	CodeMalformed     Code = iota + 1 // the frame could not be decoded
+	CodeUnexpected                    // the message is out of order, e.g. no hello first
+	CodeUnknownAgency                 // the agency id is outside 1..AGENCIES or not the session's
+	CodeBusy                          // another session of the agency is live (no longer sent: a new session takes over)
 	CodeInvalidBet                    // a bet failed validation; nothing of the batch was stored
 	CodeGap                           // the batch starts past the committed bets: some are missing
 	CodeIncomplete                    // finish announced more bets than are committed
-	CodeFinished                      // bets arrived after the agency finished (fatal)
-	CodeUnavailable                   // the central is shutting down or full (fatal)
-	CodeTimeout                       // the central gave up waiting (fatal)
-	CodeInternal                      // the central failed to store (fatal)
+	CodeFinished                      // bets arrived after the agency finished, or after the draw
+	CodeUnavailable                   // the central is shutting down or full
+	CodeTimeout                       // the central gave up waiting for a frame
+	CodeInternal                      // the central failed to store
+	CodeForbidden                     // the agency's certificate does not allow what it asked
 )
 
-var codeNames = [...]string{"", "malformed", "unexpected", "unknown_agency", "busy", "invalid_bet",
-	"gap", "incomplete", "finished", "unavailable", "timeout", "internal"}
-
-func (c Code) String() string {
-	if int(c) < len(codeNames) && c != 0 {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("code(%d)", byte(c))
+// CodeInfo is the policy of one error code.
+type CodeInfo struct {
+	Name    string
+	Meaning string
+	// Fatal: the central closes the connection after sending it; otherwise
+	// the session goes on.
+	Fatal bool
+	// Retryable: an agency that receives it reconnects and tries again;
+	// otherwise it gives up.
+	Retryable bool
 }
+
+// codes is the error policy, indexed by code.
+var codes = [...]CodeInfo{
+	CodeMalformed:     {"malformed", "the frame could not be decoded", true, false},
+	CodeUnexpected:    {"unexpected", "out of order (no hello, winners before finish, …)", true, false},
+	CodeUnknownAgency: {"unknown_agency", "id outside 1..AGENCIES, or a batch for another agency", true, false},
+	CodeBusy:          {"busy", "another session of this agency is live (no longer sent: a new session takes over)", true, true},
+	CodeInvalidBet:    {"invalid_bet", "a bet failed validation (index and reason given); nothing stored", false, false},
+	CodeGap:           {"gap", "the batch starts past the committed bets", false, true},
+	CodeIncomplete:    {"incomplete", "finish announced more bets than are committed", false, true},
+	CodeFinished:      {"finished", "bets after the agency's finish, or after the draw", true, false},
+	CodeUnavailable:   {"unavailable", "the central is shutting down or at its connection limit", true, true},
+	CodeTimeout:       {"timeout", "no whole frame within IDLE_TIMEOUT", true, false},
+	CodeInternal:      {"internal", "the central failed to store", true, true},
+	CodeForbidden:     {"forbidden", "the agency's certificate names another agency, or TLS is required", true, false},
+}
+
+// Codes lists every defined code in order.
+func Codes() []Code {
+	out := make([]Code, 0, len(codes)-1)
+	for c := CodeMalformed; int(c) < len(codes); c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Info returns c's policy. An unknown code (from a newer peer) is fatal and
+// not retryable.
+func (c Code) Info() CodeInfo {
+	if c != 0 && int(c) < len(codes) {
+		return codes[c]
+	}
+	return CodeInfo{Name: fmt.Sprintf("code(%d)", byte(c)), Meaning: "unknown", Fatal: true}
+}
+
+func (c Code) String() string { return c.Info().Name }
+
+// Fatal reports whether the central closes the connection after c.
+func (c Code) Fatal() bool { return c.Info().Fatal }
+
+// Retryable reports whether an agency retries after c.
+func (c Code) Retryable() bool { return c.Info().Retryable }
 
 // Error is the error reply, and also a Go error: an agency returns the Error it
 // received, and callers test its code with errors.Is(err, &Error{Code: c}) or

@@ -26,6 +26,9 @@ type Welcome struct {
 	Round     uint64 // identifies the round; it changes when a new round starts
 	Committed uint64 // bets of this agency durably stored
 	Finished  bool   // the agency has already finished sending
+	// Digest is the lottery.Digest sum of the agency's committed bets, all
+	// zero when the central has none (bets stored by an older version).
+	Digest [lottery.DigestSize]byte
 }
 
 // Batch carries bets of one agency, the first being bet First of its stream.
@@ -50,8 +53,9 @@ type Finish struct {
 
 // Finished acknowledges Finish once it is durable.
 type Finished struct {
-	Finished int // agencies finished so far
-	Agencies int // agencies the draw waits for
+	Count     int    // agencies finished so far
+	Agencies  int    // agencies the draw waits for
+	Committed uint64 // the agency's bets stored, which its finish recorded
 }
 
 // WinnersRequest asks for the agency's winners; the answer waits for the draw.
@@ -129,13 +133,15 @@ func (m *Hello) decodeBody(d *decoder) error {
 
 func (m *Welcome) appendBody(b []byte) ([]byte, error) {
 	b = be.AppendUint64(b, m.Round)
-	return append(be.AppendUint64(b, m.Committed), boolByte(m.Finished)), nil
+	b = append(be.AppendUint64(b, m.Committed), boolByte(m.Finished))
+	return append(b, m.Digest[:]...), nil
 }
 
 func (m *Welcome) decodeBody(d *decoder) error {
 	m.Round = d.u64()
 	m.Committed = d.u64()
 	m.Finished = d.u8() != 0
+	copy(m.Digest[:], d.bytes(len(m.Digest)))
 	return d.err
 }
 
@@ -161,6 +167,9 @@ func (m *Batch) decodeBody(d *decoder) error {
 	n := int(d.u16())
 	if d.err != nil {
 		return d.err
+	}
+	if n == 0 {
+		return ErrEmptyBatch // acknowledging it would cost a commit for nothing
 	}
 	// Bound the count by what the rest of the body can hold before allocating.
 	if n > d.remaining()/betFixed {
@@ -231,13 +240,15 @@ func (m *Finish) decodeBody(d *decoder) error {
 }
 
 func (m *Finished) appendBody(b []byte) ([]byte, error) {
-	b = be.AppendUint32(b, uint32(m.Finished))
-	return be.AppendUint32(b, uint32(m.Agencies)), nil
+	b = be.AppendUint32(b, uint32(m.Count))
+	b = be.AppendUint32(b, uint32(m.Agencies))
+	return be.AppendUint64(b, m.Committed), nil
 }
 
 func (m *Finished) decodeBody(d *decoder) error {
-	m.Finished = int(d.u32())
+	m.Count = int(d.u32())
 	m.Agencies = int(d.u32())
+	m.Committed = d.u64()
 	return d.err
 }
 

@@ -25,11 +25,11 @@ func allMessages() []Message {
 	return []Message{
 		&Hello{Agency: 3, Mode: ModeCSV},
 		&Hello{Agency: 1, Mode: ModeSingle},
-		&Welcome{Round: 1764180000123456789, Committed: 1 << 40, Finished: true},
+		&Welcome{Round: 1764180000123456789, Committed: 1 << 40, Finished: true, Digest: [32]byte{0: 1, 31: 0xff}},
 		&Batch{Agency: 7, First: 123456789, Bets: sampleBets(7)},
 		&Ack{First: 10, Stored: 220, Committed: 230},
 		&Finish{Total: 26936},
-		&Finished{Finished: 4, Agencies: 5},
+		&Finished{Count: 4, Agencies: 5, Committed: 26936},
 		&WinnersRequest{},
 		&Winners{Last: true, Documents: []string{"30904465", "1"}},
 		&Winners{Last: false, Documents: []string{}},
@@ -124,12 +124,16 @@ func TestReader_Malformed(t *testing.T) {
 		{"BadMode", frame(KindHello, []byte{0, 0, 0, 1, 9}), 0, ErrMode},
 		{"WinnersCountOverBody", frame(KindWinners, []byte{1, 0xff, 0xff, 1, '1'}), 0, ErrCount},
 		{"ErrorMessageTruncated", frame(KindError, []byte{1, 0, 0, 0, 0, 0, 9, 'x'}), 0, ErrTruncated},
+		{"EmptyBatch", frame(KindBatch, batchBody(0, nil)), 0, ErrEmptyBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewReader(bytes.NewReader(tt.input), tt.max).Next()
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%v is not an ErrMalformed", err)
 			}
 		})
 	}
@@ -159,13 +163,14 @@ func TestConstants(t *testing.T) {
 	}{
 		{"HeaderSize", HeaderSize, 6},
 		{"MaxFrame", MaxFrame, 65536},
-		{"MaxBatchFrame", MaxBatchFrame, 8192},
+		{"MaxBatchFrame", MaxBatchFrame, 8000},
 		{"Marker", int(Marker), 0xA1},
 		{"KindHello", int(KindHello), 1},
 		{"KindError", int(KindError), 9},
 		{"KindGoodbye", int(KindGoodbye), 11},
 		{"CodeMalformed", int(CodeMalformed), 1},
 		{"CodeInternal", int(CodeInternal), 11},
+		{"CodeForbidden", int(CodeForbidden), 12},
 		{"MaxBatchBets", MaxBatchBets, 7279},
 	}
 	for _, p := range pins {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,32 +17,41 @@ import (
 	"github.com/loteria-nacional/tp0/store"
 )
 
+// betStore is what the central needs of the store (store.Store). Tests wrap
+// it to inject faults, as a disk that fails once.
+type betStore interface {
+	Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error)
+	Committed(agency int) (committed uint64, finished bool, err error)
+	Agency(agency int) (store.AgencyState, error)
+	Finish(agency int, total uint64) error
+	Delivered(agency int) error
+	ScanBets(fn func(*lottery.Bet) error) error
+	SaveDraw(at time.Time, agencies int, winners map[int][]string) error
+	Close() error
+}
+
 // Central is the lottery central: it accepts agencies, stores their bets,
 // holds the draw barrier and answers winners.
 //
-// Concurrency: one goroutine per connection (session). The fields below mu are
-// the only state shared between sessions, and mu guards all of them. No
-// session holds mu while it does I/O: commits run outside it (the store is safe
-// for concurrent use and serialises writers itself), so agencies' batches do
-// not wait on each other except at the store's single writer.
+// Concurrency: one goroutine per connection (session), one for the draw.
+// What sessions share lives in three small types, each with its own lock and
+// none doing I/O under it: conns (open connections and shutdown), owners
+// (one live session per agency) and barrier (finishes, the draw, winners).
+// Commits run outside all of them: the store is safe for concurrent use and
+// serialises writers itself.
 type Central struct {
 	opts  Options
-	store *store.Store
+	store betStore
 	log   *logging.Logger
 	round uint64 // identifies this round to agencies: its start time in ns
 
-	slots chan struct{} // one token per open connection: the connection limit
-	wg    sync.WaitGroup
+	slots    chan struct{} // one token per connection being served: the connection limit
+	refusing chan struct{} // refusals being written, bounded
+	wg       sync.WaitGroup
 
-	mu       sync.Mutex
-	closing  bool                  // shutdown began: no new deadlines, no new sessions
-	conns    map[net.Conn]struct{} // open connections, to unblock them on shutdown
-	live     map[int]bool          // agencies with a session in progress
-	finished map[int]bool          // agencies that finished sending (durable in store)
-	drawing  bool                  // the draw started; it runs once
-	drawn    chan struct{}         // closed when the draw's result is known
-	winners  map[int][]string      // per agency, valid once drawn is closed
-	drawErr  error                 // set if the draw failed, before drawn is closed
+	conns   *conns
+	owners  *owners
+	barrier *barrier
 }
 
 // newCentral opens the round in the store at opts.DBPath: a finished and
@@ -55,29 +61,25 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Central{
+	var winners map[int][]string
+	if r.Drawn {
+		winners = r.Winners
+	}
+	return &Central{
 		opts:     opts,
 		store:    s,
 		log:      log,
 		round:    uint64(r.Started.UnixNano()),
 		slots:    make(chan struct{}, opts.MaxConns),
-		conns:    map[net.Conn]struct{}{},
-		live:     map[int]bool{},
-		finished: map[int]bool{},
-		drawn:    make(chan struct{}),
-	}
-	for a := range r.Finished {
-		if a >= 1 && a <= opts.Agencies {
-			c.finished[a] = true
-		}
-	}
-	if r.Drawn {
-		c.drawing = true
-		c.winners = r.Winners
-		close(c.drawn)
-	}
-	return c, nil
+		refusing: make(chan struct{}, 64),
+		conns:    newConns(),
+		owners:   newOwners(),
+		barrier:  newBarrier(opts.Agencies, r.Finished, winners),
+	}, nil
 }
+
+// ErrAgencies means AGENCIES differs from the count the round started with.
+var ErrAgencies = errors.New("AGENCIES differs from the round in the store")
 
 func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, error) {
 	sopts := store.Options{Coalesce: opts.Coalesce, MaxBatchDelay: opts.CoalesceMax}
@@ -90,7 +92,7 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 		s.Close()
 		return nil, store.Round{}, err
 	}
-	if r.Drawn && len(r.Delivered) >= opts.Agencies {
+	if r.Drawn && len(r.Delivered) >= r.AgencyCount(opts.Agencies) {
 		// The last round is over and every agency confirmed its winners: move it aside.
 		if err := s.Close(); err != nil {
 			return nil, store.Round{}, err
@@ -99,7 +101,7 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 		if err != nil {
 			return nil, store.Round{}, err
 		}
-		log.Infof("action: archivar_ronda | result: success | archivo: %s | apuestas: %d", dst, r.Bets)
+		log.Infof("action: archivar_ronda | result: success | archivo: %s | apuestas: %d", logformat.Value(dst), r.Bets)
 		if s, err = store.Open(opts.DBPath, sopts); err != nil {
 			return nil, store.Round{}, err
 		}
@@ -111,6 +113,20 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 		log.Infof("action: recuperar_ronda | result: success | apuestas: %d | agencias_finalizadas: %d | sorteo: %t",
 			r.Bets, len(r.Finished), r.Drawn)
 	}
+	// The draw waits for AGENCIES agencies: a round that has begun keeps the
+	// count it began with. An empty one takes the configured count.
+	if r.Begun() && r.Agencies != 0 && r.Agencies != opts.Agencies {
+		s.Close()
+		return nil, store.Round{}, fmt.Errorf("%w: AGENCIES = %d, but the round in %s began with %d (%d bets, %d agencies finished); restart with AGENCIES=%d, or move the file aside to start a new round",
+			ErrAgencies, opts.Agencies, opts.DBPath, r.Agencies, r.Bets, len(r.Finished), r.Agencies)
+	}
+	if r.Agencies != opts.Agencies {
+		if err := s.SetAgencies(opts.Agencies); err != nil {
+			s.Close()
+			return nil, store.Round{}, err
+		}
+		r.Agencies = opts.Agencies
+	}
 	return s, r, nil
 }
 
@@ -121,298 +137,137 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 func (c *Central) Serve(ctx context.Context, ln net.Listener) {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	c.resumeDraw(ctx)
+	if c.barrier.resume() {
+		c.startDraw(ctx)
+	}
+	c.accept(ctx, ln)
+	ln.Close()
+	c.log.Info("action: close_listener | result: success")
+	for _, conn := range c.conns.shutdown() {
+		c.log.Infof("action: close_connection | result: success | ip: %s", remoteIP(conn))
+	}
+	c.wg.Wait()
+}
+
+// accept runs the accept loop until the listener is closed. Temporary
+// errors (out of file descriptors, say) are retried after a growing pause,
+// as net/http does, so a full descriptor table cannot spin the loop; any
+// other error ends it.
+func (c *Central) accept(ctx context.Context, ln net.Listener) {
+	failures := 0
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				break
+				return
 			}
-			c.log.Errorf("action: accept_connection | result: fail | error: %v", err)
+			if !temporaryAccept(err) {
+				c.log.Criticalf("action: accept_connection | result: fail | error: %s", logformat.Value(err.Error()))
+				return
+			}
+			failures++
+			wait := acceptDelay(failures)
+			c.log.Errorf("action: accept_connection | result: fail | consecutivos: %d | espera: %s | error: %s", failures, wait, logformat.Value(err.Error()))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
 			continue
 		}
+		failures = 0
 		select {
 		case c.slots <- struct{}{}:
 		default:
 			c.refuse(conn)
 			continue
 		}
-		if !c.track(conn) {
+		if !c.conns.track(conn) {
 			<-c.slots
 			conn.Close()
 			continue
 		}
+		setKeepAlive(conn)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer func() { <-c.slots }()
-			defer c.untrack(conn)
-			c.serveConn(ctx, conn)
+			var once sync.Once
+			release := func() { once.Do(func() { <-c.slots }) }
+			defer release()
+			defer func() {
+				c.conns.untrack(conn)
+				conn.Close()
+				c.log.Debugf("action: close_connection | result: success | ip: %s", remoteIP(conn))
+			}()
+			c.serveConn(ctx, conn, release)
 		}()
 	}
-	ln.Close()
-	c.log.Info("action: close_listener | result: success")
-	c.unblockAll()
-	c.wg.Wait()
 }
 
-// resumeDraw starts the draw at once when every agency had finished before a
-// restart but the draw had not completed.
-func (c *Central) resumeDraw(ctx context.Context) {
-	c.mu.Lock()
-	start := len(c.finished) == c.opts.Agencies && !c.drawing
-	c.drawing = c.drawing || start
-	c.mu.Unlock()
-	if start {
-		c.startDraw(ctx)
+// temporaryAccept reports whether an accept error may go away by itself.
+func temporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptDelay is the pause after the n-th consecutive temporary accept
+// error (n from 1): 5 ms doubling up to 1 s.
+func acceptDelay(n int) time.Duration {
+	const lo, hi = 5 * time.Millisecond, time.Second
+	if n > 8 {
+		return hi
+	}
+	return min(lo<<(n-1), hi)
+}
+
+// Keepalive probes find a peer that vanished (a cable pulled, a host
+// powered off) within about keepAliveIdle + keepAliveCount × keepAliveInterval,
+// even while its session only waits for the draw.
+const (
+	keepAliveIdle     = 5 * time.Second
+	keepAliveInterval = 3 * time.Second
+	keepAliveCount    = 3
+)
+
+func setKeepAlive(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount})
 	}
 }
 
-// refuse answers a connection over the limit with an error frame and closes it.
+// refuse answers a connection over the limit with an error frame and closes
+// it, in its own goroutine so the accept loop never waits on a slow peer. At
+// most cap(c.refusing) refusals are written at once; past that, connections
+// are closed without a word.
 func (c *Central) refuse(conn net.Conn) {
-	ip := remoteIP(conn)
-	c.log.Warningf("action: accept_connection | result: fail | ip: %s | error: connection limit of %d reached", ip, c.opts.MaxConns)
-	conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
-	conn.Close()
-}
-
-func (c *Central) track(conn net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
+	c.log.Warningf("action: accept_connection | result: fail | ip: %s | error: connection limit of %d reached", remoteIP(conn), c.opts.MaxConns)
+	select {
+	case c.refusing <- struct{}{}:
+	default:
+		conn.Close()
+		return
 	}
-	c.conns[conn] = struct{}{}
-	return true
-}
-
-func (c *Central) untrack(conn net.Conn) {
-	c.mu.Lock()
-	delete(c.conns, conn)
-	c.mu.Unlock()
-	conn.Close()
-	c.log.Debugf("action: close_connection | result: success | ip: %s", remoteIP(conn))
-}
-
-// unblockAll makes every pending read return now, so sessions see shutdown.
-func (c *Central) unblockAll() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closing = true
-	for conn := range c.conns {
-		conn.SetReadDeadline(time.Unix(1, 0))
-		c.log.Infof("action: close_connection | result: success | ip: %s", remoteIP(conn))
-	}
-}
-
-// armRead sets the deadline for the next read, unless shutdown began.
-func (c *Central) armRead(conn net.Conn, d time.Duration) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	if d > 0 {
-		conn.SetReadDeadline(time.Now().Add(d))
-	} else {
-		conn.SetReadDeadline(time.Time{})
-	}
-	return true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.refusing }()
+		conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
+		conn.Close()
+	}()
 }
 
 // Close closes the store. Call it after Serve returned.
 func (c *Central) Close() error {
 	err := c.store.Close()
 	if err != nil {
-		c.log.Errorf("action: close_store | result: fail | error: %v", err)
+		c.log.Errorf("action: close_store | result: fail | error: %s", logformat.Value(err.Error()))
 		return err
 	}
 	c.log.Info("action: close_store | result: success")
 	return nil
 }
-
-// serveConn tells an echo health check from a protocol session by the first byte.
-func (c *Central) serveConn(ctx context.Context, conn net.Conn) {
-	br := bufio.NewReaderSize(conn, protocol.MaxBatchFrame)
-	if !c.armRead(conn, c.opts.IdleTimeout) {
-		return
-	}
-	first, err := br.Peek(1)
-	if errors.Is(err, io.EOF) {
-		// A probe that connects and closes (a TCP health check): nothing failed.
-		c.log.Debugf("action: receive_message | result: success | ip: %s | bytes: 0", remoteIP(conn))
-		return
-	}
-	if err != nil {
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", remoteIP(conn), logformat.Value(err.Error()))
-		return
-	}
-	switch b := first[0]; {
-	case b == protocol.Marker:
-		s := &session{c: c, conn: conn, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), sent: -1}
-		s.run(ctx)
-	case b >= 0x20 && b < 0x7f || b == '\t':
-		c.echo(conn, br)
-	default:
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: first byte 0x%02x is neither text nor a protocol frame", remoteIP(conn), b)
-		protocol.Write(conn, protocol.NewError(protocol.CodeMalformed, "first byte 0x%02x is neither text nor a protocol frame", b))
-	}
-}
-
-// maxEchoLine bounds the line an echo check may send.
-const maxEchoLine = 64 << 10
-
-// echo serves the netcat health check: one line in, the same line back. The
-// line is logged escaped (logformat.Value): it comes from the network.
-func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
-	ip := remoteIP(conn)
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if err == nil || len(line) > maxEchoLine {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if errors.Is(err, io.EOF) && len(line) > 0 {
-			break // a last line without a newline is echoed as it came
-		}
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
-		return
-	}
-	if len(line) > maxEchoLine {
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: line over %d bytes", ip, maxEchoLine)
-		return
-	}
-	conn.SetWriteDeadline(time.Now().Add(c.opts.IdleTimeout))
-	if _, err := conn.Write(line); err != nil {
-		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
-			// The peer left before its echo: its loss, not the central's failure.
-			c.log.Debugf("action: receive_message | result: success | ip: %s | msg: %s | echo: peer gone", ip, logformat.Value(trimEOL(line)))
-			return
-		}
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
-		return
-	}
-	c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, logformat.Value(trimEOL(line)))
-}
-
-func trimEOL(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return string(b)
-}
-
-func remoteIP(conn net.Conn) string {
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	return conn.RemoteAddr().String()
-}
-
-// register starts agency's session; false if another one is live.
-func (c *Central) register(agency int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.live[agency] {
-		return false
-	}
-	c.live[agency] = true
-	return true
-}
-
-func (c *Central) unregister(agency int) {
-	c.mu.Lock()
-	delete(c.live, agency)
-	c.mu.Unlock()
-}
-
-// finish marks agency finished and starts the draw when it was the last one.
-// It returns how many agencies have finished.
-func (c *Central) finish(ctx context.Context, agency int) int {
-	c.mu.Lock()
-	c.finished[agency] = true
-	n := len(c.finished)
-	start := n == c.opts.Agencies && !c.drawing
-	c.drawing = c.drawing || start
-	c.mu.Unlock()
-	if start {
-		c.startDraw(ctx)
-	}
-	return n
-}
-
-// startDraw runs the draw once, in its own goroutine, so that the last
-// agency's finish is acknowledged without waiting for the scan.
-func (c *Central) startDraw(ctx context.Context) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		winners, err := c.draw(ctx)
-		if ctx.Err() != nil {
-			return // shutdown: the next start resumes the draw
-		}
-		c.mu.Lock()
-		c.winners, c.drawErr = winners, err
-		close(c.drawn)
-		c.mu.Unlock()
-	}()
-}
-
-// draw scans every stored bet with lottery.HasWon and stores the result.
-func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
-	start := time.Now()
-	winners := make(map[int][]string, c.opts.Agencies)
-	for a := 1; a <= c.opts.Agencies; a++ {
-		winners[a] = []string{}
-	}
-	total, scanned := 0, 0
-	err := c.store.ScanBets(func(bet *lottery.Bet) error {
-		scanned++
-		if scanned%65536 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if lottery.HasWon(*bet) {
-			// The bet's strings live in the store's map: keep a copy.
-			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
-			total++
-		}
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Errorf("action: sorteo | result: fail | error: %v", err)
-		}
-		return nil, err
-	}
-	if err := c.store.SaveDraw(time.Now(), c.opts.Agencies, winners); err != nil {
-		c.log.Errorf("action: sorteo | result: fail | error: %v", err)
-		return nil, err
-	}
-	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | duracion: %s",
-		total, scanned, time.Since(start).Round(time.Millisecond))
-	return winners, nil
-}
-
-// awaitDraw waits for the draw's result for agency, or for ctx or gone.
-func (c *Central) awaitDraw(ctx context.Context, gone <-chan struct{}, agency int) ([]string, error) {
-	select {
-	case <-c.drawn:
-	case <-ctx.Done():
-		return nil, protocol.NewError(protocol.CodeUnavailable, "central shutting down before the draw")
-	case <-gone:
-		return nil, errGone
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.drawErr != nil {
-		return nil, protocol.NewError(protocol.CodeInternal, "draw failed: %v", c.drawErr)
-	}
-	return c.winners[agency], nil
-}
-
-var errGone = fmt.Errorf("agency closed the connection while waiting for the draw")

@@ -22,6 +22,7 @@ type Options struct {
 	DBPath      string
 	IdleTimeout time.Duration
 	MaxConns    int
+	FileLimit   uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
 	Coalesce    bool
 	CoalesceMax time.Duration
 }
@@ -35,7 +36,7 @@ var configKeys = []struct{ key, def string }{
 	{"AGENCIES", "5"},
 	{"DB_PATH", "bets.db"},
 	{"IDLE_TIMEOUT", "30s"},
-	{"MAX_CONNECTIONS", "256"},
+	{"MAX_CONNECTIONS", ""},
 	{"COALESCE_COMMITS", "false"},
 	{"COALESCE_DELAY", "200us"},
 }
@@ -63,9 +64,45 @@ func loadOptions(path string) (Options, error) {
 	o.LogLevel = settings.Parse(&p, "LOGGING_LEVEL", logformat.ParseLevel)
 	o.Agencies = p.IntIn("AGENCIES", 1, 999999)
 	o.DBPath = p.NonEmpty("DB_PATH")
-	o.IdleTimeout = p.Duration("IDLE_TIMEOUT")
-	o.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
+	o.IdleTimeout = p.DurationIn("IDLE_TIMEOUT", 100*time.Millisecond, time.Hour)
+	if p.String("MAX_CONNECTIONS") != "" {
+		o.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
+	}
 	o.Coalesce = p.Bool("COALESCE_COMMITS")
-	o.CoalesceMax = p.Duration("COALESCE_DELAY")
-	return o, p.Err
+	o.CoalesceMax = p.DurationIn("COALESCE_DELAY", 0, 10*time.Millisecond)
+	if p.Err != nil {
+		return o, p.Err
+	}
+	o.MaxConns, o.FileLimit = connectionLimit(o.MaxConns)
+	return o, nil
+}
+
+// Connections the central keeps file descriptors for beside its sessions:
+// the store, the listener, standard streams, refusals being written.
+const fdReserve = 64
+
+// autoMaxConns bounds MAX_CONNECTIONS when it is derived from the limit.
+const autoMaxConns = 65536
+
+// connectionLimit returns the connection limit for a configured value
+// (0: not set) and the open-file limit it was derived from or capped by
+// (0: unknown). Unset, it is what RLIMIT_NOFILE allows (at most
+// autoMaxConns); set above that, it is capped there: past it, accept would
+// fail for want of descriptors instead of refusing with a clear error.
+func connectionLimit(set int) (maxConns int, fileLimit uint64) {
+	nofile, ok := openFileLimit()
+	if !ok {
+		if set == 0 {
+			set = 256
+		}
+		return set, 0
+	}
+	allowed := 1
+	if nofile > fdReserve+1 {
+		allowed = int(min(nofile-fdReserve, 1<<20))
+	}
+	if set == 0 {
+		return min(allowed, autoMaxConns), nofile
+	}
+	return min(set, allowed), nofile
 }

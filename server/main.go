@@ -31,8 +31,8 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
-	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | coalesce_commits: %t | coalesce_delay: %s",
-		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.Coalesce, opts.CoalesceMax)
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | coalesce_commits: %t | coalesce_delay: %s",
+		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.Coalesce, opts.CoalesceMax)
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
@@ -45,6 +45,9 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one, with the
+	// default action restored, ends the process at once.
+	context.AfterFunc(ctx, stop)
 
 	// Listen first: a bad address must fail before the store is touched
 	// (opening it may archive a finished round).

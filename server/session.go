@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,14 +20,20 @@ import (
 // session serves one agency connection: hello, batches, finish, winners.
 // Its fields are owned by its goroutine.
 type session struct {
-	c      *Central
-	conn   net.Conn
-	r      *protocol.Reader
-	ip     string
-	agency int // 0 until hello
-	mode   protocol.Mode
-	out    []byte // reused encode buffer
-	sent   int    // winners sent, -1 until they are
+	c       *Central
+	conn    net.Conn // what the protocol is spoken over
+	raw     net.Conn // the TCP connection under it, closed to fence the session
+	br      *bufio.Reader
+	r       *protocol.Reader
+	ip      string
+	release func() // gives back the connection's slot
+
+	agency  int // 0 until hello
+	mode    protocol.Mode
+	disown  func() // ends this session's ownership of its agency
+	out     []byte // reused encode buffer
+	winners int    // documents sent with Winners
+	sent    bool   // the winners were sent: Received may follow
 }
 
 // errEnd ends a session after its reply was sent.
@@ -34,12 +41,12 @@ var errEnd = errors.New("session ended")
 
 func (s *session) run(ctx context.Context) {
 	defer func() {
-		if s.agency != 0 {
-			s.c.unregister(s.agency)
+		if s.disown != nil {
+			s.disown()
 		}
 	}()
 	for {
-		if !s.c.armRead(s.conn, s.c.opts.IdleTimeout) {
+		if !s.c.conns.armRead(s.conn, s.c.opts.IdleTimeout) {
 			return
 		}
 		m, err := s.r.Next()
@@ -60,24 +67,18 @@ func (s *session) readFailed(err error) {
 	switch {
 	case errors.Is(err, io.EOF):
 		s.c.log.Debugf("action: receive_message | result: success | ip: %s | agencia: %d | fin: eof", s.ip, s.agency)
+	case errors.Is(err, net.ErrClosed):
+		s.c.log.Debugf("action: receive_message | result: success | ip: %s | agencia: %d | fin: reemplazada", s.ip, s.agency)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout():
-		if s.closing() {
+		if s.c.conns.isClosing() {
 			return // shutdown: the connection is closed without a word
 		}
 		s.fail("receive_message", protocol.NewError(protocol.CodeTimeout, "no complete frame within %s", s.c.opts.IdleTimeout))
-	case errors.Is(err, protocol.ErrMarker), errors.Is(err, protocol.ErrKind), errors.Is(err, protocol.ErrTooLarge),
-		errors.Is(err, protocol.ErrTruncated), errors.Is(err, protocol.ErrCount), errors.Is(err, protocol.ErrUTF8),
-		errors.Is(err, protocol.ErrTrailing), errors.Is(err, protocol.ErrMode):
+	case errors.Is(err, protocol.ErrMalformed):
 		s.fail("receive_message", protocol.NewError(protocol.CodeMalformed, "%v", err))
 	default:
 		s.c.log.Warningf("action: receive_message | result: fail | ip: %s | agencia: %d | error: %s", s.ip, s.agency, logformat.Value(err.Error()))
 	}
-}
-
-func (s *session) closing() bool {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	return s.c.closing
 }
 
 // fail logs a failed action and sends the error reply. It returns errEnd for
@@ -89,19 +90,10 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 		extra += " | " + f
 	}
 	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
-	if err := s.send(e); err != nil || fatal(e.Code) {
+	if err := s.send(e); err != nil || e.Code.Fatal() {
 		return errEnd
 	}
 	return nil
-}
-
-// fatal reports whether the connection closes after an error of code c.
-func fatal(c protocol.Code) bool {
-	switch c {
-	case protocol.CodeInvalidBet, protocol.CodeGap, protocol.CodeIncomplete:
-		return false
-	}
-	return true
 }
 
 func (s *session) send(m protocol.Message) error {
@@ -109,9 +101,9 @@ func (s *session) send(m protocol.Message) error {
 	if s.out, err = protocol.Append(s.out[:0], m); err != nil {
 		return err
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(s.c.opts.IdleTimeout))
-	if err := protocol.WriteFull(s.conn, s.out); err != nil {
-		s.c.log.Warningf("action: send_message | result: fail | ip: %s | agencia: %d | error: %v", s.ip, s.agency, err)
+	s.c.conns.armWrite(s.conn, s.c.opts.IdleTimeout)
+	if _, err := s.conn.Write(s.out); err != nil {
+		s.c.log.Warningf("action: send_message | result: fail | ip: %s | agencia: %d | error: %s", s.ip, s.agency, logformat.Value(err.Error()))
 		return err
 	}
 	return nil
@@ -123,13 +115,13 @@ func (s *session) handle(ctx context.Context, m protocol.Message) error {
 	}
 	switch m := m.(type) {
 	case *protocol.Hello:
-		return s.hello(m)
+		return s.hello(ctx, m)
 	case *protocol.Batch:
 		return s.batch(m)
 	case *protocol.Finish:
 		return s.finish(ctx, m)
 	case *protocol.WinnersRequest:
-		return s.winners(ctx)
+		return s.awaitWinners(ctx)
 	case *protocol.Received:
 		return s.received()
 	default:
@@ -137,59 +129,85 @@ func (s *session) handle(ctx context.Context, m protocol.Message) error {
 	}
 }
 
-func (s *session) hello(m *protocol.Hello) error {
+func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 	if s.agency != 0 {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnexpected, "second hello on agency %d's session", s.agency))
 	}
 	if m.Agency < 1 || m.Agency > s.c.opts.Agencies {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, s.c.opts.Agencies))
 	}
-	if !s.c.register(m.Agency) {
-		return s.fail("hello", protocol.NewError(protocol.CodeBusy, "agency %d already has a session in progress", m.Agency))
+	replaced, disown, err := s.c.owners.acquire(ctx, m.Agency, s.raw)
+	if err != nil {
+		return s.fail("hello", protocol.NewError(protocol.CodeUnavailable, "central shutting down"))
 	}
-	s.agency, s.mode = m.Agency, m.Mode
-	committed, finished, err := s.c.store.Committed(s.agency)
+	s.agency, s.mode, s.disown = m.Agency, m.Mode, disown
+	st, err := s.c.store.Agency(s.agency)
 	if err != nil {
 		return s.fail("hello", protocol.NewError(protocol.CodeInternal, "reading agency state: %v", err))
 	}
-	s.c.log.Infof("action: hello | result: success | ip: %s | agencia: %d | modo: %s | confirmadas: %d | finalizada: %t",
-		s.ip, s.agency, s.mode, committed, finished)
-	if err := s.send(&protocol.Welcome{Round: s.c.round, Committed: committed, Finished: finished}); err != nil {
+	takeover := ""
+	if replaced {
+		takeover = " | reemplaza: true"
+	}
+	s.c.log.Infof("action: hello | result: success | ip: %s | agencia: %d | modo: %s | confirmadas: %d | finalizada: %t%s",
+		s.ip, s.agency, s.mode, st.Committed, st.Finished, takeover)
+	w := &protocol.Welcome{Round: s.c.round, Committed: st.Committed, Finished: st.Finished}
+	if st.HasDigest {
+		w.Digest = st.Digest
+	}
+	if err := s.send(w); err != nil {
 		return errEnd
 	}
 	return nil
 }
 
-func (s *session) batch(m *protocol.Batch) error {
-	n := len(m.Bets)
-	count := fmt.Sprintf("cantidad: %d", n)
-	if m.Agency != s.agency {
-		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
-			"batch for agency %d on agency %d's session", m.Agency, s.agency), count)
+// storeErrors maps the store's refusals of a batch to error codes; any other
+// store error is internal.
+var storeErrors = []struct {
+	err  error
+	code protocol.Code
+}{
+	{store.ErrGap, protocol.CodeGap},
+	{store.ErrFinished, protocol.CodeFinished},
+	{store.ErrDrawDone, protocol.CodeFinished},
+}
+
+func batchError(err error) *protocol.Error {
+	var be *store.BetError
+	if errors.As(err, &be) {
+		return &protocol.Error{Code: protocol.CodeInvalidBet, Index: be.Index, Message: be.Err.Error()}
 	}
-	rc, err := s.c.store.Append(s.agency, m.First, m.Bets)
-	if err != nil {
-		var be *store.BetError
-		switch {
-		case errors.As(err, &be):
-			return s.fail("apuesta_recibida", &protocol.Error{Code: protocol.CodeInvalidBet, Index: be.Index, Message: be.Err.Error()}, count)
-		case errors.Is(err, store.ErrGap):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeGap, "%v", err), count)
-		case errors.Is(err, store.ErrFinished):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "agency %d already finished: no more bets", s.agency), count)
-		case errors.Is(err, store.ErrDrawDone):
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeFinished, "the draw already ran"), count)
-		default:
-			return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeInternal, "storing the batch: %v", err), count)
+	for _, e := range storeErrors {
+		if errors.Is(err, e.err) {
+			return protocol.NewError(e.code, "%v", err)
 		}
 	}
-	s.c.log.Infof("action: apuesta_recibida | result: success | cantidad: %d", n)
+	return protocol.NewError(protocol.CodeInternal, "storing the batch: %v", err)
+}
+
+func (s *session) batch(m *protocol.Batch) error {
+	n := len(m.Bets)
+	if m.Agency != s.agency {
+		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
+			"batch for agency %d on agency %d's session", m.Agency, s.agency), fmt.Sprintf("cantidad: %d", n))
+	}
+	receipt, err := s.c.store.Append(s.agency, m.First, m.Bets)
+	if err != nil {
+		return s.fail("apuesta_recibida", batchError(err), fmt.Sprintf("cantidad: %d", n))
+	}
+	// cantidad counts what this batch stored; a retried batch's bets that
+	// were stored before are counted apart.
+	if again := n - receipt.Stored; again > 0 {
+		s.c.log.Infof("action: apuesta_recibida | result: success | cantidad: %d | repetidas: %d", receipt.Stored, again)
+	} else {
+		s.c.log.Infof("action: apuesta_recibida | result: success | cantidad: %d", receipt.Stored)
+	}
 	level := logging.DEBUG
 	if s.mode == protocol.ModeSingle {
 		level = logging.INFO
 	}
 	if s.c.log.IsEnabledFor(level) {
-		for _, b := range m.Bets[n-rc.Stored:] {
+		for _, b := range m.Bets[n-receipt.Stored:] {
 			if level == logging.INFO {
 				s.c.log.Infof("action: apuesta_almacenada | result: success | dni: %s | numero: %d", b.Document, b.Number)
 			} else {
@@ -197,7 +215,7 @@ func (s *session) batch(m *protocol.Batch) error {
 			}
 		}
 	}
-	if err := s.send(&protocol.Ack{First: m.First, Stored: rc.Stored, Committed: rc.Committed}); err != nil {
+	if err := s.send(&protocol.Ack{First: m.First, Stored: receipt.Stored, Committed: receipt.Committed}); err != nil {
 		return errEnd
 	}
 	return nil
@@ -217,24 +235,31 @@ func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 			return s.fail("agencia_finalizada", protocol.NewError(protocol.CodeInternal, "recording the finish: %v", err))
 		}
 	}
-	n := s.c.finish(ctx, s.agency)
+	n, start := s.c.barrier.finish(s.agency)
+	if start {
+		s.c.startDraw(ctx)
+	}
 	s.c.log.Infof("action: agencia_finalizada | result: success | agencia: %d | apuestas: %d | finalizadas: %d | agencias: %d",
 		s.agency, m.Total, n, s.c.opts.Agencies)
-	if err := s.send(&protocol.Finished{Finished: n, Agencies: s.c.opts.Agencies}); err != nil {
+	if err := s.send(&protocol.Finished{Count: n, Agencies: s.c.opts.Agencies, Committed: committed}); err != nil {
 		return errEnd
 	}
 	return nil
 }
 
-// winners waits for the draw and answers the agency's own winners; the
-// agency's Received then ends the session.
-func (s *session) winners(ctx context.Context) error {
+// awaitWinners waits for the draw and answers the agency's own winners; the
+// agency's Received then ends the session. While it waits the session gives
+// back its connection slot: the limit protects ingestion, and agencies that
+// wait must not keep the others from sending their bets (the draw needs
+// them all).
+func (s *session) awaitWinners(ctx context.Context) error {
 	if _, finished, err := s.c.store.Committed(s.agency); err != nil || !finished {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnexpected,
 			"agency %d has not finished: winners are answered after its finish", s.agency))
 	}
+	s.release()
 	// While waiting, a read notices the agency leaving (or misbehaving).
-	if !s.c.armRead(s.conn, 0) {
+	if !s.c.conns.armRead(s.conn, 0) {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnavailable, "central shutting down"))
 	}
 	gone := make(chan struct{})
@@ -243,7 +268,7 @@ func (s *session) winners(ctx context.Context) error {
 		var b [1]byte
 		s.conn.Read(b[:])
 	}()
-	docs, err := s.c.awaitDraw(ctx, gone, s.agency)
+	docs, err := s.c.barrier.wait(ctx, gone, s.agency)
 	s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-gone
 	if err != nil {
@@ -251,7 +276,7 @@ func (s *session) winners(ctx context.Context) error {
 		if errors.As(err, &perr) {
 			return s.fail("consulta_ganadores", perr)
 		}
-		s.c.log.Warningf("action: consulta_ganadores | result: fail | ip: %s | agencia: %d | error: %v", s.ip, s.agency, err)
+		s.c.log.Warningf("action: consulta_ganadores | result: fail | ip: %s | agencia: %d | error: %s", s.ip, s.agency, logformat.Value(err.Error()))
 		return errEnd
 	}
 	for i := 0; ; i += protocol.WinnersPerFrame {
@@ -264,20 +289,20 @@ func (s *session) winners(ctx context.Context) error {
 			break
 		}
 	}
-	s.sent = len(docs)
+	s.winners, s.sent = len(docs), true
 	return nil // the agency confirms with Received
 }
 
 // received records that the agency has its winners, durably, and ends the
 // session with Goodbye. Until then the round cannot be archived.
 func (s *session) received() error {
-	if s.sent < 0 {
+	if !s.sent {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnexpected, "received before any winners were sent"))
 	}
 	if err := s.c.store.Delivered(s.agency); err != nil {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeInternal, "recording the delivery: %v", err))
 	}
-	s.c.log.Infof("action: consulta_ganadores | result: success | agencia: %d | cant_ganadores: %d", s.agency, s.sent)
+	s.c.log.Infof("action: consulta_ganadores | result: success | agencia: %d | cant_ganadores: %d", s.agency, s.winners)
 	s.send(&protocol.Goodbye{})
 	return errEnd
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // memConn is a net.Conn over an input buffer; what the server writes is kept.
@@ -95,7 +96,7 @@ func FuzzSession(f *testing.F) {
 		c := newTestCentral(t, 2)
 		conn := &memConn{in: bytes.NewReader(data)}
 		ctx, cancel := context.WithCancel(context.Background())
-		c.serveConn(ctx, conn)
+		c.serveConn(ctx, conn, func() {})
 		cancel()
 		c.wg.Wait() // a draw the session started
 		acked := 0
@@ -109,7 +110,8 @@ func FuzzSession(f *testing.F) {
 				acked += a.Stored
 			}
 		}
-		round, err := c.store.Round()
+		st := c.store.(*store.Store)
+		round, err := st.Round()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +119,7 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("%d bets stored, acks say %d", round.Bets, acked)
 		}
 		per := map[int]uint64{}
-		for b, err := range c.store.LoadBets() {
+		for b, err := range st.LoadBets() {
 			if err != nil {
 				t.Fatal(err)
 			}

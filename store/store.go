@@ -13,13 +13,15 @@
 //	finished  000001                       26936 (the total the agency announced)
 //	winners   000001                       30904465,22714583 (documents; empty for none)
 //	delivered 000001                       2026-11-26T18:13:00Z (the agency confirmed its winners)
-//	meta      format | round_started | draw_time
+//	digests   000001                       hex of the SHA-256 state over the agency's stored bets (lottery.Digest)
+//	meta      format | round_started | draw_time | agencies
 //
 // A batch and the agency's committed count change in one transaction, so after
 // a crash the count says exactly which of the agency's bets are stored.
 package store
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,11 +46,13 @@ var (
 	bucketFinished = []byte("finished")
 	bucketWinners  = []byte("winners")
 	bucketDelivery = []byte("delivered")
+	bucketDigests  = []byte("digests")
 	bucketMeta     = []byte("meta")
 
 	keyFormat       = []byte("format")
 	keyRoundStarted = []byte("round_started")
 	keyDrawTime     = []byte("draw_time")
+	keyAgencies     = []byte("agencies")
 )
 
 // formatVersion identifies files written by this package.
@@ -100,6 +104,10 @@ type Store struct {
 	db       *bolt.DB
 	coalesce bool
 	now      func() time.Time
+	// today is the UTC day the round started: bets are validated as of it,
+	// on both ends, so a bet's validity (a birthdate not in the future) does
+	// not change with the clock or the time zone between a run and its resume.
+	today time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -133,6 +141,12 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	r, err := s.Round()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.today = r.Started.UTC()
 	return s, nil
 }
 
@@ -143,12 +157,15 @@ func (s *Store) init() error {
 			if got := string(meta.Get(keyFormat)); got != formatVersion {
 				return fmt.Errorf("%w: format %q, want %q", ErrInvalidFile, got, formatVersion)
 			}
-			return nil
+			// Files from before digests get the bucket; their agencies with
+			// bets have no digest, which Welcome then leaves unset.
+			_, err := tx.CreateBucketIfNotExists(bucketDigests)
+			return err
 		}
 		if name := firstBucket(tx); name != "" {
 			return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, name, bucketMeta)
 		}
-		for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketMeta} {
+		for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketDigests, bucketMeta} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -171,9 +188,6 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
 	return s.closeErr
 }
-
-// Path is the store file's path.
-func (s *Store) Path() string { return s.db.Path() }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	var err error
@@ -247,13 +261,35 @@ func (a *arena) row(bet *lottery.Bet) []byte {
 	return a.chunk[start:len(a.chunk):len(a.chunk)]
 }
 
-func getUint(b *bolt.Bucket, key []byte) uint64 {
+// getUint reads a count; a missing key is 0. A value that is not a number
+// is ErrInvalidFile naming bucket and key: reading it as 0 would make an
+// agency send its bets again.
+func getUint(b *bolt.Bucket, name, key []byte) (uint64, error) {
+	return parseUint(name, key, b.Get(key))
+}
+
+func parseUint(name, key, v []byte) (uint64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: bucket %s key %s: %q is not a count", ErrInvalidFile, name, key, v)
+	}
+	return n, nil
+}
+
+// getTime reads an RFC 3339 time; a missing key is the zero time.
+func getTime(b *bolt.Bucket, name, key []byte) (time.Time, error) {
 	v := b.Get(key)
 	if v == nil {
-		return 0
+		return time.Time{}, nil
 	}
-	n, _ := strconv.ParseUint(string(v), 10, 64)
-	return n
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: bucket %s key %s: %q is not an RFC 3339 time", ErrInvalidFile, name, key, v)
+	}
+	return t, nil
 }
 
 // Receipt says what Append did with a batch.
@@ -270,44 +306,10 @@ type Receipt struct {
 // after the commit is on disk (fsync).
 func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
 	var rc Receipt
-	now := s.now()
-	key := agencyKey(agency)
 	err := s.update(func(tx *bolt.Tx) error {
-		rc = Receipt{} // bbolt may run a coalesced function twice
-		if tx.Bucket(bucketMeta).Get(keyDrawTime) != nil {
-			return ErrDrawDone
-		}
-		if tx.Bucket(bucketFinished).Get(key) != nil {
-			return fmt.Errorf("%w: agency %d", ErrFinished, agency)
-		}
-		agencies := tx.Bucket(bucketAgencies)
-		committed := getUint(agencies, key)
-		if first > committed {
-			return fmt.Errorf("%w: agency %d batch starts at bet %d, %d committed", ErrGap, agency, first, committed)
-		}
-		skip := committed - first
-		if skip >= uint64(len(bets)) {
-			rc.Committed = committed
-			return nil // all of it was stored before
-		}
-		betsB := tx.Bucket(bucketBets)
-		betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
-		var mem arena
-		for i := int(skip); i < len(bets); i++ {
-			bet := &bets[i]
-			if bet.Agency != agency {
-				return &BetError{Index: i, Err: fmt.Errorf("%w: %d in a batch of agency %d", ErrAgencyMismatch, bet.Agency, agency)}
-			}
-			if err := bet.ValidateAt(now); err != nil {
-				return &BetError{Index: i, Err: err}
-			}
-			if err := putBet(betsB, &mem, bet); err != nil {
-				return err
-			}
-		}
-		rc.Stored = len(bets) - int(skip)
-		rc.Committed = committed + uint64(rc.Stored)
-		return agencies.Put(key, strconv.AppendUint(nil, rc.Committed, 10))
+		var err error
+		rc, err = s.appendTx(tx, &arena{}, agency, first, bets)
+		return err
 	})
 	if err != nil {
 		return Receipt{}, err
@@ -315,24 +317,146 @@ func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, e
 	return rc, nil
 }
 
-// StoreBets appends bets in order, in one transaction, after whatever each
-// bet's agency has committed. It is the course's store_bets.
+// appendTx is Append inside tx; every write to the bets goes through it.
+// mem holds keys and rows until the transaction commits.
+func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
+	key := agencyKey(agency)
+	if tx.Bucket(bucketMeta).Get(keyDrawTime) != nil {
+		return Receipt{}, ErrDrawDone
+	}
+	if tx.Bucket(bucketFinished).Get(key) != nil {
+		return Receipt{}, fmt.Errorf("%w: agency %d", ErrFinished, agency)
+	}
+	agencies := tx.Bucket(bucketAgencies)
+	committed, err := getUint(agencies, bucketAgencies, key)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if first > committed {
+		return Receipt{}, fmt.Errorf("%w: agency %d batch starts at bet %d, %d committed", ErrGap, agency, first, committed)
+	}
+	skip := committed - first
+	if skip >= uint64(len(bets)) {
+		return Receipt{Committed: committed}, nil // all of it was stored before
+	}
+	dig, err := loadDigest(tx, key, committed)
+	if err != nil {
+		return Receipt{}, err
+	}
+	betsB := tx.Bucket(bucketBets)
+	betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
+	for i := int(skip); i < len(bets); i++ {
+		bet := &bets[i]
+		if bet.Agency != agency {
+			return Receipt{}, &BetError{Index: i, Err: fmt.Errorf("%w: %d in a batch of agency %d", ErrAgencyMismatch, bet.Agency, agency)}
+		}
+		if err := bet.ValidateAt(s.today); err != nil {
+			return Receipt{}, &BetError{Index: i, Err: err}
+		}
+		if err := putBet(betsB, mem, bet); err != nil {
+			return Receipt{}, err
+		}
+		if dig != nil {
+			dig.Add(bet)
+		}
+	}
+	if err := saveDigest(tx, mem, key, dig); err != nil {
+		return Receipt{}, err
+	}
+	rc := Receipt{Stored: len(bets) - int(skip)}
+	rc.Committed = committed + uint64(rc.Stored)
+	return rc, agencies.Put(key, strconv.AppendUint(nil, rc.Committed, 10))
+}
+
+// loadDigest returns the running digest of agency key's committed bets: a
+// new one for an agency with none, nil (not kept) for one whose bets were
+// stored by a version without digests.
+func loadDigest(tx *bolt.Tx, key []byte, committed uint64) (*lottery.Digest, error) {
+	v := tx.Bucket(bucketDigests).Get(key)
+	if v == nil {
+		if committed > 0 {
+			return nil, nil
+		}
+		return lottery.NewDigest(), nil
+	}
+	state, err := hex.DecodeString(string(v))
+	d := &lottery.Digest{}
+	if err == nil {
+		err = d.UnmarshalBinary(state)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: bucket %s key %s: %v", ErrInvalidFile, bucketDigests, key, err)
+	}
+	return d, nil
+}
+
+func saveDigest(tx *bolt.Tx, mem *arena, key []byte, d *lottery.Digest) error {
+	if d == nil {
+		return nil
+	}
+	state, err := d.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	v := mem.alloc(hex.EncodedLen(len(state)))
+	hex.Encode(v, state)
+	return tx.Bucket(bucketDigests).Put(key, v)
+}
+
+// AgencyState is what the central tells an agency on hello.
+type AgencyState struct {
+	Committed uint64 // bets stored
+	Finished  bool   // the agency finished sending
+	// Digest is the lottery.Digest sum of the stored bets; HasDigest is
+	// false for bets stored by a version without digests.
+	Digest    [lottery.DigestSize]byte
+	HasDigest bool
+}
+
+// Agency returns agency's state.
+func (s *Store) Agency(agency int) (AgencyState, error) {
+	key := agencyKey(agency)
+	var st AgencyState
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		if st.Committed, err = getUint(tx.Bucket(bucketAgencies), bucketAgencies, key); err != nil {
+			return err
+		}
+		st.Finished = tx.Bucket(bucketFinished).Get(key) != nil
+		d, err := loadDigest(tx, key, st.Committed)
+		if err != nil || d == nil {
+			return err
+		}
+		st.Digest, st.HasDigest = d.Sum(), true
+		return nil
+	})
+	return st, err
+}
+
+// StoreBets appends bets in order, in one transaction, each after whatever
+// its agency has committed. It is the course's store_bets, on the same path
+// as Append: an invalid bet (its index in bets is in the *BetError) or a
+// finished agency fails the whole call and nothing is stored.
 func (s *Store) StoreBets(bets []lottery.Bet) error {
-	now := s.now()
 	return s.update(func(tx *bolt.Tx) error {
-		betsB, agencies := tx.Bucket(bucketBets), tx.Bucket(bucketAgencies)
-		var mem arena
-		for i := range bets {
-			if err := bets[i].ValidateAt(now); err != nil {
-				return &BetError{Index: i, Err: err}
+		mem := &arena{}
+		for start := 0; start < len(bets); {
+			agency, end := bets[start].Agency, start+1
+			for end < len(bets) && bets[end].Agency == agency {
+				end++
 			}
-			if err := putBet(betsB, &mem, &bets[i]); err != nil {
+			committed, err := getUint(tx.Bucket(bucketAgencies), bucketAgencies, agencyKey(agency))
+			if err != nil {
 				return err
 			}
-			key := agencyKey(bets[i].Agency)
-			if err := agencies.Put(key, strconv.AppendUint(nil, getUint(agencies, key)+1, 10)); err != nil {
+			if _, err := s.appendTx(tx, mem, agency, committed, bets[start:end]); err != nil {
+				var be *BetError
+				if errors.As(err, &be) {
+					be.Index += start
+				}
 				return err
 			}
+			start = end
 		}
 		return nil
 	})
@@ -407,9 +531,9 @@ func (s *Store) Count() (uint64, error) {
 func (s *Store) Committed(agency int) (committed uint64, finished bool, err error) {
 	key := agencyKey(agency)
 	err = s.view(func(tx *bolt.Tx) error {
-		committed = getUint(tx.Bucket(bucketAgencies), key)
+		committed, err = getUint(tx.Bucket(bucketAgencies), bucketAgencies, key)
 		finished = tx.Bucket(bucketFinished).Get(key) != nil
-		return nil
+		return err
 	})
 	return committed, finished, err
 }
@@ -433,6 +557,7 @@ func (s *Store) Delivered(agency int) error {
 // Round is the state of the round kept in the store.
 type Round struct {
 	Started   time.Time
+	Agencies  int // the AGENCIES the round runs with; 0 in a file that never recorded it
 	Bets      uint64
 	Committed map[int]uint64 // per agency
 	Finished  map[int]bool
@@ -442,40 +567,73 @@ type Round struct {
 	Delivered map[int]bool     // agencies that confirmed their winners
 }
 
-// Round reads the state of the round.
+// Begun reports whether anything happened in the round: a bet stored, an
+// agency finished, the draw. An empty round may still change its agencies.
+func (r Round) Begun() bool { return r.Bets > 0 || len(r.Finished) > 0 || r.Drawn }
+
+// AgencyCount is the round's agency count, or def when it was not recorded.
+func (r Round) AgencyCount(def int) int {
+	if r.Agencies > 0 {
+		return r.Agencies
+	}
+	return def
+}
+
+// Round reads the state of the round. A value that does not parse is
+// ErrInvalidFile naming its bucket and key.
 func (s *Store) Round() (Round, error) {
 	r := Round{Committed: map[int]uint64{}, Finished: map[int]bool{}, Winners: map[int][]string{}, Delivered: map[int]bool{}}
 	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		r.Started, _ = time.Parse(time.RFC3339Nano, string(meta.Get(keyRoundStarted)))
-		if v := meta.Get(keyDrawTime); v != nil {
-			r.Drawn = true
-			r.DrawTime, _ = time.Parse(time.RFC3339Nano, string(v))
+		var err error
+		if r.Started, err = getTime(meta, bucketMeta, keyRoundStarted); err != nil {
+			return err
 		}
+		if r.DrawTime, err = getTime(meta, bucketMeta, keyDrawTime); err != nil {
+			return err
+		}
+		r.Drawn = meta.Get(keyDrawTime) != nil
+		n, err := getUint(meta, bucketMeta, keyAgencies)
+		if err != nil {
+			return err
+		}
+		r.Agencies = int(n)
 		r.Bets = tx.Bucket(bucketBets).Sequence()
-		each := func(name []byte, fn func(agency int, v []byte)) error {
+		each := func(name []byte, fn func(agency int, v []byte) error) error {
 			return tx.Bucket(name).ForEach(func(k, v []byte) error {
 				a, err := strconv.Atoi(string(k))
 				if err != nil {
-					return fmt.Errorf("%w: %s key %q", ErrInvalidFile, name, k)
+					return fmt.Errorf("%w: bucket %s key %q is not an agency id", ErrInvalidFile, name, k)
 				}
-				fn(a, v)
-				return nil
+				return fn(a, v)
 			})
 		}
-		if err := each(bucketAgencies, func(a int, v []byte) { r.Committed[a], _ = strconv.ParseUint(string(v), 10, 64) }); err != nil {
+		if err := each(bucketAgencies, func(a int, v []byte) error {
+			r.Committed[a], err = parseUint(bucketAgencies, agencyKey(a), v)
+			return err
+		}); err != nil {
 			return err
 		}
-		if err := each(bucketFinished, func(a int, _ []byte) { r.Finished[a] = true }); err != nil {
+		if err := each(bucketFinished, func(a int, _ []byte) error { r.Finished[a] = true; return nil }); err != nil {
 			return err
 		}
-		if err := each(bucketDelivery, func(a int, _ []byte) { r.Delivered[a] = true }); err != nil {
+		if err := each(bucketDelivery, func(a int, _ []byte) error { r.Delivered[a] = true; return nil }); err != nil {
 			return err
 		}
-		return each(bucketWinners, func(a int, v []byte) { r.Winners[a] = splitDocs(string(v)) })
+		return each(bucketWinners, func(a int, v []byte) error { r.Winners[a] = splitDocs(string(v)); return nil })
 	})
 	return r, err
 }
+
+// SetAgencies records how many agencies the round runs with.
+func (s *Store) SetAgencies(n int) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyAgencies, strconv.AppendInt(nil, int64(n), 10))
+	})
+}
+
+// Today is the day bets are validated as of: the UTC day the round started.
+func (s *Store) Today() time.Time { return s.today }
 
 func splitDocs(v string) []string {
 	if v == "" {

@@ -121,11 +121,7 @@ var (
 func (b *bench) runOurs(d dataset, tmp string) (result, error) {
 	db := filepath.Join(tmp, "bets.db")
 	os.Remove(db)
-	port, err := freePort()
-	if err != nil {
-		return result{}, err
-	}
-	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, "AGENCIES=" + strconv.Itoa(d.agencies),
+	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=" + strconv.Itoa(d.agencies),
 		"DB_PATH=" + db, "MAX_CONNECTIONS=1024", "SERVER_LISTEN_BACKLOG=1024"}, b.extraEnv...)
 	start := time.Now()
 	srv, err := startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success")
@@ -133,6 +129,8 @@ func (b *bench) runOurs(d dataset, tmp string) (result, error) {
 		return result{}, err
 	}
 	defer srv.kill()
+	// The central picked a free port; its listen line names it.
+	_, port, _ := strings.Cut(srv.firstLine[strings.LastIndex(srv.firstLine, " ")+1:], ":")
 	agents := make([]*proc, d.agencies+1)
 	for i := 1; i <= d.agencies; i++ {
 		aenv := append([]string{"CLI_ID=" + strconv.Itoa(i), "CLI_SERVER_ADDRESS=127.0.0.1:" + port,

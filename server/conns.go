@@ -1,0 +1,93 @@
+package main
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// shutdownGrace bounds how long, once shutdown began, a reply may still take
+// to be written (the ack of a commit in progress): a peer that never reads
+// cannot hold the central up longer.
+const shutdownGrace = time.Second
+
+// conns is the set of open connections, so that shutdown can unblock every
+// one of them. Deadlines are armed through it: once closing, reads get no
+// fresh deadline and writes no later one than the grace deadline, so no
+// session can undo what shutdown did.
+type conns struct {
+	mu      sync.Mutex
+	closing bool
+	grace   time.Time // when closing: writes must end by then
+	open    map[net.Conn]struct{}
+}
+
+func newConns() *conns { return &conns{open: map[net.Conn]struct{}{}} }
+
+// track adds conn; false when shutdown began (the caller closes conn).
+func (cs *conns) track(conn net.Conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closing {
+		return false
+	}
+	cs.open[conn] = struct{}{}
+	return true
+}
+
+func (cs *conns) untrack(conn net.Conn) {
+	cs.mu.Lock()
+	delete(cs.open, conn)
+	cs.mu.Unlock()
+}
+
+// shutdown marks the set closing and makes every pending read return now and
+// every pending write return within shutdownGrace. It returns the
+// connections that were open.
+func (cs *conns) shutdown() []net.Conn {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.closing = true
+	cs.grace = time.Now().Add(shutdownGrace)
+	open := make([]net.Conn, 0, len(cs.open))
+	for conn := range cs.open {
+		conn.SetReadDeadline(time.Unix(1, 0))
+		conn.SetWriteDeadline(cs.grace)
+		open = append(open, conn)
+	}
+	return open
+}
+
+func (cs *conns) isClosing() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.closing
+}
+
+// armRead sets the deadline of conn's next read (d = 0: none), unless
+// shutdown began: then it reports false.
+func (cs *conns) armRead(conn net.Conn, d time.Duration) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closing {
+		return false
+	}
+	if d > 0 {
+		conn.SetReadDeadline(time.Now().Add(d))
+	} else {
+		conn.SetReadDeadline(time.Time{})
+	}
+	return true
+}
+
+// armWrite sets the deadline of conn's next write to d from now, or to the
+// grace deadline when shutdown began and that is sooner.
+func (cs *conns) armWrite(conn net.Conn, d time.Duration) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	t := time.Now().Add(d)
+	if cs.closing && cs.grace.Before(t) {
+		t = cs.grace
+	}
+	conn.SetWriteDeadline(t)
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// barrier is the draw barrier: it counts the agencies that finished, lets
+// the one that completes the set start the draw, and releases everyone
+// waiting for winners once the draw's result is stored. The draw runs once.
+type barrier struct {
+	agencies int
+
+	mu       sync.Mutex
+	finished map[int]bool // agencies that finished sending (durable in the store)
+	started  bool         // the draw started; it runs once
+	drawn    chan struct{}
+	winners  map[int][]string // per agency, valid once drawn is closed
+}
+
+func newBarrier(agencies int, finished map[int]bool, winners map[int][]string) *barrier {
+	b := &barrier{agencies: agencies, finished: map[int]bool{}, drawn: make(chan struct{})}
+	for a := range finished {
+		if a >= 1 && a <= agencies {
+			b.finished[a] = true
+		}
+	}
+	if winners != nil {
+		b.started, b.winners = true, winners
+		close(b.drawn)
+	}
+	return b
+}
+
+// finish records agency's finish. It returns how many agencies have
+// finished, and start = true to exactly one caller: the one that completed
+// the set, which then runs the draw.
+func (b *barrier) finish(agency int) (n int, start bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.finished[agency] = true
+	return len(b.finished), b.claim()
+}
+
+// resume returns true once when every agency had finished before a restart
+// but the draw had not been stored.
+func (b *barrier) resume() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.claim()
+}
+
+func (b *barrier) claim() bool {
+	if len(b.finished) < b.agencies || b.started {
+		return false
+	}
+	b.started = true
+	return true
+}
+
+// release publishes the draw's result.
+func (b *barrier) release(winners map[int][]string) {
+	b.mu.Lock()
+	b.winners = winners
+	b.mu.Unlock()
+	close(b.drawn)
+}
+
+// wait waits for the draw and returns agency's winners; it gives up when
+// ctx ends (shutdown) or gone is closed (the agency left).
+func (b *barrier) wait(ctx context.Context, gone <-chan struct{}, agency int) ([]string, error) {
+	select {
+	case <-b.drawn:
+	case <-ctx.Done():
+		return nil, protocol.NewError(protocol.CodeUnavailable, "central shutting down before the draw")
+	case <-gone:
+		return nil, errGone
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.winners[agency], nil
+}
+
+var errGone = errors.New("agency closed the connection while waiting for the draw")
+
+// Draw retries back off from drawRetryMin, doubling up to drawRetryMax.
+const (
+	drawRetryMin = 100 * time.Millisecond
+	drawRetryMax = 10 * time.Second
+)
+
+// startDraw runs the draw in its own goroutine, so that the last agency's
+// finish is acknowledged without waiting for the scan. A failed draw (an
+// I/O error reading or storing) is retried with backoff until it is stored
+// or the central shuts down: it is idempotent, its result is stored once,
+// and those waiting for winners keep waiting meanwhile.
+func (c *Central) startDraw(ctx context.Context) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		wait := drawRetryMin
+		for attempt := 1; ; attempt++ {
+			winners, err := c.draw(ctx)
+			if err == nil {
+				c.barrier.release(winners)
+				return
+			}
+			if ctx.Err() != nil {
+				return // shutdown: the next start resumes the draw
+			}
+			c.log.Errorf("action: sorteo | result: fail | intento: %d | espera: %s | error: %s", attempt, wait, logformat.Value(err.Error()))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+			wait = min(wait*2, drawRetryMax)
+		}
+	}()
+}
+
+// draw scans every stored bet with lottery.HasWon and stores the result.
+func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
+	start := time.Now()
+	winners := make(map[int][]string, c.opts.Agencies)
+	for a := 1; a <= c.opts.Agencies; a++ {
+		winners[a] = []string{}
+	}
+	total, scanned := 0, 0
+	err := c.store.ScanBets(func(bet *lottery.Bet) error {
+		scanned++
+		if scanned%65536 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if lottery.HasWon(*bet) {
+			// The bet's strings live in the store's map: keep a copy.
+			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
+			total++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.store.SaveDraw(time.Now(), c.opts.Agencies, winners); err != nil {
+		return nil, err
+	}
+	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | duracion: %s",
+		total, scanned, time.Since(start).Round(time.Millisecond))
+	return winners, nil
+}

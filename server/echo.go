@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// serveConn tells an echo health check from a protocol session by the
+// first byte. release gives back the connection's slot (see session.winners).
+func (c *Central) serveConn(ctx context.Context, conn net.Conn, release func()) {
+	br := bufio.NewReaderSize(conn, protocol.MaxBatchFrame)
+	if !c.conns.armRead(conn, c.opts.IdleTimeout) {
+		return
+	}
+	first, err := br.Peek(1)
+	if errors.Is(err, io.EOF) {
+		// A probe that connects and closes (a TCP health check): nothing failed.
+		c.log.Debugf("action: receive_message | result: success | ip: %s | bytes: 0", remoteIP(conn))
+		return
+	}
+	if err != nil {
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", remoteIP(conn), logformat.Value(err.Error()))
+		return
+	}
+	switch b := first[0]; {
+	case b == protocol.Marker:
+		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: release}
+		s.run(ctx)
+	case b >= 0x20 && b < 0x7f || b == '\t':
+		c.echo(conn, br)
+	default:
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: first byte 0x%02x is neither text nor a protocol frame", remoteIP(conn), b)
+		c.conns.armWrite(conn, c.opts.IdleTimeout)
+		protocol.Write(conn, protocol.NewError(protocol.CodeMalformed, "first byte 0x%02x is neither text nor a protocol frame", b))
+	}
+}
+
+// maxEchoLine bounds the line an echo check may send.
+const maxEchoLine = 64 << 10
+
+// echo serves the netcat health check: one line in, the same line back. The
+// line is logged escaped (logformat.Value): it comes from the network.
+func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
+	ip := remoteIP(conn)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if err == nil || len(line) > maxEchoLine {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			break // a last line without a newline is echoed as it came
+		}
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
+		return
+	}
+	if len(line) > maxEchoLine {
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: line over %d bytes", ip, maxEchoLine)
+		return
+	}
+	c.conns.armWrite(conn, c.opts.IdleTimeout)
+	if _, err := conn.Write(line); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// The peer left before its echo: its loss, not the central's failure.
+			c.log.Debugf("action: receive_message | result: success | ip: %s | msg: %s | echo: peer gone", ip, logformat.Value(trimEOL(line)))
+			return
+		}
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
+		return
+	}
+	c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, logformat.Value(trimEOL(line)))
+}
+
+func trimEOL(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+func remoteIP(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return conn.RemoteAddr().String()
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"net"
+	"sync"
+)
+
+// owners gives each agency at most one live session. A new session for an
+// agency takes over (fencing, as a new producer epoch does in Kafka): the old
+// session's connection is closed and the new one waits until the old one has
+// ended, so a batch the old one was committing is either counted in the
+// Welcome the new one sends, or not stored at all; never both.
+type owners struct {
+	mu   sync.Mutex
+	live map[int]*owner
+}
+
+type owner struct {
+	conn net.Conn      // closed to end the session
+	done chan struct{} // closed when the session ended
+}
+
+func newOwners() *owners { return &owners{live: map[int]*owner{}} }
+
+// acquire makes the session on conn agency's owner, ending the previous
+// owner's session first. replaced reports whether there was one. release
+// must be called when the session ends. It fails only when ctx ends first.
+func (o *owners) acquire(ctx context.Context, agency int, conn net.Conn) (replaced bool, release func(), err error) {
+	me := &owner{conn: conn, done: make(chan struct{})}
+	for {
+		o.mu.Lock()
+		cur := o.live[agency]
+		if cur == nil {
+			o.live[agency] = me
+			o.mu.Unlock()
+			break
+		}
+		o.mu.Unlock()
+		replaced = true
+		cur.conn.Close()
+		select {
+		case <-cur.done:
+		case <-ctx.Done():
+			return replaced, nil, ctx.Err()
+		}
+	}
+	return replaced, func() {
+		o.mu.Lock()
+		if o.live[agency] == me {
+			delete(o.live, agency)
+		}
+		o.mu.Unlock()
+		close(me.done)
+	}, nil
+}
