@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/store"
@@ -14,6 +15,12 @@ import (
 
 // fileBets reads the bets of agency id from dataDir, as the agency sends them.
 func fileBets(t *testing.T, dataDir string, id int) []lottery.Bet {
+	t.Helper()
+	return fileBetsAt(t, dataDir, id, time.Now())
+}
+
+// fileBetsAt is fileBets with bets validated as of today.
+func fileBetsAt(t *testing.T, dataDir string, id int, today time.Time) []lottery.Bet {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dataDir, fmt.Sprintf("agency-%d.csv", id)))
 	if err != nil {
@@ -32,7 +39,7 @@ func fileBets(t *testing.T, dataDir string, id int) []lottery.Bet {
 			continue
 		}
 		b := lottery.Bet{Agency: id, FirstName: r[0], LastName: r[1], Document: r[2], Birthdate: d, Number: n}
-		if b.Validate() == nil {
+		if b.ValidateAt(today) == nil {
 			out = append(out, b)
 		}
 	}
@@ -67,7 +74,7 @@ func verifyStore(t *testing.T, dbPath, dataDir string, agencies int) storeReport
 	}
 	want := map[int][]lottery.Bet{}
 	for a := 1; a <= agencies; a++ {
-		want[a] = fileBets(t, dataDir, a)
+		want[a] = fileBetsAt(t, dataDir, a, s.Today())
 	}
 	rep := storeReport{perAgency: map[int]int{}, round: r}
 	for b, err := range s.LoadBets() {

@@ -71,7 +71,7 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 		log:      log,
 		round:    uint64(r.Started.UnixNano()),
 		slots:    make(chan struct{}, opts.MaxConns),
-		refusing: make(chan struct{}, 64),
+		refusing: make(chan struct{}, refusalsAtOnce(opts.FileLimit)),
 		conns:    newConns(),
 		owners:   newOwners(),
 		barrier:  newBarrier(opts.Agencies, r.Finished, winners),
@@ -259,6 +259,15 @@ func (c *Central) refuse(conn net.Conn) {
 		protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
 		conn.Close()
 	}()
+}
+
+// refusalsAtOnce bounds the refusals being written at once, within the
+// descriptors the limit keeps in reserve.
+func refusalsAtOnce(nofile uint64) int {
+	if nofile == 0 {
+		return 64
+	}
+	return int(fdReserve(nofile) / 2)
 }
 
 // Close closes the store. Call it after Serve returned.

@@ -77,9 +77,10 @@ func loadOptions(path string) (Options, error) {
 	return o, nil
 }
 
-// Connections the central keeps file descriptors for beside its sessions:
-// the store, the listener, standard streams, refusals being written.
-const fdReserve = 64
+// fdReserve is how many file descriptors the central keeps beside its
+// sessions (standard streams, the store, the listener, the poller, refusals
+// being written): a quarter of the limit, from 16 to 64.
+func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) }
 
 // autoMaxConns bounds MAX_CONNECTIONS when it is derived from the limit.
 const autoMaxConns = 65536
@@ -98,8 +99,8 @@ func connectionLimit(set int) (maxConns int, fileLimit uint64) {
 		return set, 0
 	}
 	allowed := 1
-	if nofile > fdReserve+1 {
-		allowed = int(min(nofile-fdReserve, 1<<20))
+	if r := fdReserve(nofile); nofile > r+1 {
+		allowed = int(min(nofile-r, 1<<20))
 	}
 	if set == 0 {
 		return min(allowed, autoMaxConns), nofile

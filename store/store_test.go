@@ -475,3 +475,44 @@ func TestStore_ScanBets(t *testing.T) {
 		t.Fatalf("ScanBets did not stop on the callback's error: %v after %d", err, n)
 	}
 }
+
+// A value that does not parse is reported, naming bucket and key, never
+// read as zero (a committed count read as 0 would make the agency resend).
+func TestStore_GarbledValues(t *testing.T) {
+	for _, tt := range []struct{ bucket, key, value, want string }{
+		{"agencies", "000001", "12x", "bucket agencies key 000001"},
+		{"meta", "round_started", "yesterday", "bucket meta key round_started"},
+		{"meta", "draw_time", "soon", "bucket meta key draw_time"},
+		{"meta", "agencies", "five", "bucket meta key agencies"},
+		{"digests", "000001", "zz", "bucket digests key 000001"},
+	} {
+		t.Run(tt.bucket+"/"+tt.key, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.db")
+			s, err := store.Open(path, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Append(1, 0, tricky()[:1]); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(tt.bucket)).Put([]byte(tt.key), []byte(tt.value)) })
+			db.Close()
+			s, err = store.Open(path, store.Options{})
+			if err == nil {
+				_, err = s.Agency(1)
+				if err == nil {
+					_, err = s.Append(1, 1, tricky()[:1])
+				}
+				s.Close()
+			}
+			if !errors.Is(err, store.ErrInvalidFile) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want ErrInvalidFile naming %s", err, tt.want)
+			}
+		})
+	}
+}
