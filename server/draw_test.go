@@ -112,7 +112,7 @@ func TestConnectionLimit(t *testing.T) {
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE here")
 	}
-	if n, lim := connectionLimit(1<<20); lim != nofile || uint64(n)+fdReserve(nofile) != nofile {
+	if n, lim := connectionLimit(1 << 20); lim != nofile || uint64(n)+fdReserve(nofile) != nofile {
 		t.Fatalf("a huge MAX_CONNECTIONS gives %d (nofile %d)", n, lim)
 	}
 	if n, _ := connectionLimit(7); n != 7 {
