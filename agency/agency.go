@@ -167,7 +167,7 @@ func receive[T protocol.Message](c *conn, d time.Duration) (T, error) {
 // whether the central stored anything new (bets, the finish): a Welcome
 // alone is not progress.
 func (a *Agency) session(ctx context.Context) (progress bool, err error) {
-	nc, err := a.dial(ctx)
+	nc, err := a.dialSession(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -185,6 +185,11 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	}
 	w, err := receive[*protocol.Welcome](c, a.opts.ServerTimeout)
 	if err != nil {
+		// With TLS 1.3 the central checks this agency's certificate after
+		// the client's side of the handshake: a refusal arrives here.
+		if remoteTLSAlert(err) {
+			return false, a.tlsFailed(err)
+		}
 		return false, err
 	}
 	if a.round != 0 && w.Round != a.round {

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -83,4 +86,46 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", a.opts.ServerAddress, err)
 	}
 	return nc, nil
+}
+
+// dialSession connects for a session: over mutual TLS when it is
+// configured, completing the handshake within server.timeout.
+func (a *Agency) dialSession(ctx context.Context) (net.Conn, error) {
+	nc, err := a.dial(ctx)
+	if err != nil || a.opts.TLS == nil {
+		return nc, err
+	}
+	tc := tls.Client(nc, a.opts.TLS)
+	hctx, cancel := context.WithTimeout(ctx, a.opts.ServerTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, a.tlsFailed(err)
+	}
+	return tc, nil
+}
+
+// tlsFailed logs a TLS failure and, when a retry cannot fix it (the
+// central's certificate is not the lottery's, or the central refused ours),
+// makes it permanent.
+func (a *Agency) tlsFailed(err error) error {
+	var (
+		verify    *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	if remoteTLSAlert(err) || errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.opts.ServerAddress), logformat.Value(err.Error()))
+		return permanent(fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err))
+	}
+	return fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err)
+}
+
+// remoteTLSAlert reports whether err is an alert the central sent, as
+// crypto/tls reports it: a *net.OpError "remote error" (bad certificate,
+// certificate revoked, ...).
+func remoteTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,13 +42,13 @@ type betStore interface {
 // serialises writers itself.
 type Central struct {
 	opts  Options
+	tls   *tls.Config // mutual TLS for agencies; nil without it
 	store betStore
 	log   *logging.Logger
 	round uint64 // identifies this round to agencies: its start time in ns
 
-	slots    chan struct{} // one token per connection being served: the connection limit
-	refusing chan struct{} // refusals being written, bounded
-	wg       sync.WaitGroup
+	slots chan struct{} // one token per connection being served: the connection limit
+	wg    sync.WaitGroup
 
 	conns   *conns
 	owners  *owners
@@ -66,15 +67,15 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 		winners = r.Winners
 	}
 	return &Central{
-		opts:     opts,
-		store:    s,
-		log:      log,
-		round:    uint64(r.Started.UnixNano()),
-		slots:    make(chan struct{}, opts.MaxConns),
-		refusing: make(chan struct{}, refusalsAtOnce(opts.FileLimit)),
-		conns:    newConns(),
-		owners:   newOwners(),
-		barrier:  newBarrier(opts.Agencies, r.Finished, winners),
+		opts:    opts,
+		tls:     opts.TLS,
+		store:   s,
+		log:     log,
+		round:   uint64(r.Started.UnixNano()),
+		slots:   make(chan struct{}, opts.MaxConns),
+		conns:   newConns(),
+		owners:  newOwners(),
+		barrier: newBarrier(opts.Agencies, r.Finished, winners),
 	}, nil
 }
 
@@ -240,35 +241,20 @@ func setKeepAlive(conn net.Conn) {
 }
 
 // refuse answers a connection over the limit with an error frame and closes
-// it, in its own goroutine so the accept loop never waits on a slow peer. At
-// most cap(c.refusing) refusals are written at once; past that, connections
-// are closed without a word.
+// it. The frame (about 60 bytes) is the first thing written on the
+// connection, so it fits the empty send buffer and the write returns at
+// once whatever the peer does; refuseWrite is only a safety net. (A
+// deadline of a millisecond or two is not: a goroutine descheduled that long
+// before its write would drop the frame.)
 func (c *Central) refuse(conn net.Conn) {
 	c.log.Warningf("action: accept_connection | result: fail | ip: %s | error: connection limit of %d reached", remoteIP(conn), c.opts.MaxConns)
-	select {
-	case c.refusing <- struct{}{}:
-	default:
-		conn.Close()
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() { <-c.refusing }()
-		conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
-		conn.Close()
-	}()
+	conn.SetWriteDeadline(time.Now().Add(refuseWrite))
+	protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
+	conn.Close()
 }
 
-// refusalsAtOnce bounds the refusals being written at once, within the
-// descriptors the limit keeps in reserve.
-func refusalsAtOnce(nofile uint64) int {
-	if nofile == 0 {
-		return 64
-	}
-	return int(fdReserve(nofile) / 2)
-}
+// refuseWrite bounds the write of a refusal.
+const refuseWrite = 50 * time.Millisecond
 
 // Close closes the store. Call it after Serve returned.
 func (c *Central) Close() error {

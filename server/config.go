@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"strings"
 	"time"
 
@@ -25,6 +26,11 @@ type Options struct {
 	FileLimit   uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
 	Coalesce    bool
 	CoalesceMax time.Duration
+
+	TLSCert, TLSKey, TLSClientCA string // mutual TLS: the central's pair and the agencies' CA
+	TLSRequired                  bool   // refuse plaintext agencies
+	TLSDenySerials               string // revoked agency certificates, hex serials, comma-separated
+	TLS                          *tls.Config
 }
 
 // configKeys are the keys of config.ini with their defaults.
@@ -39,6 +45,11 @@ var configKeys = []struct{ key, def string }{
 	{"MAX_CONNECTIONS", ""},
 	{"COALESCE_COMMITS", "false"},
 	{"COALESCE_DELAY", "200us"},
+	{"TLS_CERT", ""},
+	{"TLS_KEY", ""},
+	{"TLS_CLIENT_CA", ""},
+	{"TLS_REQUIRED", "false"},
+	{"TLS_DENY_SERIALS", ""},
 }
 
 // loadOptions reads the config file at path (a missing file is fine: defaults
@@ -70,11 +81,16 @@ func loadOptions(path string) (Options, error) {
 	}
 	o.Coalesce = p.Bool("COALESCE_COMMITS")
 	o.CoalesceMax = p.DurationIn("COALESCE_DELAY", 0, 10*time.Millisecond)
+	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
+	o.TLSRequired = p.Bool("TLS_REQUIRED")
+	o.TLSDenySerials = p.String("TLS_DENY_SERIALS")
 	if p.Err != nil {
 		return o, p.Err
 	}
 	o.MaxConns, o.FileLimit = connectionLimit(o.MaxConns)
-	return o, nil
+	var err error
+	o.TLS, err = loadTLS(o, time.Now())
+	return o, err
 }
 
 // fdReserve is how many file descriptors the central keeps beside its

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -23,10 +22,12 @@ type session struct {
 	c       *Central
 	conn    net.Conn // what the protocol is spoken over
 	raw     net.Conn // the TCP connection under it, closed to fence the session
-	br      *bufio.Reader
 	r       *protocol.Reader
 	ip      string
 	release func() // gives back the connection's slot
+	// certAgency is the agency the TLS client certificate names; 0 in
+	// plaintext. A session speaks only for it.
+	certAgency int
 
 	agency  int // 0 until hello
 	mode    protocol.Mode
@@ -132,6 +133,9 @@ func (s *session) handle(ctx context.Context, m protocol.Message) error {
 func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 	if s.agency != 0 {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnexpected, "second hello on agency %d's session", s.agency))
+	}
+	if s.certAgency != 0 && m.Agency != s.certAgency {
+		return s.fail("hello", protocol.NewError(protocol.CodeForbidden, "the certificate names agency %d, not agency %d", s.certAgency, m.Agency))
 	}
 	if m.Agency < 1 || m.Agency > s.c.opts.Agencies {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, s.c.opts.Agencies))
