@@ -5,12 +5,16 @@ BBOLT := bin/bbolt
 DOCKER_COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE ?= docker-compose-dev.yaml
 COMPOSE := $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(COMPOSE_FILE)
+# Mutual TLS for make demo and make docker-compose-up; TLS=0 turns it off.
+TLS ?= 1
+TLS_OVERRIDE := .data/docker-compose-tls.yaml
+PKI := .data/pki
 # The store folder is mounted into the central, which runs as this user.
 export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build demo test cross test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test cross test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -19,9 +23,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/server ./server
 	CGO_ENABLED=0 $(GO) build -o bin/agency ./agency
 
-# The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1.
+# The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
+# over mutual TLS (TLS=0: plaintext).
 demo: build
-	scripts/demo.sh
+	TLS=$(TLS) scripts/demo.sh
+
+# Keys and certificates for mutual TLS in $(PKI): a CA, the central's pair and
+# one per agency (AGENCIES, default 5); kept when valid, so it adds new agencies.
+AGENCIES ?= 5
+certs:
+	$(GO) run ./scripts/certs -out $(PKI) -agencies $(AGENCIES)
 
 # The test command CI runs (see README).
 test: cross
@@ -70,12 +81,17 @@ docker-image:
 	docker build -f ./agency/Dockerfile -t "agency:latest" .
 
 # Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
-# images and starts everything in the background.
+# images and starts everything in the background, over mutual TLS (TLS=0:
+# plaintext, as the course's own tests run it).
 docker-compose-up: docker-image
 	@test -f $(COMPOSE_FILE) || { echo "no $(COMPOSE_FILE): run ./generar-compose.sh $(COMPOSE_FILE) N"; exit 1; }
-	scripts/prepare-data.sh $$(grep -c 'container_name: client' $(COMPOSE_FILE) || true)
+	n=$$(grep -c 'container_name: client' $(COMPOSE_FILE) || true); \
+	scripts/prepare-data.sh $$n && \
+	if [ "$(TLS)" = 1 ]; then \
+		$(GO) run ./scripts/certs -out $(PKI) -agencies $$n && $(GO) run ./scripts/compose -tls $(TLS_OVERRIDE) $$n; \
+	else rm -f $(TLS_OVERRIDE); fi
 	mkdir -p .data/server
-	$(COMPOSE) up -d --build
+	$(COMPOSE) $$(test -f $(TLS_OVERRIDE) && echo -f $(TLS_OVERRIDE)) up -d --build
 
 docker-compose-down:
 	$(COMPOSE) stop -t 1

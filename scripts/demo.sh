@@ -2,8 +2,9 @@
 # demo.sh: the whole system on this machine, no Docker. Starts the central and
 # N agencies (default 5) as local processes on 127.0.0.1, waits for the draw,
 # prints each agency's winners and a summary, and stops the central. The store
-# stays in .data/server/bets.db and the logs in .data/logs/.
-#   AGENCIES=N  PORT=12345  make demo
+# stays in .data/server/bets.db and the logs in .data/logs/. Agencies speak
+# mutual TLS (keys in .data/pki, made on first use) unless TLS=0.
+#   AGENCIES=N  PORT=12345  TLS=0|1  make demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${AGENCIES:-5}
@@ -11,10 +12,15 @@ port=${PORT:-12345}
 [[ -x bin/server && -x bin/agency ]] || { echo "demo: run 'make build' first" >&2; exit 1; }
 scripts/prepare-data.sh "$n"
 mkdir -p .data/server .data/logs
+server_tls=() agency_tls=()
+if [[ ${TLS:-1} == 1 ]]; then
+  go run ./scripts/certs -out .data/pki -agencies "$n" >/dev/null
+  server_tls=(TLS_CERT=.data/pki/server.crt TLS_KEY=.data/pki/server.key TLS_CLIENT_CA=.data/pki/ca.crt TLS_REQUIRED=true)
+fi
 
 start=$(date +%s%N)
-SERVER_CONFIG=server/config.ini SERVER_IP=127.0.0.1 SERVER_PORT=$port AGENCIES=$n DB_PATH=.data/server/bets.db \
-  bin/server >.data/logs/server.log 2>&1 &
+env "${server_tls[@]}" SERVER_CONFIG=server/config.ini SERVER_IP=127.0.0.1 SERVER_PORT="$port" AGENCIES="$n" \
+  DB_PATH=.data/server/bets.db bin/server >.data/logs/server.log 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do # up to 10 s for the central to listen (agencies would retry anyway)
@@ -25,8 +31,11 @@ done
 
 pids=()
 for i in $(seq 1 "$n"); do
-  CLI_CONFIG=agency/config.yaml CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$port CLI_DATA_PATH=.data/agency-$i.csv \
-    bin/agency >".data/logs/agency-$i.log" 2>&1 &
+  if [[ ${TLS:-1} == 1 ]]; then
+    agency_tls=(CLI_TLS_CA=.data/pki/ca.crt "CLI_TLS_CERT=.data/pki/agency-$i.crt" "CLI_TLS_KEY=.data/pki/agency-$i.key")
+  fi
+  env "${agency_tls[@]}" CLI_CONFIG=agency/config.yaml CLI_ID="$i" CLI_SERVER_ADDRESS=127.0.0.1:"$port" \
+    CLI_DATA_PATH=.data/agency-"$i".csv bin/agency >".data/logs/agency-$i.log" 2>&1 &
   pids+=($!)
 done
 failed=0
@@ -50,5 +59,7 @@ for i in $(seq 1 "$n"); do
   [[ $won == "?" ]] || total=$((total + won))
 done
 draw=$(grep -o 'action: sorteo | result: success.*' .data/logs/server.log | tail -1 || true)
-echo "summary: $n agencies, $total winners, ${elapsed_ms} ms, ${draw:-no draw logged}; store .data/server/bets.db, logs .data/logs/"
+tls=plaintext
+[[ ${TLS:-1} == 1 ]] && tls="mutual TLS"
+echo "summary: $n agencies over $tls, $total winners, ${elapsed_ms} ms, ${draw:-no draw logged}; store .data/server/bets.db, logs .data/logs/"
 exit $((failed > 0))

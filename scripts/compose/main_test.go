@@ -79,3 +79,23 @@ func TestCommittedComposeIsCurrent(t *testing.T) {
 		t.Fatal("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
 	}
 }
+
+func TestTLSOverride(t *testing.T) {
+	o := TLSOverride(2)
+	for _, want := range []string{"TLS_REQUIRED=true", "./.data/pki/server.key:/pki/server.key:ro",
+		"./.data/pki/agency-2.key:/pki/agency.key:ro", "- /.data/pki", "CLI_TLS_CERT=/pki/agency.crt"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("TLS override lacks %q", want)
+		}
+	}
+	// Each agency mounts its own key and no other.
+	for _, block := range strings.Split(o, "\n  client")[1:] {
+		id := block[:strings.Index(block, ":")]
+		if strings.Count(block, ".key:/pki/") != 1 || !strings.Contains(block, "agency-"+id+".key") {
+			t.Errorf("client%s mounts keys other than its own:\n%s", id, block)
+		}
+	}
+	if err := run([]string{"-tls", filepath.Join(t.TempDir(), "tls.yaml"), "3"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/loteria-nacional/tp0/pki"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// testPKI is a lottery CA with the central's pair and agencies 1..3, plus
+// an expired agency 1 pair and an agency 1 pair from a foreign CA.
+type testPKI struct {
+	dir     string
+	revoked string // serial of agency 3's certificate
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	now := time.Now()
+	valid := pki.Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	must := func(p pki.Pair, err error) pki.Pair {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca := must(pki.NewCA("test CA", valid))
+	other := must(pki.NewCA("foreign CA", valid))
+	pairs := map[string]pki.Pair{
+		"ca":              ca,
+		"foreign-ca":      other,
+		"server":          must(pki.NewServer(ca, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, valid)),
+		"agency-1":        must(pki.NewAgency(ca, 1, valid)),
+		"agency-2":        must(pki.NewAgency(ca, 2, valid)),
+		"agency-3":        must(pki.NewAgency(ca, 3, valid)),
+		"agency-1-old":    must(pki.NewAgency(ca, 1, pki.Spec{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})),
+		"agency-1-forged": must(pki.NewAgency(other, 1, valid)),
+	}
+	for name, p := range pairs {
+		if err := p.Write(dir, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testPKI{dir: dir, revoked: pki.Serial(pairs["agency-3"].Cert)}
+}
+
+func (p testPKI) file(name string) string { return filepath.Join(p.dir, name) }
+
+// centralEnv turns on required mutual TLS.
+func (p testPKI) centralEnv(extra ...string) []string {
+	return append([]string{"TLS_CERT=" + p.file("server.crt"), "TLS_KEY=" + p.file("server.key"),
+		"TLS_CLIENT_CA=" + p.file("ca.crt"), "TLS_REQUIRED=true"}, extra...)
+}
+
+// agencyEnv gives an agency the pair base, trusting ca.
+func (p testPKI) agencyEnv(base, ca string) []string {
+	return []string{"CLI_TLS_CA=" + p.file(ca+".crt"), "CLI_TLS_CERT=" + p.file(base+".crt"), "CLI_TLS_KEY=" + p.file(base+".key")}
+}
+
+// dialTLS opens a raw protocol client over TLS with the pair base.
+func (p testPKI) dialTLS(t *testing.T, addr, base string) *rawClient {
+	t.Helper()
+	pair, pool, err := pki.Load(p.file(base+".crt"), p.file(base+".key"), p.file("ca.crt"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawClient{t: t, conn: conn, r: protocol.NewReader(conn, 0)}
+}
+
+func TestTLS(t *testing.T) {
+	p := newTestPKI(t)
+	db := filepath.Join(t.TempDir(), "bets.db")
+	c := startCentral(t, db, 3, p.centralEnv("IDLE_TIMEOUT=2s", "TLS_DENY_SERIALS=ab:cd,"+p.revoked)...)
+	c.waitLine(`action: config \| result: success .*tls: true \| tls_required: true`, time.Second)
+	tlsAgency := func(t *testing.T, id int, base, ca string) *proc {
+		return startAgency(t, c, id, genData, append(p.agencyEnv(base, ca), "CLI_SERVER_ADDRESS=localhost:"+c.addr[len("127.0.0.1:"):])...)
+	}
+
+	t.Run("CertificateForAnotherAgency", func(t *testing.T) {
+		cl := p.dialTLS(t, c.addr, "agency-2")
+		cl.send(&protocol.Hello{Agency: 3, Mode: protocol.ModeCSV})
+		cl.expectError(protocol.CodeForbidden)
+		cl.expectClosed()
+		c.waitLine(`action: hello \| result: fail .*code: forbidden .*names agency 2, not agency 3`, 5*time.Second)
+	})
+	t.Run("PlaintextRefused", func(t *testing.T) {
+		cl := dial(t, c.addr)
+		cl.send(&protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+		if e := cl.expectError(protocol.CodeForbidden); e.Message == "" {
+			t.Fatal("no reason given")
+		}
+		// A plain agency is told why and stops (exit 1), never retrying for ever.
+		a := startAgency(t, c, 1, genData, "CLI_RECONNECT_ATTEMPTS=2")
+		if code := a.wait(time.Minute); code == 0 {
+			t.Fatal("a plaintext agency exited 0 against a central that requires TLS")
+		}
+		a.waitLine(`action: agencia \| result: fail \| error: central: forbidden: TLS is required`, time.Second)
+	})
+	t.Run("EchoCheckStillPlain", func(t *testing.T) {
+		if got := echo(t, c.addr, "ping\n"); got != "ping\n" {
+			t.Fatalf("echo with TLS required: %q", got)
+		}
+	})
+	t.Run("ExpiredCertificate", func(t *testing.T) {
+		a := tlsAgency(t, 1, "agency-1-old", "ca")
+		if code := a.wait(time.Minute); code == 0 {
+			t.Fatal("an agency with an expired certificate exited 0")
+		}
+		a.waitLine(`action: config \| result: fail \| error: .*agency-1-old.crt expired on`, time.Second)
+	})
+	t.Run("ForeignCertificate", func(t *testing.T) {
+		// Its pair is from another CA, which it trusts: the central refuses it.
+		a := tlsAgency(t, 1, "agency-1-forged", "foreign-ca")
+		if code := a.wait(time.Minute); code == 0 {
+			t.Fatal("an agency with a foreign certificate exited 0")
+		}
+		a.waitLine(`action: tls_handshake \| result: fail`, time.Second)
+		c.waitLine(`action: tls_handshake \| result: fail .*certificate`, 5*time.Second)
+	})
+	t.Run("WrongCA", func(t *testing.T) {
+		// Its own pair is good, but it trusts a CA that did not sign it: a config error.
+		a := tlsAgency(t, 1, "agency-1", "foreign-ca")
+		if code := a.wait(time.Minute); code == 0 {
+			t.Fatal("an agency with the wrong CA exited 0")
+		}
+		a.waitLine(`action: config \| result: fail \| error: .*not signed by the CA`, time.Second)
+	})
+	t.Run("RevokedCertificate", func(t *testing.T) {
+		a := tlsAgency(t, 3, "agency-3", "ca")
+		if code := a.wait(time.Minute); code == 0 {
+			t.Fatal("an agency with a revoked certificate exited 0")
+		}
+		a.waitLine(`action: tls_handshake \| result: fail`, time.Second)
+		c.waitLine(`action: tls_handshake \| result: fail .*revoked by TLS_DENY_SERIALS`, 5*time.Second)
+	})
+	t.Run("StalledHandshake", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte{0x16, 0x03, 0x01}) // a TLS record begins, then nothing
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var b [1]byte
+		if _, err := conn.Read(b[:]); err == nil {
+			t.Fatal("a stalled handshake got an answer")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("a stalled handshake was not cut by IDLE_TIMEOUT")
+		}
+	})
+	t.Run("RoundOverTLS", func(t *testing.T) {
+		// Agencies 1 and 2 finish over TLS. Agency 3's certificate is revoked
+		// and no other certificate may speak for it (forbidden, above), so
+		// the draw keeps waiting for it.
+		a1 := tlsAgency(t, 1, "agency-1", "ca")
+		a2 := tlsAgency(t, 2, "agency-2", "ca")
+		for _, a := range []*proc{a1, a2} {
+			a.waitLine(`action: fin_envio \| result: success`, time.Minute)
+		}
+		c.waitLine(`action: agencia_finalizada \| result: success \| agencia: 2`, 5*time.Second)
+		if got := len(c.grep(`action: sorteo`)); got != 0 {
+			t.Fatalf("the draw ran without agency 3 (%d sorteo lines)", got)
+		}
+		for _, a := range []*proc{a1, a2} {
+			a.signal(sigterm)
+			a.wait(time.Minute)
+		}
+	})
+}
+
+// A whole round over mutual TLS: every bet exactly once, every winner.
+func TestTLS_WholeRound(t *testing.T) {
+	p := newTestPKI(t)
+	db := filepath.Join(t.TempDir(), "bets.db")
+	c := startCentral(t, db, 3, p.centralEnv()...)
+	want := expectedWinners(t, genData, 3)
+	agencies := []*proc{nil}
+	for id := 1; id <= 3; id++ {
+		agencies = append(agencies, startAgency(t, c, id, genData,
+			append(p.agencyEnv(fmt.Sprintf("agency-%d", id), "ca"), "CLI_SERVER_ADDRESS=localhost:"+c.addr[len("127.0.0.1:"):])...))
+	}
+	waitAgencies(t, agencies, want)
+	c.signal(sigterm)
+	c.wait(time.Minute)
+	rep := verifyStore(t, db, genData, 3)
+	total := 0
+	for id := 1; id <= 3; id++ {
+		total += len(fileBets(t, genData, id))
+	}
+	if rep.total != total {
+		t.Fatalf("stored %d bets over TLS, want %d", rep.total, total)
+	}
+}
