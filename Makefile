@@ -14,7 +14,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test cross test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test cross bench-tls test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -106,6 +106,10 @@ BENCH_RUNS ?= 5
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./store ./agency
 	$(GO) run ./scripts/bench -mode flow -runs $(BENCH_RUNS)
+
+# make bench's end-to-end run with mutual TLS on and off, side by side.
+bench-tls: build
+	$(GO) run ./scripts/bench -mode flow -tls -runs $(BENCH_RUNS)
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

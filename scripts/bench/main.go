@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/store"
 )
 
@@ -43,8 +45,9 @@ func main() {
 	bin := flag.String("bin", "bin", "folder with server and agency binaries")
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
 	env := flag.String("env", "", "extra environment for the central and agencies, space-separated KEY=VALUE")
+	withTLS := flag.Bool("tls", false, "flow: also run over mutual TLS, side by side with plaintext")
 	flag.Parse()
-	b := &bench{bin: *bin, extraEnv: strings.Fields(*env)}
+	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS}
 	var err error
 	switch *mode {
 	case "flow":
@@ -63,6 +66,7 @@ func main() {
 type bench struct {
 	bin      string
 	extraEnv []string
+	tls      bool
 }
 
 // dataset describes agency files and what a correct run must produce.
@@ -117,12 +121,17 @@ var (
 	reDraw    = regexp.MustCompile(`action: sorteo \| result: success .*duracion: (\S+)`)
 )
 
-// runOurs runs the central and the agencies of d once.
-func (b *bench) runOurs(d dataset, tmp string) (result, error) {
+// runOurs runs the central and the agencies of d once, over mutual TLS with
+// the pairs in pkiDir when it is set.
+func (b *bench) runOurs(d dataset, tmp, pkiDir string) (result, error) {
 	db := filepath.Join(tmp, "bets.db")
 	os.Remove(db)
 	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=" + strconv.Itoa(d.agencies),
 		"DB_PATH=" + db, "MAX_CONNECTIONS=1024", "SERVER_LISTEN_BACKLOG=1024"}, b.extraEnv...)
+	if pkiDir != "" {
+		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, "server.crt"), "TLS_KEY="+filepath.Join(pkiDir, "server.key"),
+			"TLS_CLIENT_CA="+filepath.Join(pkiDir, "ca.crt"), "TLS_REQUIRED=true")
+	}
 	start := time.Now()
 	srv, err := startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success")
 	if err != nil {
@@ -135,6 +144,11 @@ func (b *bench) runOurs(d dataset, tmp string) (result, error) {
 	for i := 1; i <= d.agencies; i++ {
 		aenv := append([]string{"CLI_ID=" + strconv.Itoa(i), "CLI_SERVER_ADDRESS=127.0.0.1:" + port,
 			"CLI_DATA_PATH=" + filepath.Join(d.dir, fmt.Sprintf("agency-%d.csv", i)), "CLI_WINNERS_TIMEOUT=30m"}, b.extraEnv...)
+		if pkiDir != "" {
+			aenv = append(aenv, "CLI_TLS_CA="+filepath.Join(pkiDir, "ca.crt"),
+				"CLI_TLS_CERT="+filepath.Join(pkiDir, fmt.Sprintf("agency-%d.crt", i)),
+				"CLI_TLS_KEY="+filepath.Join(pkiDir, fmt.Sprintf("agency-%d.key", i)))
+		}
 		if agents[i], err = startProc(filepath.Join(b.bin, "agency"), aenv, ""); err != nil {
 			return result{}, err
 		}
@@ -249,13 +263,25 @@ func (b *bench) flow(dataDir string, runs int) error {
 		return err
 	}
 	fmt.Printf("flow: %d agencies, %d bets (%s), %d runs each, interleaved; every run verified\n\n", d.agencies, d.bets, d.label, runs)
-	var ours, ref []result
+	pkiDir := ""
+	if b.tls {
+		if pkiDir, err = makePKI(filepath.Join(tmp, "pki"), d.agencies); err != nil {
+			return err
+		}
+	}
+	var ours, oursTLS, ref []result
 	for range runs {
-		r, err := b.runOurs(d, tmp)
+		r, err := b.runOurs(d, tmp, "")
 		if err != nil {
 			return err
 		}
 		ours = append(ours, r)
+		if b.tls {
+			if r, err = b.runOurs(d, tmp, pkiDir); err != nil {
+				return err
+			}
+			oursTLS = append(oursTLS, r)
+		}
 		if r, err = b.runRef(d, tmp); err != nil {
 			return err
 		}
@@ -265,7 +291,10 @@ func (b *bench) flow(dataDir string, runs int) error {
 	for _, row := range []struct {
 		name string
 		rs   []result
-	}{{"ours", ours}, {"reference", ref}} {
+	}{{"ours", ours}, {"ours+tls", oursTLS}, {"reference", ref}} {
+		if len(row.rs) == 0 {
+			continue
+		}
 		w := summarize(row.rs, func(r result) time.Duration { return r.wall })
 		cpu := summarize(row.rs, func(r result) time.Duration { return r.cpu })
 		fmt.Printf("%-10s %9s %9s %9s %12.0f %11d KiB %11d KiB %12s\n", row.name, ms(w.min), ms(w.median), ms(w.max),
@@ -274,8 +303,44 @@ func (b *bench) flow(dataDir string, runs int) error {
 	}
 	o := summarize(ours, func(r result) time.Duration { return r.wall }).median
 	rf := summarize(ref, func(r result) time.Duration { return r.wall }).median
+	if b.tls {
+		ot := summarize(oursTLS, func(r result) time.Duration { return r.wall }).median
+		fmt.Printf("\nratio (median, ours over mutual TLS / ours in plaintext): %.2f", ot.Seconds()/o.Seconds())
+	}
 	fmt.Printf("\nratio (median, ours / reference): %.2f\n", o.Seconds()/rf.Seconds())
 	return nil
+}
+
+// makePKI writes a CA, the central's pair and agencies 1..n's into dir.
+func makePKI(dir string, n int) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	now := time.Now()
+	spec := pki.Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	ca, err := pki.NewCA("bench CA", spec)
+	if err != nil {
+		return "", err
+	}
+	pairs := map[string]func() (pki.Pair, error){
+		"ca": func() (pki.Pair, error) { return ca, nil },
+		"server": func() (pki.Pair, error) {
+			return pki.NewServer(ca, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, spec)
+		},
+	}
+	for i := 1; i <= n; i++ {
+		pairs[fmt.Sprintf("agency-%d", i)] = func() (pki.Pair, error) { return pki.NewAgency(ca, i, spec) }
+	}
+	for name, mk := range pairs {
+		p, err := mk()
+		if err == nil {
+			err = p.Write(dir, name)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 // defaultData extracts the official dataset when it is beside the project,
@@ -322,7 +387,7 @@ func (b *bench) scale(runs int) error {
 			}
 			var rs []result
 			for range max(1, runs) {
-				r, err := b.runOurs(d, tmp)
+				r, err := b.runOurs(d, tmp, "")
 				if err != nil {
 					return err
 				}
