@@ -2,43 +2,24 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/logformat"
 )
 
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // capturedLog returns a logger whose lines, in the course format, end up in
 // the returned buffer.
-func capturedLog() (*logging.Logger, *lockedBuffer) {
-	buf := &lockedBuffer{}
+func capturedLog() (*logging.Logger, *testkit.Buffer) {
+	buf := &testkit.Buffer{}
 	logformat.Setup(buf, logging.DEBUG)
 	return logging.MustGetLogger("test"), buf
 }

@@ -33,12 +33,12 @@ type bets interface {
 
 // csvBets are the bets of an agency's CSV file.
 type csvBets struct {
-	path   string
-	agency int
-	log    *logging.Logger
-	logged int        // invalid rows up to this line were logged by an earlier pass
-	last   *csvSource // the latest pass
-	step   int        // last 10% step of progress logged
+	path       string
+	agency     int
+	log        *logging.Logger
+	loggedUpTo int        // invalid rows up to this line were logged by an earlier pass
+	last       *csvSource // the latest pass
+	step       int        // last 10% step of progress logged
 }
 
 func (b *csvBets) Mode() protocol.Mode { return protocol.ModeCSV }
@@ -46,9 +46,9 @@ func (b *csvBets) Name() string        { return b.path }
 
 func (b *csvBets) Open(today time.Time) (source, error) {
 	if b.last != nil {
-		b.logged = max(b.logged, b.last.LastLine())
+		b.loggedUpTo = max(b.loggedUpTo, b.last.LastLine())
 	}
-	src, err := openCSV(b.path, b.agency, b.log, b.logged, today)
+	src, err := openCSV(b.path, b.agency, b.log, b.loggedUpTo, today)
 	if err != nil {
 		return nil, err
 	}
@@ -108,22 +108,22 @@ func (e *RowError) Unwrap() error { return e.Err }
 // birthdate (YYYY-MM-DD), number; no header; CRLF or LF line ends. Invalid
 // rows are logged with their line and field, counted and skipped.
 type csvSource struct {
-	path      string
-	agency    int
-	f         *os.File
-	size      int64
-	read      countingReader
-	cr        *csv.Reader
-	log       *logging.Logger
-	quiet     int // rows up to this line were logged before (a resumed pass)
-	lastLine  int // the line of the last row read
-	discarded int
-	today     time.Time
+	path       string
+	agency     int
+	f          *os.File
+	size       int64
+	read       countingReader
+	cr         *csv.Reader
+	log        *logging.Logger
+	loggedUpTo int // invalid rows up to this line were logged by an earlier pass
+	lastLine   int // the line of the last row read
+	discarded  int
+	today      time.Time
 }
 
 // openCSV opens path for agency, validating bets as of today. Invalid rows
-// up to line quiet are not logged again (they were, before a reconnect).
-func openCSV(path string, agency int, log *logging.Logger, quiet int, today time.Time) (*csvSource, error) {
+// up to line loggedUpTo are not logged again (they were, before a reconnect).
+func openCSV(path string, agency int, log *logging.Logger, loggedUpTo int, today time.Time) (*csvSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open agency data: %w", err)
@@ -133,7 +133,7 @@ func openCSV(path string, agency int, log *logging.Logger, quiet int, today time
 		f.Close()
 		return nil, fmt.Errorf("open agency data: %w", err)
 	}
-	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, quiet: quiet, today: today}
+	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, loggedUpTo: loggedUpTo, today: today}
 	s.read.r = f
 	br := bufio.NewReaderSize(&s.read, 64<<10)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
@@ -200,7 +200,7 @@ func (s *csvSource) parse(rec []string, line int) (lottery.Bet, *RowError) {
 
 func (s *csvSource) skip(e *RowError) {
 	s.discarded++
-	if e.Line > s.quiet {
+	if e.Line > s.loggedUpTo {
 		s.log.Warningf("action: leer_apuesta | result: fail | archivo: %s | linea: %d | campo: %s | error: %s",
 			logformat.Value(e.File), e.Line, e.Field, logformat.Value(e.Err.Error()))
 	}

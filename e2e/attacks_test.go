@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
@@ -36,7 +37,7 @@ func TestAttack_FakeBetsAreNoticed(t *testing.T) {
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(2)
-	fake := testBets(2, 5)
+	fake := testkit.Bets(2, 5)
 	for i := range fake {
 		fake[i].Number = 7574
 	}
@@ -60,7 +61,7 @@ func TestAttack_HeldSessionIsTakenOver(t *testing.T) {
 	c := startCentral(t, db, 1)
 	cl := dial(t, c.addr)
 	cl.hello(1)
-	cl.send(&protocol.Batch{Agency: 1, First: 1 << 20, Bets: testBets(1, 1)}) // a gap: the session goes on
+	cl.send(&protocol.Batch{Agency: 1, First: 1 << 20, Bets: testkit.Bets(1, 1)}) // a gap: the session goes on
 	cl.expectError(protocol.CodeGap)
 	a := startAgency(t, c, 1, genData)
 	if code := a.wait(time.Minute); code != 0 {

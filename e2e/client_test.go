@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
@@ -78,7 +77,7 @@ func (c *rawClient) send(m protocol.Message) {
 func (c *rawClient) sendRaw(b []byte) {
 	c.t.Helper()
 	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := protocol.WriteFull(c.conn, b); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 }
@@ -131,13 +130,4 @@ func (c *rawClient) hello(agency int) *protocol.Welcome {
 		c.t.Fatalf("hello answered %#v", m)
 	}
 	return w
-}
-
-func testBets(agency, n int) []lottery.Bet {
-	out := make([]lottery.Bet, n)
-	for i := range out {
-		out[i] = lottery.Bet{Agency: agency, FirstName: "Ana", LastName: "Paz", Document: "1234",
-			Birthdate: lottery.Date{Year: 1990, Month: 1, Day: 2}, Number: i}
-	}
-	return out
 }

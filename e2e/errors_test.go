@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -15,7 +16,7 @@ func TestCentral_InvalidBetBatch(t *testing.T) {
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(1)
-	bets := testBets(1, 5)
+	bets := testkit.Bets(1, 5)
 	bets[3].Number = 10000
 	cl.send(&protocol.Batch{Agency: 1, First: 0, Bets: bets})
 	e := cl.expectError(protocol.CodeInvalidBet)
@@ -23,7 +24,7 @@ func TestCentral_InvalidBetBatch(t *testing.T) {
 		t.Fatalf("error names bet %d, want 3: %v", e.Index, e)
 	}
 	c.waitLine(`action: apuesta_recibida \| result: fail \| cantidad: 5`, 5*time.Second)
-	cl.send(&protocol.Batch{Agency: 1, First: 0, Bets: testBets(1, 2)})
+	cl.send(&protocol.Batch{Agency: 1, First: 0, Bets: testkit.Bets(1, 2)})
 	m, err := cl.recv()
 	if ack, ok := m.(*protocol.Ack); err != nil || !ok || ack.Stored != 2 || ack.Committed != 2 {
 		t.Fatalf("good batch after a bad one: %#v, %v", m, err)
@@ -74,7 +75,7 @@ func TestCentral_ProtocolErrors(t *testing.T) {
 	t.Run("BetsAfterFinish", func(t *testing.T) {
 		cl := dial(t, c.addr)
 		cl.hello(4)
-		cl.send(&protocol.Batch{Agency: 4, Bets: testBets(4, 3)})
+		cl.send(&protocol.Batch{Agency: 4, Bets: testkit.Bets(4, 3)})
 		if _, err := cl.recv(); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +83,7 @@ func TestCentral_ProtocolErrors(t *testing.T) {
 		if m, err := cl.recv(); err != nil || m.Kind() != protocol.KindFinished {
 			t.Fatalf("finish answered %#v, %v", m, err)
 		}
-		cl.send(&protocol.Batch{Agency: 4, First: 3, Bets: testBets(4, 1)})
+		cl.send(&protocol.Batch{Agency: 4, First: 3, Bets: testkit.Bets(4, 1)})
 		cl.expectError(protocol.CodeFinished)
 		c.waitLine(`action: apuesta_recibida \| result: fail .*finished`, 5*time.Second)
 	})

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
@@ -81,8 +81,8 @@ func TestHardening_ShutdownWithPeerThatDoesNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	hello := encodeFrame(t, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
-	gap := encodeFrame(t, &protocol.Batch{Agency: 1, First: 1000, Bets: testBets(1, 1)}) // answered with a gap error
+	hello := testkit.Frames(t, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+	gap := testkit.Frames(t, &protocol.Batch{Agency: 1, First: 1000, Bets: testkit.Bets(1, 1)}) // answered with a gap error
 	conn.Write(hello)
 	// Send gap batches, never reading the replies, until the central stops
 	// reading: it is then blocked writing to us.
@@ -112,7 +112,7 @@ func TestHardening_FileDescriptorLimit(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `ulimit -n 40 && exec "$0"`, filepath.Join(binDir, "server"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
 		"AGENCIES=1", "DB_PATH=" + db, "MAX_CONNECTIONS=1000", "SERVER_LISTEN_BACKLOG=128"}
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestHardening_AgenciesChangedBetweenRestarts(t *testing.T) {
 	c = startCentral(t, db, 2) // empty round: fine
 	cl := dial(t, c.addr)
 	cl.hello(1)
-	cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 3)})
+	cl.send(&protocol.Batch{Agency: 1, Bets: testkit.Bets(1, 3)})
 	if _, err := cl.recv(); err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +211,8 @@ func TestHardening_HonestLogs(t *testing.T) {
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(1)
-	cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 3)})
-	cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 5)}) // a retry: 3 again, 2 new
+	cl.send(&protocol.Batch{Agency: 1, Bets: testkit.Bets(1, 3)})
+	cl.send(&protocol.Batch{Agency: 1, Bets: testkit.Bets(1, 5)}) // a retry: 3 again, 2 new
 	for i := 0; i < 2; i++ {
 		if _, err := cl.recv(); err != nil {
 			t.Fatal(err)
@@ -220,7 +220,7 @@ func TestHardening_HonestLogs(t *testing.T) {
 	}
 	c.waitLine(`action: apuesta_recibida \| result: success \| cantidad: 3$`, 5*time.Second)
 	c.waitLine(`action: apuesta_recibida \| result: success \| cantidad: 2 \| repetidas: 3$`, 5*time.Second)
-	old := testBets(1, 1)
+	old := testkit.Bets(1, 1)
 	old[0].Birthdate = lottery.Date{Year: 0, Month: 1, Day: 1}
 	cl.send(&protocol.Batch{Agency: 1, First: 5, Bets: old})
 	if e := cl.expectError(protocol.CodeInvalidBet); !strings.Contains(e.Message, "before 1900") {
@@ -241,22 +241,4 @@ func TestHardening_HonestLogs(t *testing.T) {
 	if len(c.grep(`action: sorteo \| result`)) != 0 {
 		t.Fatal("a forged sorteo line reached the log")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
@@ -19,14 +20,6 @@ func header(kind protocol.Kind, length uint32) []byte {
 }
 
 // encodeFrame returns the frame of m.
-func encodeFrame(t *testing.T, m protocol.Message) []byte {
-	b, err := protocol.Append(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // Hostile input: each case must get a fail line with its reason, an error
 // reply where the connection is still usable, a close otherwise, and must
 // leave the central serving a correct normal run afterwards.
@@ -62,7 +55,7 @@ func TestHostile(t *testing.T) {
 	})
 	t.Run("TruncatedThenSilence", func(t *testing.T) {
 		cl := dial(t, c.addr)
-		frame := encodeFrame(t, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+		frame := testkit.Frames(t, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
 		cl.sendRaw(frame[:len(frame)-2])
 		cl.expectError(protocol.CodeTimeout) // the idle deadline frees the goroutine and socket
 		cl.expectClosed()
@@ -71,7 +64,7 @@ func TestHostile(t *testing.T) {
 	t.Run("TrickledSlowly", func(t *testing.T) {
 		// One byte every 300 ms: the frame cannot complete within IDLE_TIMEOUT.
 		cl := dial(t, c.addr)
-		frame := encodeFrame(t, &protocol.Hello{Agency: 2, Mode: protocol.ModeCSV})
+		frame := testkit.Frames(t, &protocol.Hello{Agency: 2, Mode: protocol.ModeCSV})
 		tick := time.NewTicker(300 * time.Millisecond)
 		defer tick.Stop()
 		for _, b := range frame {
@@ -85,7 +78,7 @@ func TestHostile(t *testing.T) {
 	t.Run("TrickledQuickly", func(t *testing.T) {
 		// One byte at a time, but in time: a slow link is served.
 		cl := dial(t, c.addr)
-		for _, b := range encodeFrame(t, &protocol.Hello{Agency: 2, Mode: protocol.ModeCSV}) {
+		for _, b := range testkit.Frames(t, &protocol.Hello{Agency: 2, Mode: protocol.ModeCSV}) {
 			cl.sendRaw([]byte{b})
 		}
 		if m, err := cl.recv(); err != nil || m.Kind() != protocol.KindWelcome {
@@ -106,16 +99,16 @@ func TestHostile(t *testing.T) {
 	t.Run("InvalidUTF8", func(t *testing.T) {
 		cl := dial(t, c.addr)
 		cl.hello(4)
-		bets := testBets(4, 2)
+		bets := testkit.Bets(4, 2)
 		bets[1].LastName = "Pe\xf1a" // Latin-1, not UTF-8
-		cl.sendRaw(encodeFrame(t, &protocol.Batch{Agency: 4, Bets: bets}))
+		cl.sendRaw(testkit.Frames(t, &protocol.Batch{Agency: 4, Bets: bets}))
 		cl.expectError(protocol.CodeMalformed)
 		c.waitLine(`result: fail .*string is not valid UTF-8`, 5*time.Second)
 	})
 	t.Run("BetForAnotherAgency", func(t *testing.T) {
 		cl := dial(t, c.addr)
 		cl.hello(5)
-		cl.send(&protocol.Batch{Agency: 1, Bets: testBets(1, 3)})
+		cl.send(&protocol.Batch{Agency: 1, Bets: testkit.Bets(1, 3)})
 		cl.expectError(protocol.CodeUnknownAgency)
 		cl.expectClosed()
 		c.waitLine(`action: apuesta_recibida \| result: fail \| cantidad: 3 .*batch for agency 1 on agency 5's session`, 5*time.Second)

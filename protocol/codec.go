@@ -114,22 +114,8 @@ func Write(w io.Writer, m Message) error {
 	if err != nil {
 		return err
 	}
-	return WriteFull(w, b)
-}
-
-// WriteFull writes all of b to w, looping over short writes.
-func WriteFull(w io.Writer, b []byte) error {
-	for len(b) > 0 {
-		n, err := w.Write(b)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return io.ErrShortWrite
-		}
-		b = b[n:]
-	}
-	return nil
+	_, err = w.Write(b) // an io.Writer writes all of b or returns an error
+	return err
 }
 
 // decoder reads fixed-width fields off a body, remembering the first error.

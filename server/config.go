@@ -33,23 +33,23 @@ type Options struct {
 	TLS                          *tls.Config
 }
 
-// configKeys are the keys of config.ini with their defaults.
-var configKeys = []struct{ key, def string }{
-	{"SERVER_PORT", "12345"},
-	{"SERVER_IP", ""},
-	{"SERVER_LISTEN_BACKLOG", "5"},
-	{"LOGGING_LEVEL", "INFO"},
-	{"AGENCIES", "5"},
-	{"DB_PATH", "bets.db"},
-	{"IDLE_TIMEOUT", "30s"},
-	{"MAX_CONNECTIONS", ""},
-	{"COALESCE_COMMITS", "false"},
-	{"COALESCE_DELAY", "200us"},
-	{"TLS_CERT", ""},
-	{"TLS_KEY", ""},
-	{"TLS_CLIENT_CA", ""},
-	{"TLS_REQUIRED", "false"},
-	{"TLS_DENY_SERIALS", ""},
+// defaults are the keys of config.ini with their default values.
+var defaults = []settings.Default{
+	{Key: "SERVER_PORT", Value: "12345"},
+	{Key: "SERVER_IP", Value: ""},
+	{Key: "SERVER_LISTEN_BACKLOG", Value: "5"},
+	{Key: "LOGGING_LEVEL", Value: "INFO"},
+	{Key: "AGENCIES", Value: "5"},
+	{Key: "DB_PATH", Value: "bets.db"},
+	{Key: "IDLE_TIMEOUT", Value: "30s"},
+	{Key: "MAX_CONNECTIONS", Value: ""},
+	{Key: "COALESCE_COMMITS", Value: "false"},
+	{Key: "COALESCE_DELAY", Value: "200us"},
+	{Key: "TLS_CERT", Value: ""},
+	{Key: "TLS_KEY", Value: ""},
+	{Key: "TLS_CLIENT_CA", Value: ""},
+	{Key: "TLS_REQUIRED", Value: "false"},
+	{Key: "TLS_DENY_SERIALS", Value: ""},
 }
 
 // loadOptions reads the config file at path (a missing file is fine: defaults
@@ -57,10 +57,10 @@ var configKeys = []struct{ key, def string }{
 func loadOptions(path string) (Options, error) {
 	v := viper.New()
 	v.SetConfigType("ini")
-	for _, k := range configKeys {
-		name := "default." + strings.ToLower(k.key)
-		v.SetDefault(name, k.def)
-		v.BindEnv(name, k.key)
+	for _, d := range defaults {
+		name := "default." + strings.ToLower(d.Key)
+		v.SetDefault(name, d.Value)
+		v.BindEnv(name, d.Key)
 	}
 	if path != "" {
 		if err := settings.ReadFile(path, v.ReadConfig); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 )
@@ -37,28 +37,11 @@ func (f *flakyStore) SaveDraw(at time.Time, agencies int, winners map[int][]stri
 	return f.betStore.SaveDraw(at, agencies, winners)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A draw that fails (an I/O error storing it) is retried until it is
 // stored; those waiting for winners get them, not an internal error.
 func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 	c := newTestCentral(t, 1)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	logformat.Setup(logs, logging.INFO)
 	c.log = logging.MustGetLogger("draw")
 	winner := lottery.Bet{Agency: 1, FirstName: "Ana", LastName: "Paz", Document: "30904465",

@@ -12,7 +12,7 @@ import (
 
 	"github.com/op/go-logging"
 
-	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -55,42 +55,22 @@ func newTestCentral(tb testing.TB, agencies int) *Central {
 	return c
 }
 
-func frames(tb testing.TB, msgs ...protocol.Message) []byte {
-	var b []byte
-	for _, m := range msgs {
-		var err error
-		if b, err = protocol.Append(b, m); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return b
-}
-
-func fuzzBets(agency, n int) []lottery.Bet {
-	out := make([]lottery.Bet, n)
-	for i := range out {
-		out[i] = lottery.Bet{Agency: agency, FirstName: "Ana", LastName: "D'Elia", Document: "12345678",
-			Birthdate: lottery.Date{Year: 1990, Month: 5, Day: 6}, Number: 7570 + i}
-	}
-	return out
-}
-
 // FuzzSession drives one session with arbitrary input against a temp store.
 // Invariants: no panic; the bets stored equal the sum of the acks' Stored
 // (nothing of a rejected batch lands); each agency's committed count equals
 // its bets in the store.
 func FuzzSession(f *testing.F) {
-	bad := fuzzBets(1, 3)
+	bad := testkit.Bets(1, 3)
 	bad[2].Number = 10000
-	f.Add(frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV},
-		&protocol.Batch{Agency: 1, First: 0, Bets: fuzzBets(1, 3)},
-		&protocol.Batch{Agency: 1, First: 1, Bets: fuzzBets(1, 4)[1:]}, // overlapping retry
+	f.Add(testkit.Frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV},
+		&protocol.Batch{Agency: 1, First: 0, Bets: testkit.Bets(1, 3)},
+		&protocol.Batch{Agency: 1, First: 1, Bets: testkit.Bets(1, 4)[1:]}, // overlapping retry
 		&protocol.Finish{Total: 4}, &protocol.WinnersRequest{}))
-	f.Add(frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeSingle},
+	f.Add(testkit.Frames(f, &protocol.Hello{Agency: 1, Mode: protocol.ModeSingle},
 		&protocol.Batch{Agency: 1, First: 0, Bets: bad},
-		&protocol.Batch{Agency: 1, First: 5, Bets: fuzzBets(1, 1)},
-		&protocol.Batch{Agency: 2, First: 0, Bets: fuzzBets(2, 1)}))
-	f.Add(frames(f, &protocol.Finish{Total: 1}))
+		&protocol.Batch{Agency: 1, First: 5, Bets: testkit.Bets(1, 1)},
+		&protocol.Batch{Agency: 2, First: 0, Bets: testkit.Bets(2, 1)}))
+	f.Add(testkit.Frames(f, &protocol.Finish{Total: 1}))
 	f.Add([]byte("echo me\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := newTestCentral(t, 2)

@@ -2,43 +2,26 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/loteria-nacional/tp0/internal/testkit"
 )
 
 // proc is a child process whose output is kept and whose anonymous memory is
 // sampled while it runs.
 type proc struct {
 	cmd       *exec.Cmd
-	out       *lockedBuffer
+	out       *testkit.Buffer
 	firstLine string
 	done      chan struct{}
 	err       error
 	peakAnon  int64 // KiB
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startProc starts path with args; with ready set, it returns once a line
@@ -51,7 +34,7 @@ func startProc(path string, env []string, ready string, args ...string) (*proc, 
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	p := &proc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &testkit.Buffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,56 @@
+// Package testkit holds the fixtures that the tests of several packages
+// share (as bbolt's internal/btesting does): valid bets, encoded frames, and
+// a buffer that several goroutines may write while a test reads it.
+package testkit
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// Bets returns n valid bets of agency, numbered 0, 1, ... (so bet 7574,
+// the winner, only when n is over 7574).
+func Bets(agency, n int) []lottery.Bet {
+	out := make([]lottery.Bet, n)
+	for i := range out {
+		out[i] = lottery.Bet{Agency: agency, FirstName: "Ana", LastName: "D'Elia", Document: "12345678",
+			Birthdate: lottery.Date{Year: 1990, Month: 5, Day: 6}, Number: i % (lottery.MaxNumber + 1)}
+	}
+	return out
+}
+
+// Frames returns msgs encoded as consecutive frames.
+func Frames(tb testing.TB, msgs ...protocol.Message) []byte {
+	tb.Helper()
+	var b []byte
+	for _, m := range msgs {
+		var err error
+		if b, err = protocol.Append(b, m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return b
+}
+
+// Buffer is a bytes.Buffer that goroutines may write while another reads.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
