@@ -21,7 +21,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/server ./server
-	CGO_ENABLED=0 $(GO) build -o bin/agency ./agency
+	CGO_ENABLED=0 $(GO) build -o bin/agency ./cmd/agency
 
 # The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
 # over mutual TLS (TLS=0: plaintext).
@@ -41,9 +41,9 @@ test: cross
 
 # Both programs build where students work: macOS (Apple and Intel) and Windows.
 cross:
-	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
-	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
-	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./agency
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
 
 # Each fuzz target for FUZZTIME (their seed corpora also run in make test).
 FUZZTIME ?= 60s

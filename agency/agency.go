@@ -1,4 +1,9 @@
-package main
+// Package agency is a betting agency ("agencia de quiniela"): it sends its
+// bets to the central exactly once, resuming after any failure, then asks
+// for its winners; with no bets it runs the course's echo loop instead.
+// cmd/agency is its command; the load generator (scripts/bench -mode swarm)
+// runs thousands of them in one process.
+package agency
 
 import (
 	"context"
@@ -21,11 +26,12 @@ import (
 type Agency struct {
 	opts Options
 	log  *logging.Logger
-	bets bets // where the bets come from; nil in echo mode
+	bets Bets // where the bets come from; nil in echo mode
 	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 
 	round   uint64   // the round of the first welcome; 0 before it
 	winners []string // set once the central sent them
+	retries int      // reconnections so far
 }
 
 // errPermanent marks errors that a reconnect cannot fix.
@@ -93,6 +99,7 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 			return fmt.Errorf("gave up after %s without progress (reconnect.timeout): %w", waited.Round(time.Millisecond), err)
 		}
 		wait := jitter(a.opts.Backoff, a.opts.MaxBackoff, attempt)
+		a.retries++
 		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %s", attempt, wait, logformat.Value(err.Error()))
 		if err := sleep(ctx, wait); err != nil {
 			return err

@@ -1,4 +1,4 @@
-package main
+package agency
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // batcher cuts a stream of bets into batches of at most max bets and
 // protocol.MaxBatchFrame bytes; a bet that does not fit opens the next batch.
 type batcher struct {
-	src   source
+	src   Source
 	max   int
 	carry *lottery.Bet
 	eof   bool

@@ -1,4 +1,4 @@
-package main
+package agency
 
 import (
 	"bufio"
@@ -17,18 +17,18 @@ import (
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
-// bets says where an agency's bets come from: its CSV file, or the one bet
+// Bets says where an agency's bets come from: its CSV file, or the one bet
 // of the environment (course exercise 5).
-type bets interface {
+type Bets interface {
 	// Mode is what the agency announces in its hello.
 	Mode() protocol.Mode
 	// Name names the input in logs and errors.
 	Name() string
 	// Open starts a pass over the valid bets, validated as of today.
-	Open(today time.Time) (source, error)
+	Open(today time.Time) (Source, error)
 	// Acked tells the user that the central stored the n bets from first;
 	// acked bets are stored in all.
-	Acked(src source, first uint64, n int, acked uint64)
+	Acked(src Source, first uint64, n int, acked uint64)
 }
 
 // csvBets are the bets of an agency's CSV file.
@@ -44,7 +44,7 @@ type csvBets struct {
 func (b *csvBets) Mode() protocol.Mode { return protocol.ModeCSV }
 func (b *csvBets) Name() string        { return b.path }
 
-func (b *csvBets) Open(today time.Time) (source, error) {
+func (b *csvBets) Open(today time.Time) (Source, error) {
 	if b.last != nil {
 		b.loggedUpTo = max(b.loggedUpTo, b.last.LastLine())
 	}
@@ -57,7 +57,7 @@ func (b *csvBets) Open(today time.Time) (source, error) {
 }
 
 // Acked logs about every 10% of the file read.
-func (b *csvBets) Acked(src source, _ uint64, _ int, acked uint64) {
+func (b *csvBets) Acked(src Source, _ uint64, _ int, acked uint64) {
 	if step := int(src.Progress() * 10); step > b.step {
 		b.step = step
 		b.log.Infof("action: progreso | result: in_progress | enviadas: %d | porcentaje: %d", acked, min(step*10, 100))
@@ -73,15 +73,15 @@ type singleBet struct {
 func (b *singleBet) Mode() protocol.Mode { return protocol.ModeSingle }
 func (b *singleBet) Name() string        { return "env" }
 
-func (b *singleBet) Open(time.Time) (source, error) { return &singleSource{bet: b.bet}, nil }
+func (b *singleBet) Open(time.Time) (Source, error) { return &singleSource{bet: b.bet}, nil }
 
 // Acked logs the bet, as the exercise asks.
-func (b *singleBet) Acked(source, uint64, int, uint64) {
+func (b *singleBet) Acked(Source, uint64, int, uint64) {
 	b.log.Infof("action: apuesta_enviada | result: success | dni: %s | numero: %d", logformat.Value(b.bet.Document), b.bet.Number)
 }
 
-// source yields an agency's valid bets in order; Next returns io.EOF at the end.
-type source interface {
+// Source yields an agency's valid bets in order; Next returns io.EOF at the end.
+type Source interface {
 	Next() (lottery.Bet, error)
 	// Progress is the fraction of the input read so far, 0..1.
 	Progress() float64

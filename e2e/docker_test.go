@@ -192,6 +192,9 @@ func TestDocker_Compose(t *testing.T) {
 			t.Fatal("images were rebuilt after editing config files")
 		}
 		p.waitLog("client3", `action: config \| result: success .*batch_max_amount: 123 `, time.Second)
+		// make docker-compose-up runs with mutual TLS: both ends say so.
+		p.waitLog("client3", `action: config \| result: success .*\| tls: true`, time.Second)
+		p.waitLog("server", `action: config \| result: success .*tls: true \| tls_required: true`, time.Second)
 		p.waitLog("server", `action: config \| result: success .*idle_timeout: 45s `, time.Second)
 		p.down(t)
 		out := p.must("make", "inspect")

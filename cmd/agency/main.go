@@ -8,16 +8,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/agency"
 	"github.com/loteria-nacional/tp0/logformat"
-	"github.com/loteria-nacional/tp0/settings"
 )
 
 var log = logging.MustGetLogger("agency")
@@ -36,15 +34,12 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
-	a := &Agency{opts: opts, log: log}
-	if a.bets, a.echo, err = chooseWork(opts, os.Getenv, log); err != nil {
+	a, err := agency.New(opts, log, os.Getenv)
+	if err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
-	data, mode := "none", "echo"
-	if a.bets != nil {
-		data, mode = a.bets.Name(), a.bets.Mode().String()
-	}
+	data, mode := a.Work()
 	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s | tls: %t",
 		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
 		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(opts.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil)
@@ -64,33 +59,5 @@ func run() int {
 	default:
 		log.Errorf("action: agencia | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
-	}
-}
-
-// chooseWork decides what the agency does, in this order: the single bet of
-// the environment (exercise 5), the bets of its data file, or, with neither
-// and loop.amount above 0, the course's echo loop (exercises 1 to 4). Nothing
-// to do at all is a configuration error.
-func chooseWork(o Options, getenv func(string) string, log *logging.Logger) (b bets, echo bool, err error) {
-	bet, ok, err := singleBetFromEnv(o.ID, getenv)
-	if err != nil {
-		return nil, false, err
-	}
-	if ok {
-		return &singleBet{bet: bet, log: log}, false, nil
-	}
-	st, err := os.Stat(o.DataPath)
-	switch {
-	case err == nil && st.Mode().IsRegular():
-		return &csvBets{path: o.DataPath, agency: o.ID, log: log}, false, nil
-	case err == nil:
-		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: "is not a regular file"}
-	case errors.Is(err, fs.ErrNotExist) && o.LoopAmount > 0:
-		return nil, true, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath,
-			Reason: "no such file, and no bet in the environment (NOMBRE ... NUMERO) nor loop.amount > 0: nothing to do"}
-	default:
-		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: fmt.Sprintf("cannot be read: %v", err)}
 	}
 }

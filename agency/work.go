@@ -1,0 +1,71 @@
+package agency
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/settings"
+)
+
+// New returns the agency opts describes, deciding what it does (see
+// chooseWork). getenv gives the single bet of course exercise 5.
+func New(opts Options, log *logging.Logger, getenv func(string) string) (*Agency, error) {
+	b, echo, err := chooseWork(opts, getenv, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Agency{opts: opts, log: log, bets: b, echo: echo}, nil
+}
+
+// NewWithBets returns an agency that sends the bets of b (a load generator's,
+// say) instead of a file's.
+func NewWithBets(opts Options, log *logging.Logger, b Bets) *Agency {
+	return &Agency{opts: opts, log: log, bets: b}
+}
+
+// Work names what the agency does, for its config line: the input and the
+// mode ("csv", "single" or "echo").
+func (a *Agency) Work() (data, mode string) {
+	if a.echo {
+		return "none", "echo"
+	}
+	return a.bets.Name(), a.bets.Mode().String()
+}
+
+// Winners returns the documents of the agency's winners, once Run got them.
+func (a *Agency) Winners() []string { return a.winners }
+
+// Retries returns how many times the agency reconnected.
+func (a *Agency) Retries() int { return a.retries }
+
+// chooseWork decides what the agency does, in this order: the single bet of
+// the environment (exercise 5), the bets of its data file, or, with neither
+// and loop.amount above 0, the course's echo loop (exercises 1 to 4). Nothing
+// to do at all is a configuration error.
+func chooseWork(o Options, getenv func(string) string, log *logging.Logger) (b Bets, echo bool, err error) {
+	bet, ok, err := singleBetFromEnv(o.ID, getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		return &singleBet{bet: bet, log: log}, false, nil
+	}
+	st, err := os.Stat(o.DataPath)
+	switch {
+	case err == nil && st.Mode().IsRegular():
+		return &csvBets{path: o.DataPath, agency: o.ID, log: log}, false, nil
+	case err == nil:
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: "is not a regular file"}
+	case errors.Is(err, fs.ErrNotExist) && o.LoopAmount > 0:
+		return nil, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath,
+			Reason: "no such file, and no bet in the environment (NOMBRE ... NUMERO) nor loop.amount > 0: nothing to do"}
+	default:
+		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: fmt.Sprintf("cannot be read: %v", err)}
+	}
+}
