@@ -14,7 +14,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test cross bench-tls test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test cross bench-tls bench-swarm test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -110,6 +110,14 @@ bench: build
 # make bench's end-to-end run with mutual TLS on and off, side by side.
 bench-tls: build
 	$(GO) run ./scripts/bench -mode flow -tls -runs $(BENCH_RUNS)
+
+# A national network: 1 to 10,000 agencies as goroutines of one process (the
+# agency package's own code), 1,000 bets each, against the real central; then
+# the same with the central killed (-9) and restarted mid-run.
+SWARM ?= 1,100,1000,10000
+bench-swarm: build
+	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000
+	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000 -kill-after 3s
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

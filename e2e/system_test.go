@@ -174,7 +174,7 @@ func TestSystem_BadConfig(t *testing.T) {
 		{"ServerLevel", "server", []string{"LOGGING_LEVEL=LOUD"}, `LOGGING_LEVEL = "LOUD": unknown level`},
 		{"ServerIdle", "server", []string{"IDLE_TIMEOUT=soon"}, `IDLE_TIMEOUT = "soon"`},
 		{"ServerIdleTiny", "server", []string{"IDLE_TIMEOUT=1ns"}, `IDLE_TIMEOUT = "1ns": must be between 100ms and 1h0m0s`},
-		{"ServerCoalesceHour", "server", []string{"COALESCE_DELAY=1h"}, `COALESCE_DELAY = "1h": must be between 0s and 10ms`},
+		{"ServerGroupCommit", "server", []string{"GROUP_COMMIT=maybe"}, `GROUP_COMMIT = "maybe": not true or false`},
 		{"ServerMaxConns", "server", []string{"MAX_CONNECTIONS=0"}, `MAX_CONNECTIONS = "0": must be between 1`},
 		{"AgencyMaxAmount", "agency", []string{"CLI_ID=1", "CLI_BATCH_MAXAMOUNT=many"}, `batch.maxAmount = "many": not a whole number`},
 		{"AgencyID", "agency", []string{"CLI_ID=-3"}, `id = "-3": must be between 1`},

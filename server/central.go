@@ -83,7 +83,7 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 var ErrAgencies = errors.New("AGENCIES differs from the round in the store")
 
 func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, error) {
-	sopts := store.Options{Coalesce: opts.Coalesce, MaxBatchDelay: opts.CoalesceMax}
+	sopts := store.Options{GroupCommit: opts.GroupCommit}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
 		return nil, store.Round{}, err

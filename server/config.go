@@ -24,8 +24,7 @@ type Options struct {
 	IdleTimeout time.Duration
 	MaxConns    int
 	FileLimit   uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
-	Coalesce    bool
-	CoalesceMax time.Duration
+	GroupCommit bool // agencies' batches share commits (store.Options.GroupCommit)
 
 	TLSCert, TLSKey, TLSClientCA string // mutual TLS: the central's pair and the agencies' CA
 	TLSRequired                  bool   // refuse plaintext agencies
@@ -43,8 +42,7 @@ var defaults = []settings.Default{
 	{Key: "DB_PATH", Value: "bets.db"},
 	{Key: "IDLE_TIMEOUT", Value: "30s"},
 	{Key: "MAX_CONNECTIONS", Value: ""},
-	{Key: "COALESCE_COMMITS", Value: "false"},
-	{Key: "COALESCE_DELAY", Value: "200us"},
+	{Key: "GROUP_COMMIT", Value: "true"},
 	{Key: "TLS_CERT", Value: ""},
 	{Key: "TLS_KEY", Value: ""},
 	{Key: "TLS_CLIENT_CA", Value: ""},
@@ -79,8 +77,7 @@ func loadOptions(path string) (Options, error) {
 	if p.String("MAX_CONNECTIONS") != "" {
 		o.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
 	}
-	o.Coalesce = p.Bool("COALESCE_COMMITS")
-	o.CoalesceMax = p.DurationIn("COALESCE_DELAY", 0, 10*time.Millisecond)
+	o.GroupCommit = p.Bool("GROUP_COMMIT")
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
 	o.TLSRequired = p.Bool("TLS_REQUIRED")
 	o.TLSDenySerials = p.String("TLS_DENY_SERIALS")

@@ -31,8 +31,8 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
-	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | coalesce_commits: %t | coalesce_delay: %s | tls: %t | tls_required: %t",
-		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.Coalesce, opts.CoalesceMax, opts.TLS != nil, opts.TLSRequired)
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t",
+		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired)
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)

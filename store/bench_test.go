@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/store"
@@ -53,16 +52,14 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkAppendConcurrent has 5 agencies store batches at once (one op = one
-// batch): separate commits (db.Update) against coalesced ones (db.Batch).
+// batch): separate commits (one db.Update each) against group commit.
 func BenchmarkAppendConcurrent(b *testing.B) {
 	for _, v := range []struct {
 		name string
 		opts store.Options
 	}{
 		{"Update", store.Options{}},
-		{"Coalesce10ms", store.Options{Coalesce: true}},
-		{"Coalesce1ms", store.Options{Coalesce: true, MaxBatchDelay: time.Millisecond}},
-		{"Coalesce200us", store.Options{Coalesce: true, MaxBatchDelay: 200 * time.Microsecond}},
+		{"GroupCommit", store.Options{GroupCommit: true}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), v.opts)

@@ -81,6 +81,9 @@ type Receipt struct {
 // fails the whole batch with a *BetError and nothing is stored. Append returns
 // after the commit is on disk (fsync).
 func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
+	if s.appends != nil {
+		return s.appendGrouped(agency, first, bets)
+	}
 	var receipt Receipt
 	err := s.update(func(tx *bolt.Tx) error {
 		var err error
@@ -115,12 +118,8 @@ func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets
 	if skip >= uint64(len(bets)) {
 		return Receipt{Committed: committed}, nil // all of it was stored before
 	}
-	dig, err := loadDigest(tx, key, committed)
-	if err != nil {
-		return Receipt{}, err
-	}
-	betsB := tx.Bucket(bucketBets)
-	betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
+	// Refuse before writing anything: a refused batch leaves its transaction
+	// untouched, so it can share one with other agencies' (group commit).
 	for i := int(skip); i < len(bets); i++ {
 		bet := &bets[i]
 		if bet.Agency != agency {
@@ -129,11 +128,19 @@ func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets
 		if err := bet.ValidateAt(s.today); err != nil {
 			return Receipt{}, &BetError{Index: i, Err: err}
 		}
-		if err := putBet(betsB, mem, bet); err != nil {
+	}
+	dig, err := loadDigest(tx, key, committed)
+	if err != nil {
+		return Receipt{}, err
+	}
+	betsB := tx.Bucket(bucketBets)
+	betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
+	for i := int(skip); i < len(bets); i++ {
+		if err := putBet(betsB, mem, &bets[i]); err != nil {
 			return Receipt{}, err
 		}
 		if dig != nil {
-			dig.Add(bet)
+			dig.Add(&bets[i])
 		}
 	}
 	if err := saveDigest(tx, mem, key, dig); err != nil {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -78,12 +79,10 @@ func (e *BetError) Unwrap() error { return e.Err }
 
 // Options tune the store; the zero value is safe and durable.
 type Options struct {
-	// Coalesce commits concurrent Append calls together with bbolt's DB.Batch:
-	// one fsync for several agencies' batches. Each caller still returns only
-	// after the commit that holds its batch.
-	Coalesce bool
-	// MaxBatchDelay bounds how long a coalesced commit waits for company.
-	MaxBatchDelay time.Duration
+	// GroupCommit commits concurrent Append calls together: one transaction
+	// and one fsync for the batches of every agency waiting (see group.go).
+	// Each caller still returns only after the commit that holds its batch.
+	GroupCommit bool
 	// NoFreelistSync skips writing the freelist on commit (rebuilt on open).
 	NoFreelistSync bool
 	// LockTimeout bounds the wait for another process's file lock; 0 means 1s.
@@ -92,9 +91,13 @@ type Options struct {
 
 // Store is the bets store over one bbolt file. It is safe for concurrent use.
 type Store struct {
-	db       *bolt.DB
-	coalesce bool
-	now      func() time.Time
+	db *bolt.DB
+	// Group commit (group.go): Appends queue here for the committer.
+	appends   chan *appendReq
+	quit      chan struct{} // closed by Close
+	committed chan struct{} // closed when the committer has stopped
+	groups    atomic.Uint64
+	now       func() time.Time
 	// today is the UTC day the round started: bets are validated as of it,
 	// on both ends, so a bet's validity (a birthdate not in the future) does
 	// not change with the clock or the time zone between a run and its resume.
@@ -124,10 +127,7 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if opts.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opts.MaxBatchDelay
-	}
-	s := &Store{db: db, coalesce: opts.Coalesce, now: time.Now}
+	s := &Store{db: db, now: time.Now, quit: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -138,6 +138,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s.today = r.Started.UTC()
+	if opts.GroupCommit {
+		s.appends, s.committed = make(chan *appendReq), make(chan struct{})
+		go s.commit()
+	}
 	return s, nil
 }
 
@@ -176,17 +180,18 @@ func firstBucket(tx *bolt.Tx) string {
 
 // Close closes the file. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		if s.committed != nil {
+			<-s.committed // the committer answered every Append it took
+		}
+		s.closeErr = s.db.Close()
+	})
 	return s.closeErr
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	var err error
-	if s.coalesce {
-		err = s.db.Batch(fn)
-	} else {
-		err = s.db.Update(fn)
-	}
+	err := s.db.Update(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,12 +182,27 @@ func TestStore_Append(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("Coalesced", func(t *testing.T) {
-		s, err := store.Open(filepath.Join(t.TempDir(), "b.db"), store.Options{Coalesce: true})
+	t.Run("GroupCommit", func(t *testing.T) {
+		// Four agencies append at once, with group commit, while a fifth
+		// sends batches with an invalid bet: each refused batch fails alone,
+		// every other batch is stored exactly once.
+		s, err := store.Open(filepath.Join(t.TempDir(), "b.db"), store.Options{GroupCommit: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		refused := make(chan error, 1)
+		go func() {
+			for i := 0; i < 50; i++ {
+				bad := []lottery.Bet{bet(5, "A", "B", "1", "1990-01-01", 1), bet(5, "A", "B", "x", "1990-01-01", 2)}
+				var be *store.BetError
+				if _, err := s.Append(5, 0, bad); !errors.As(err, &be) || be.Index != 1 {
+					refused <- fmt.Errorf("bad batch: %v", err)
+					return
+				}
+			}
+			refused <- nil
+		}()
 		done := make(chan error)
 		for a := 1; a <= 4; a++ {
 			go func() {
@@ -208,8 +224,14 @@ func TestStore_Append(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := <-refused; err != nil {
+			t.Fatal(err)
+		}
+		if s.Groups() == 0 {
+			t.Fatal("no group transaction committed")
+		}
 		r, err := s.Round()
-		if err != nil || r.Bets != 200 {
+		if err != nil || r.Bets != 200 || r.Committed[5] != 0 {
 			t.Fatalf("round %+v, %v", r, err)
 		}
 		for a := 1; a <= 4; a++ {
@@ -514,5 +536,20 @@ func TestStore_GarbledValues(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalidFile naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// Append after Close fails cleanly, with group commit too.
+func TestStore_GroupCommitClosed(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "b.db"), store.Options{GroupCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(1, 0, tricky()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Append(1, 1, tricky()[:1]); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
 	}
 }

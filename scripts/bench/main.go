@@ -4,6 +4,7 @@
 //
 //	go run ./scripts/bench -mode flow  [-runs 5] [-data DIR]   # make bench
 //	go run ./scripts/bench -mode scale                         # make bench-scale
+//	go run ./scripts/bench -mode swarm [-agencies 1,100,1000,10000] [-bets 1000] [-kill-after 5s]  # make bench-swarm
 //
 // flow runs this system and a minimal reference pipeline (see ref.go) in the
 // same run on the same data, and prints their figures and the ratio. scale
@@ -40,12 +41,16 @@ func main() {
 		}
 		return
 	}
-	mode := flag.String("mode", "flow", "flow or scale")
+	mode := flag.String("mode", "flow", "flow, scale or swarm")
 	runs := flag.Int("runs", 5, "repetitions per configuration")
 	bin := flag.String("bin", "bin", "folder with server and agency binaries")
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
 	env := flag.String("env", "", "extra environment for the central and agencies, space-separated KEY=VALUE")
 	withTLS := flag.Bool("tls", false, "flow: also run over mutual TLS, side by side with plaintext")
+	swarmCounts := flag.String("agencies", "1,100,1000,10000", "swarm: agency counts, comma-separated")
+	perAgency := flag.Int("bets", 1000, "swarm: bets per agency")
+	window := flag.Int("window", 4, "swarm: batches in flight per agency")
+	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
 	flag.Parse()
 	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS}
 	var err error
@@ -54,6 +59,19 @@ func main() {
 		err = b.flow(*data, *runs)
 	case "scale":
 		err = b.scale(*runs)
+	case "swarm":
+		var counts []int
+		for _, f := range strings.Split(*swarmCounts, ",") {
+			n, cerr := strconv.Atoi(strings.TrimSpace(f))
+			if cerr != nil || n < 1 {
+				err = fmt.Errorf("-agencies: %q is not a count", f)
+				break
+			}
+			counts = append(counts, n)
+		}
+		if err == nil {
+			err = b.swarmTable(counts, *perAgency, *window, *killAfter)
+		}
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
