@@ -24,7 +24,7 @@ type Options struct {
 	IdleTimeout time.Duration
 	MaxConns    int
 	FileLimit   uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
-	GroupCommit bool // agencies' batches share commits (store.Options.GroupCommit)
+	GroupCommit bool   // agencies' batches share commits (store.Options.GroupCommit)
 
 	TLSCert, TLSKey, TLSClientCA string // mutual TLS: the central's pair and the agencies' CA
 	TLSRequired                  bool   // refuse plaintext agencies
