@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/op/go-logging"
@@ -29,9 +30,9 @@ type Agency struct {
 	bets Bets // where the bets come from; nil in echo mode
 	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 
-	round   uint64   // the round of the first welcome; 0 before it
-	winners []string // set once the central sent them
-	retries int      // reconnections so far
+	round   uint64       // the round of the first welcome; 0 before it
+	winners []string     // set once the central sent them
+	retries atomic.Int64 // reconnections so far (read by load generators while it runs)
 }
 
 // errPermanent marks errors that a reconnect cannot fix.
@@ -99,7 +100,7 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 			return fmt.Errorf("gave up after %s without progress (reconnect.timeout): %w", waited.Round(time.Millisecond), err)
 		}
 		wait := jitter(a.opts.Backoff, a.opts.MaxBackoff, attempt)
-		a.retries++
+		a.retries.Add(1)
 		a.log.Warningf("action: reconectar | result: in_progress | intento: %d | espera: %s | error: %s", attempt, wait, logformat.Value(err.Error()))
 		if err := sleep(ctx, wait); err != nil {
 			return err

@@ -40,7 +40,7 @@ func (a *Agency) Work() (data, mode string) {
 func (a *Agency) Winners() []string { return a.winners }
 
 // Retries returns how many times the agency reconnected.
-func (a *Agency) Retries() int { return a.retries }
+func (a *Agency) Retries() int { return int(a.retries.Load()) }
 
 // chooseWork decides what the agency does, in this order: the single bet of
 // the environment (exercise 5), the bets of its data file, or, with neither

@@ -103,11 +103,11 @@ func TestShutdown_AgencyWhileStreaming(t *testing.T) {
 }
 
 // restartCentral starts a new central on the old one's address and store.
-func restartCentral(t *testing.T, old *central, agencies int) *central {
+func restartCentral(t *testing.T, old *central, agencies int, env ...string) *central {
 	t.Helper()
 	port := old.addr[len("127.0.0.1:"):]
-	p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT="+port,
-		"AGENCIES="+itoa(agencies), "DB_PATH="+old.dbPath)
+	p := start(t, "server", t.TempDir(), append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port,
+		"AGENCIES=" + itoa(agencies), "DB_PATH=" + old.dbPath}, env...)...)
 	p.waitLine(`action: listen \| result: success`, 20*time.Second)
 	return &central{proc: p, addr: old.addr, dbPath: old.dbPath}
 }
