@@ -115,9 +115,10 @@ bench-tls: build
 # agency package's own code), 1,000 bets each, against the real central; then
 # the same with the central killed (-9) and restarted mid-run.
 SWARM ?= 1,100,1000,10000
+SWARM_KILL ?= 1000,10000
 bench-swarm: build
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000
-	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000 -kill-after 3s
+	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM_KILL) -bets 1000 -kill-after 2s
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

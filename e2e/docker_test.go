@@ -319,3 +319,23 @@ func (p *dockerProject) stoppedMidRun(t *testing.T) {
 	// client2 is still retrying the stopped central: down stops it cleanly.
 	p.down(t)
 }
+
+// A national network's compose files are valid for the engine's compose:
+// 1,000 agencies, with and without the TLS override.
+func TestDocker_ComposeThousandAgencies(t *testing.T) {
+	needDocker(t)
+	p := newDockerProject(t)
+	p.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", "1000")
+	p.must("go", "run", "./scripts/compose", "-tls", ".data/docker-compose-tls.yaml", "1000")
+	compose := []string{"docker", "compose"}
+	if exec.Command("docker", "compose", "version").Run() != nil {
+		compose = []string{"docker-compose"}
+	}
+	for _, files := range [][]string{{"-f", "docker-compose-dev.yaml"}, {"-f", "docker-compose-dev.yaml", "-f", ".data/docker-compose-tls.yaml"}} {
+		args := append(append(compose[1:], files...), "config", "--services")
+		out := p.must(compose[0], args...)
+		if n := strings.Count(out, "client"); n != 1000 {
+			t.Fatalf("compose %v config lists %d agencies, want 1000", files, n)
+		}
+	}
+}

@@ -37,7 +37,7 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, release func()) 
 		c.conns.armWrite(conn, c.opts.IdleTimeout)
 		protocol.Write(conn, protocol.NewError(protocol.CodeForbidden, "TLS is required: configure tls.ca, tls.cert and tls.key"))
 	case b == protocol.Marker:
-		s := &session{c: c, conn: conn, raw: conn, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: release}
+		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: release}
 		s.run(ctx)
 	case b >= 0x20 && b < 0x7f || b == '\t':
 		c.echo(conn, br)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,9 @@ import (
 // Its fields are owned by its goroutine.
 type session struct {
 	c       *Central
-	conn    net.Conn // what the protocol is spoken over
-	raw     net.Conn // the TCP connection under it, closed to fence the session
+	conn    net.Conn      // what the protocol is spoken over
+	raw     net.Conn      // the TCP connection under it, closed to fence the session
+	br      *bufio.Reader // plaintext: the buffer under r (nil over TLS)
 	r       *protocol.Reader
 	ip      string
 	release func() // gives back the connection's slot
@@ -262,6 +264,12 @@ func (s *session) awaitWinners(ctx context.Context) error {
 			"agency %d has not finished: winners are answered after its finish", s.agency))
 	}
 	s.release()
+	// A waiting session should cost little: with nothing buffered, its
+	// reader (an 8 kB buffer, the last batch's bets) and its encode buffer
+	// go, and a small reader is made again when the winners are out.
+	if s.br == nil || s.br.Buffered() == 0 {
+		s.r, s.br, s.out = nil, nil, nil
+	}
 	// While waiting, a read notices the agency leaving (or misbehaving).
 	if !s.c.conns.armRead(s.conn, 0) {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnavailable, "central shutting down"))
@@ -294,6 +302,9 @@ func (s *session) awaitWinners(ctx context.Context) error {
 		}
 	}
 	s.winners, s.sent = len(docs), true
+	if s.r == nil {
+		s.r = protocol.NewReader(s.conn, protocol.MaxFrame)
+	}
 	return nil // the agency confirms with Received
 }
 

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"time"
@@ -59,23 +59,32 @@ func loadTLS(o Options, now time.Time) (*tls.Config, error) {
 	}, nil
 }
 
-// peekedConn reads through the buffered reader that peeked the first byte.
+// peekedConn reads what the buffered reader that peeked the first byte
+// holds, then the connection itself (the buffer is dropped).
 type peekedConn struct {
 	net.Conn
-	r io.Reader
+	br *bufio.Reader
 }
 
-func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
 
 // serveTLS runs the handshake (bounded by IDLE_TIMEOUT) and then an agency
 // session inside it, as the agency its certificate names.
-func (c *Central) serveTLS(ctx context.Context, conn net.Conn, r io.Reader, release func()) {
+func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, release func()) {
 	ip := remoteIP(conn)
 	if c.tls == nil {
 		c.log.Warningf("action: tls_handshake | result: fail | ip: %s | error: TLS is not configured on this central (TLS_CERT)", ip)
 		return
 	}
-	tc := tls.Server(&peekedConn{Conn: conn, r: r}, c.tls)
+	tc := tls.Server(&peekedConn{Conn: conn, br: br}, c.tls)
 	c.conns.armWrite(conn, c.opts.IdleTimeout)
 	hctx, cancel := context.WithTimeout(ctx, c.opts.IdleTimeout)
 	err := tc.HandshakeContext(hctx)

@@ -81,13 +81,10 @@ type Receipt struct {
 // fails the whole batch with a *BetError and nothing is stored. Append returns
 // after the commit is on disk (fsync).
 func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
-	if s.appends != nil {
-		return s.appendGrouped(agency, first, bets)
-	}
 	var receipt Receipt
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx, mem *arena) error {
 		var err error
-		receipt, err = s.appendTx(tx, &arena{}, agency, first, bets)
+		receipt, err = s.appendTx(tx, mem, agency, first, bets)
 		return err
 	})
 	if err != nil {

@@ -4,51 +4,48 @@ import (
 	"errors"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/loteria-nacional/tp0/lottery"
 )
 
-// Group commit. With Options.GroupCommit, Append calls from many agencies
-// share transactions: one goroutine, the committer, takes an Append, then
-// every other one already waiting, runs them all in one bbolt transaction
-// (one fsync), and answers each only after that commit. It never waits for
-// company: a lone Append commits at once, and under load the group is what
-// queued while the previous commit ran. A batch that is refused (an invalid
-// bet, a gap, a finished agency) writes nothing before it is refused, so it
-// fails alone and the rest of its group commits.
+// Group commit. With Options.GroupCommit, the writes of many agencies
+// (Append, Finish, Delivered) share transactions: one goroutine, the
+// committer, takes a write, then every other one already waiting, runs them
+// all in one bbolt transaction (one fsync), and answers each only after that
+// commit. It never waits for company: a lone write commits at once, and under
+// load the group is what queued while the previous commit ran. A batch that
+// is refused (an invalid bet, a gap, a finished agency) writes nothing before
+// it is refused, so it fails alone and the rest of its group commits.
 
 // maxGroup bounds the Appends in one transaction.
 const maxGroup = 256
 
-type appendReq struct {
-	agency int
-	first  uint64
-	bets   []lottery.Bet
-	done   chan appendRes
+// writeReq is one write for the committer: run writes it into the group's
+// transaction and returns its refusal (nil, or an error for which refusal
+// is true), or another error, which fails the whole transaction.
+type writeReq struct {
+	run  func(tx *bolt.Tx, mem *arena) error
+	done chan error
 }
 
-type appendRes struct {
-	receipt Receipt
-	err     error
-}
-
-// appendGrouped hands the Append to the committer and waits for its commit.
-func (s *Store) appendGrouped(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
-	req := &appendReq{agency: agency, first: first, bets: bets, done: make(chan appendRes, 1)}
+// write runs fn in a transaction: the committer's, shared, with group
+// commit; its own otherwise. It returns after the commit.
+func (s *Store) write(fn func(tx *bolt.Tx, mem *arena) error) error {
+	if s.appends == nil {
+		return s.update(func(tx *bolt.Tx) error { return fn(tx, &arena{}) })
+	}
+	req := &writeReq{run: fn, done: make(chan error, 1)}
 	select {
 	case s.appends <- req:
 	case <-s.quit:
-		return Receipt{}, ErrClosed
+		return ErrClosed
 	}
-	res := <-req.done
-	return res.receipt, res.err
+	return <-req.done
 }
 
 // commit runs until the store closes.
 func (s *Store) commit() {
 	defer close(s.committed)
-	group := make([]*appendReq, 0, maxGroup)
-	results := make([]appendRes, maxGroup)
+	group := make([]*writeReq, 0, maxGroup)
+	results := make([]error, maxGroup)
 	for {
 		select {
 		case req := <-s.appends:
@@ -68,18 +65,18 @@ func (s *Store) commit() {
 		err := s.update(func(tx *bolt.Tx) error {
 			mem := &arena{}
 			for i, req := range group {
-				receipt, err := s.appendTx(tx, mem, req.agency, req.first, req.bets)
+				err := req.run(tx, mem)
 				if err != nil && !refusal(err) {
-					return err // the transaction fails: every Append in it does
+					return err // the transaction fails: every write in it does
 				}
-				results[i] = appendRes{receipt, err}
+				results[i] = err
 			}
 			return nil
 		})
 		s.groups.Add(1)
 		for i, req := range group {
 			if err != nil {
-				req.done <- appendRes{err: err}
+				req.done <- err
 			} else {
 				req.done <- results[i]
 			}

@@ -90,7 +90,7 @@ func (s *Store) Committed(agency int) (committed uint64, finished bool, err erro
 // Finish records durably that agency sent all its total bets.
 func (s *Store) Finish(agency int, total uint64) error {
 	key := agencyKey(agency)
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx, _ *arena) error {
 		return tx.Bucket(bucketFinished).Put(key, strconv.AppendUint(nil, total, 10))
 	})
 }
@@ -98,7 +98,7 @@ func (s *Store) Finish(agency int, total uint64) error {
 // Delivered records that agency confirmed receipt of its winners.
 func (s *Store) Delivered(agency int) error {
 	key := agencyKey(agency)
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx, _ *arena) error {
 		return tx.Bucket(bucketDelivery).Put(key, []byte(s.now().UTC().Format(time.RFC3339Nano)))
 	})
 }

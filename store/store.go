@@ -93,7 +93,7 @@ type Options struct {
 type Store struct {
 	db *bolt.DB
 	// Group commit (group.go): Appends queue here for the committer.
-	appends   chan *appendReq
+	appends   chan *writeReq
 	quit      chan struct{} // closed by Close
 	committed chan struct{} // closed when the committer has stopped
 	groups    atomic.Uint64
@@ -139,7 +139,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s.today = r.Started.UTC()
 	if opts.GroupCommit {
-		s.appends, s.committed = make(chan *appendReq), make(chan struct{})
+		s.appends, s.committed = make(chan *writeReq), make(chan struct{})
 		go s.commit()
 	}
 	return s, nil

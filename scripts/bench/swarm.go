@@ -55,9 +55,12 @@ func (b *bench) swarmOnce(agencies, bets, window int, killAfter time.Duration) (
 	if killAfter > 0 {
 		select {
 		case err := <-done:
-			return run, fmt.Errorf("the swarm ended before the kill: %v", err)
+			done <- err // finished before the kill: reported unkilled
+			killAfter = 0
 		case <-time.After(killAfter):
 		}
+	}
+	if killAfter > 0 {
 		srv.kill()
 		killed := time.Now()
 		_, port, _ := strings.Cut(addr, ":")

@@ -117,15 +117,25 @@ services:
       - server
 `, i)
 	}
-	b.WriteString(`
+	fmt.Fprintf(&b, `
 networks:
   testing_net:
     ipam:
       driver: default
       config:
-        - subnet: 172.25.125.0/24
-`)
+        - subnet: %s
+`, Subnet(n))
 	return b.String()
+}
+
+// Subnet is testing_net's subnet for n agencies: the course's
+// 172.25.125.0/24 while the central, n agencies and the gateway fit in it
+// (n ≤ 252), else 172.25.0.0/16 (65,533 addresses).
+func Subnet(n int) string {
+	if n+2 <= 254 {
+		return "172.25.125.0/24"
+	}
+	return "172.25.0.0/16"
 }
 
 // TLSOverride returns the compose override that turns on mutual TLS for the

@@ -99,3 +99,15 @@ func TestTLSOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A national network: 1,000 agencies get a subnet with room for them.
+func TestComposeLarge(t *testing.T) {
+	if Subnet(252) != "172.25.125.0/24" || Subnet(253) != "172.25.0.0/16" {
+		t.Fatalf("subnets: %s for 252, %s for 253", Subnet(252), Subnet(253))
+	}
+	c := Compose(1000)
+	if strings.Count(c, "container_name: client") != 1000 || !strings.Contains(c, "container_name: client1000") ||
+		!strings.Contains(c, "subnet: 172.25.0.0/16") || !strings.Contains(c, "AGENCIES=1000") {
+		t.Fatal("compose for 1,000 agencies is incomplete")
+	}
+}
