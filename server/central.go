@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,8 @@ type betStore interface {
 	Delivered(agency int) error
 	ScanBets(fn func(*lottery.Bet) error) error
 	SaveDraw(at time.Time, agencies int, winners map[int][]string) error
+	Round() (store.Round, error)
+	Commits() uint64
 	Close() error
 }
 
@@ -53,6 +56,8 @@ type Central struct {
 	conns   *conns
 	owners  *owners
 	barrier *barrier
+	metrics *metrics
+	ready   atomic.Bool // accepting, and not shutting down (/readyz)
 }
 
 // newCentral opens the round in the store at opts.DBPath: a finished and
@@ -66,7 +71,7 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 	if r.Drawn {
 		winners = r.Winners
 	}
-	return &Central{
+	c := &Central{
 		opts:    opts,
 		tls:     opts.TLS,
 		store:   s,
@@ -76,7 +81,9 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 		conns:   newConns(),
 		owners:  newOwners(),
 		barrier: newBarrier(opts.Agencies, r.Finished, winners),
-	}, nil
+	}
+	c.metrics = newMetrics(c)
+	return c, nil
 }
 
 // ErrAgencies means AGENCIES differs from the count the round started with.
@@ -141,7 +148,9 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) {
 	if c.barrier.resume() {
 		c.startDraw(ctx)
 	}
+	c.ready.Store(true)
 	c.accept(ctx, ln)
+	c.ready.Store(false)
 	ln.Close()
 	c.log.Info("action: close_listener | result: success")
 	for _, conn := range c.conns.shutdown() {
@@ -190,8 +199,10 @@ func (c *Central) accept(ctx context.Context, ln net.Listener) {
 		}
 		setKeepAlive(conn)
 		c.wg.Add(1)
+		c.metrics.sessions.Inc()
 		go func() {
 			defer c.wg.Done()
+			defer c.metrics.sessions.Dec()
 			var once sync.Once
 			release := func() { once.Do(func() { <-c.slots }) }
 			defer release()
@@ -248,6 +259,7 @@ func setKeepAlive(conn net.Conn) {
 // before its write would drop the frame.)
 func (c *Central) refuse(conn net.Conn) {
 	c.log.Warningf("action: accept_connection | result: fail | ip: %s | error: connection limit of %d reached", remoteIP(conn), c.opts.MaxConns)
+	c.metrics.refused.Inc()
 	conn.SetWriteDeadline(time.Now().Add(refuseWrite))
 	protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
 	conn.Close()

@@ -30,6 +30,8 @@ type Options struct {
 	TLSRequired                  bool   // refuse plaintext agencies
 	TLSDenySerials               string // revoked agency certificates, hex serials, comma-separated
 	TLS                          *tls.Config
+
+	AdminAddr string // the operators' HTTP listener (metrics, health, status page); "" is off
 }
 
 // defaults are the keys of config.ini with their default values.
@@ -48,6 +50,7 @@ var defaults = []settings.Default{
 	{Key: "TLS_CLIENT_CA", Value: ""},
 	{Key: "TLS_REQUIRED", Value: "false"},
 	{Key: "TLS_DENY_SERIALS", Value: ""},
+	{Key: "ADMIN_ADDR", Value: ""},
 }
 
 // loadOptions reads the config file at path (a missing file is fine: defaults
@@ -81,6 +84,7 @@ func loadOptions(path string) (Options, error) {
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
 	o.TLSRequired = p.Bool("TLS_REQUIRED")
 	o.TLSDenySerials = p.String("TLS_DENY_SERIALS")
+	o.AdminAddr = p.String("ADMIN_ADDR")
 	if p.Err != nil {
 		return o, p.Err
 	}

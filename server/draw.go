@@ -152,6 +152,7 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	if err := c.store.SaveDraw(time.Now(), c.opts.Agencies, winners); err != nil {
 		return nil, err
 	}
+	c.metrics.drawSeconds.Set(time.Since(start).Seconds())
 	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | duracion: %s",
 		total, scanned, time.Since(start).Round(time.Millisecond))
 	return winners, nil

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -31,8 +32,8 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
-	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t",
-		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired)
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t | admin_addr: %s",
+		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired, logformat.Value(opts.AdminAddr))
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
@@ -61,11 +62,26 @@ func run() int {
 		log.Criticalf("action: listen | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
+	var admin net.Listener
+	if opts.AdminAddr != "" {
+		if admin, err = net.Listen("tcp", opts.AdminAddr); err != nil {
+			log.Criticalf("action: admin_listen | result: fail | error: %s", logformat.Value(err.Error()))
+			ln.Close()
+			return 1
+		}
+	}
 	c, err := newCentral(opts, log)
 	if err != nil {
 		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s", logformat.Value(opts.DBPath), logformat.Value(err.Error()))
 		ln.Close()
+		if admin != nil {
+			admin.Close()
+		}
 		return 1
+	}
+	if admin != nil {
+		log.Infof("action: admin_listen | result: success | address: %s", admin.Addr())
+		go c.serveAdmin(ctx, admin)
 	}
 	log.Infof("action: listen | result: success | address: %s", ln.Addr())
 	c.Serve(ctx, ln)

@@ -54,3 +54,14 @@ func (o *owners) acquire(ctx context.Context, agency int, conn net.Conn) (replac
 		close(me.done)
 	}, nil
 }
+
+// connected returns the agencies with a live session.
+func (o *owners) connected() map[int]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[int]bool, len(o.live))
+	for a := range o.live {
+		out[a] = true
+	}
+	return out
+}

@@ -93,6 +93,7 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 		extra += " | " + f
 	}
 	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
+	s.c.metrics.protoErrors.WithLabelValues(e.Code.String()).Inc()
 	if err := s.send(e); err != nil || e.Code.Fatal() {
 		return errEnd
 	}
@@ -197,7 +198,9 @@ func (s *session) batch(m *protocol.Batch) error {
 		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
 			"batch for agency %d on agency %d's session", m.Agency, s.agency), fmt.Sprintf("cantidad: %d", n))
 	}
+	start := time.Now()
 	receipt, err := s.c.store.Append(s.agency, m.First, m.Bets)
+	s.c.metrics.observeCommit(start, receipt.Stored, n, err)
 	if err != nil {
 		return s.fail("apuesta_recibida", batchError(err), fmt.Sprintf("cantidad: %d", n))
 	}

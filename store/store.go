@@ -97,6 +97,7 @@ type Store struct {
 	quit      chan struct{} // closed by Close
 	committed chan struct{} // closed when the committer has stopped
 	groups    atomic.Uint64
+	commits   atomic.Uint64
 	now       func() time.Time
 	// today is the UTC day the round started: bets are validated as of it,
 	// on both ends, so a bet's validity (a birthdate not in the future) does
@@ -178,6 +179,9 @@ func firstBucket(tx *bolt.Tx) string {
 	return string(k)
 }
 
+// Commits returns how many write transactions committed (each one fsync).
+func (s *Store) Commits() uint64 { return s.commits.Load() }
+
 // Close closes the file. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
@@ -192,6 +196,9 @@ func (s *Store) Close() error {
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	err := s.db.Update(fn)
+	if err == nil {
+		s.commits.Add(1)
+	}
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// metrics are the central's Prometheus metrics. Counters of events are
+// updated where they happen; the state of the round (bets per agency,
+// finishes, the draw, deliveries) is read from the store when scraped, so
+// there is one source of truth.
+type metrics struct {
+	reg           *prometheus.Registry
+	batches       *prometheus.CounterVec
+	commitSeconds prometheus.Histogram
+	sessions      prometheus.Gauge
+	refused       prometheus.Counter
+	protoErrors   *prometheus.CounterVec
+	drawSeconds   prometheus.Gauge
+}
+
+func newMetrics(c *Central) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tp0_batches_total",
+			Help: "Batches received, by result (stored, retry: all bets stored before, refused)."}, []string{"result"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tp0_commit_seconds",
+			Help:    "Time to store a batch durably (validation, transaction, fsync), as its session waited for it.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tp0_connections_open",
+			Help: "Connections being served (sessions, echo checks)."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tp0_connections_refused_total",
+			Help: "Connections refused at the connection limit."}),
+		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tp0_protocol_errors_total",
+			Help: "Error replies sent to agencies, by code."}, []string{"code"}),
+		drawSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tp0_draw_duration_seconds",
+			Help: "How long the draw took (0 until it ran in this process)."}),
+	}
+	for _, code := range protocol.Codes() {
+		m.protoErrors.WithLabelValues(code.String()) // every code, at 0
+	}
+	m.reg.MustRegister(m.batches, m.commitSeconds, m.sessions, m.refused, m.protoErrors, m.drawSeconds,
+		&roundCollector{c: c},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// roundCollector reads the round's state from the store at each scrape.
+type roundCollector struct{ c *Central }
+
+var (
+	descBets      = prometheus.NewDesc("tp0_bets_stored", "Bets stored, per agency.", []string{"agency"}, nil)
+	descBetsTotal = prometheus.NewDesc("tp0_bets_stored_total", "Bets stored, all agencies.", nil, nil)
+	descFinished  = prometheus.NewDesc("tp0_agencies_finished", "Agencies that finished sending.", nil, nil)
+	descAgencies  = prometheus.NewDesc("tp0_agencies", "Agencies the draw waits for (AGENCIES).", nil, nil)
+	descDrawn     = prometheus.NewDesc("tp0_draw_done", "1 once the draw's result is stored.", nil, nil)
+	descWinners   = prometheus.NewDesc("tp0_winners", "Winning bets, per agency, once drawn.", []string{"agency"}, nil)
+	descDelivered = prometheus.NewDesc("tp0_winners_delivered", "Agencies that confirmed receipt of their winners.", nil, nil)
+	descCommits   = prometheus.NewDesc("tp0_commits_total", "Write transactions committed (each one fsync).", nil, nil)
+	descScrapeErr = prometheus.NewDesc("tp0_store_read_errors_total", "Scrapes that could not read the store.", nil, nil)
+)
+
+func (rc *roundCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr} {
+		ch <- d
+	}
+}
+
+func (rc *roundCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := rc.c.status()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descScrapeErr, prometheus.CounterValue, 1)
+		return
+	}
+	for _, a := range st.rows {
+		ch <- prometheus.MustNewConstMetric(descBets, prometheus.GaugeValue, float64(a.Committed), itoa(a.Agency))
+		if st.Drawn {
+			ch <- prometheus.MustNewConstMetric(descWinners, prometheus.GaugeValue, float64(a.Winners), itoa(a.Agency))
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descBetsTotal, prometheus.GaugeValue, float64(st.Bets))
+	ch <- prometheus.MustNewConstMetric(descFinished, prometheus.GaugeValue, float64(st.Finished))
+	ch <- prometheus.MustNewConstMetric(descAgencies, prometheus.GaugeValue, float64(st.Agencies))
+	ch <- prometheus.MustNewConstMetric(descDrawn, prometheus.GaugeValue, b2f(st.Drawn))
+	ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.GaugeValue, float64(st.Delivered))
+	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.commits))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// observeCommit records a batch's outcome and how long storing it took.
+func (m *metrics) observeCommit(start time.Time, stored, size int, err error) {
+	switch {
+	case err != nil:
+		m.batches.WithLabelValues("refused").Inc()
+		return
+	case stored == 0 && size > 0:
+		m.batches.WithLabelValues("retry").Inc()
+	default:
+		m.batches.WithLabelValues("stored").Inc()
+	}
+	m.commitSeconds.Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"strconv"
+	"time"
+)
+
+// roundStatus is a snapshot of the round for operators: the status page,
+// its JSON and the metrics read it.
+type roundStatus struct {
+	Round     string  `json:"round"` // the round's start, RFC 3339
+	State     string  `json:"state"`
+	Agencies  int     `json:"agencies"`
+	Finished  int     `json:"finished"`
+	Delivered int     `json:"delivered"`
+	Connected int     `json:"connected"`
+	Bets      uint64  `json:"bets"`
+	BetsPerS  float64 `json:"bets_per_second"`
+	Drawn     bool    `json:"drawn"`
+	Winners   int     `json:"winners"` // winning bets, all agencies, once drawn
+
+	rows    []agencyStatus
+	commits uint64
+}
+
+// agencyStatus is one agency's row.
+type agencyStatus struct {
+	Agency    int    `json:"agency"`
+	Committed uint64 `json:"committed"`
+	Finished  bool   `json:"finished"`
+	Connected bool   `json:"connected"`
+	Delivered bool   `json:"delivered"`
+	Winners   int    `json:"winners"` // once drawn; counts only: documents are personal data
+}
+
+// The states of a round, as the status page names them.
+const (
+	stateReceiving = "recibiendo apuestas"
+	stateDrawing   = "sorteando"
+	stateDrawn     = "sorteado, entregando ganadores"
+	stateDone      = "terminada"
+)
+
+// status reads the round's state from the store and the live sessions.
+func (c *Central) status() (roundStatus, error) {
+	r, err := c.store.Round()
+	if err != nil {
+		return roundStatus{}, err
+	}
+	live := c.owners.connected()
+	st := roundStatus{Round: time.Unix(0, int64(c.round)).UTC().Format(time.RFC3339), Agencies: c.opts.Agencies,
+		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits(),
+		rows: make([]agencyStatus, 0, c.opts.Agencies)}
+	for a := 1; a <= c.opts.Agencies; a++ {
+		row := agencyStatus{Agency: a, Committed: r.Committed[a], Finished: r.Finished[a], Connected: live[a],
+			Delivered: r.Delivered[a], Winners: len(r.Winners[a])}
+		if row.Finished {
+			st.Finished++
+		}
+		if row.Delivered {
+			st.Delivered++
+		}
+		st.Winners += row.Winners
+		st.rows = append(st.rows, row)
+	}
+	switch {
+	case st.Drawn && st.Delivered >= st.Agencies:
+		st.State = stateDone
+	case st.Drawn:
+		st.State = stateDrawn
+	case st.Finished >= st.Agencies:
+		st.State = stateDrawing
+	default:
+		st.State = stateReceiving
+	}
+	return st, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
