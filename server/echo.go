@@ -85,8 +85,16 @@ func (c *Central) echo(conn net.Conn, br *bufio.Reader) {
 		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
 		return
 	}
-	c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, logformat.Value(trimEOL(line)))
+	if msg := trimEOL(line); msg == healthProbe {
+		c.log.Debugf("action: receive_message | result: success | ip: %s | msg: %s", ip, msg)
+	} else {
+		c.log.Infof("action: receive_message | result: success | ip: %s | msg: %s", ip, logformat.Value(msg))
+	}
 }
+
+// healthProbe is the line compose's health check sends every second: it is
+// echoed like any other, and logged at DEBUG so it does not fill the log.
+const healthProbe = "healthz"
 
 func trimEOL(b []byte) string {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {

@@ -94,11 +94,21 @@ services:
     environment:
       - AGENCIES=%d
       - DB_PATH=/data/bets.db
+      - ADMIN_ADDR=:8080
+    ports:
+      - "127.0.0.1:8080:8080"
     volumes:
       - ./server/config.ini:/config.ini:ro
       - ./.data/server:/data
     networks:
       - testing_net
+    healthcheck:
+      # The echo check on the central's own port (from config.ini), as the
+      # course's netcat check does; a "healthz" line is logged at DEBUG only.
+      test: ["CMD-SHELL", "p=$$(grep -E '^ *SERVER_PORT' /config.ini | tr -dc 0-9); echo healthz | nc -w 2 server $${p:-12345} | grep -q healthz"]
+      interval: 1s
+      timeout: 3s
+      retries: 60
 `, n, max(n, 1))
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, `
@@ -114,7 +124,8 @@ services:
     networks:
       - testing_net
     depends_on:
-      - server
+      server:
+        condition: service_healthy
 `, i)
 	}
 	fmt.Fprintf(&b, `

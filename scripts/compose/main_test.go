@@ -53,7 +53,7 @@ func TestCompose(t *testing.T) {
 		"container_name: server", "container_name: client1", "container_name: client3", "CLI_ID=3",
 		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:",
 		"./server/config.ini:/config.ini:ro", "./agency/config.yaml:/config.yaml:ro",
-		"./.data:/.data:ro", "./.data/server:/data",
+		"./.data:/.data:ro", "./.data/server:/data", "condition: service_healthy", "healthcheck:", `"127.0.0.1:8080:8080"`,
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose for 3 lacks %q", want)
