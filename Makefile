@@ -14,7 +14,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test cross bench-tls bench-swarm test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test cross bench-tls bench-admin bench-swarm test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -110,6 +110,10 @@ bench: build
 # make bench's end-to-end run with mutual TLS on and off, side by side.
 bench-tls: build
 	$(GO) run ./scripts/bench -mode flow -tls -runs $(BENCH_RUNS)
+
+# make bench's end-to-end run with the admin listener on and scraped every second, and off.
+bench-admin: build
+	$(GO) run ./scripts/bench -mode flow -admin -runs $(BENCH_RUNS)
 
 # A national network: 1 to 10,000 agencies as goroutines of one process (the
 # agency package's own code), 1,000 bets each, against the real central; then

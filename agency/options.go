@@ -33,6 +33,10 @@ type Options struct {
 	LoopPeriodText string
 	// TLS is the mutual TLS config (tls.ca, tls.cert, tls.key); nil without.
 	TLS *tls.Config
+	// Progress, when set, is told after each acknowledged batch of a CSV
+	// file how many bets are stored and what fraction of the file was read
+	// (cmd/agency draws a progress bar with it on a terminal).
+	Progress func(stored uint64, fraction float64)
 }
 
 // LoadTLS builds the agency's TLS config: its own pair, and the lottery's CA

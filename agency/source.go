@@ -39,6 +39,7 @@ type csvBets struct {
 	loggedUpTo int        // invalid rows up to this line were logged by an earlier pass
 	last       *csvSource // the latest pass
 	step       int        // last 10% step of progress logged
+	progress   func(stored uint64, fraction float64)
 }
 
 func (b *csvBets) Mode() protocol.Mode { return protocol.ModeCSV }
@@ -56,8 +57,12 @@ func (b *csvBets) Open(today time.Time) (Source, error) {
 	return src, nil
 }
 
-// Acked logs about every 10% of the file read.
+// Acked logs about every 10% of the file read, and reports each batch to
+// the progress callback.
 func (b *csvBets) Acked(src Source, _ uint64, _ int, acked uint64) {
+	if b.progress != nil {
+		b.progress(acked, src.Progress())
+	}
 	if step := int(src.Progress() * 10); step > b.step {
 		b.step = step
 		b.log.Infof("action: progreso | result: in_progress | enviadas: %d | porcentaje: %d", acked, min(step*10, 100))

@@ -57,7 +57,7 @@ func chooseWork(o Options, getenv func(string) string, log *logging.Logger) (b B
 	st, err := os.Stat(o.DataPath)
 	switch {
 	case err == nil && st.Mode().IsRegular():
-		return &csvBets{path: o.DataPath, agency: o.ID, log: log}, false, nil
+		return &csvBets{path: o.DataPath, agency: o.ID, log: log, progress: o.Progress}, false, nil
 	case err == nil:
 		return nil, false, &settings.Error{Key: "data.path", Value: o.DataPath, Reason: "is not a regular file"}
 	case errors.Is(err, fs.ErrNotExist) && o.LoopAmount > 0:

@@ -8,11 +8,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/op/go-logging"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/loteria-nacional/tp0/agency"
 	"github.com/loteria-nacional/tp0/logformat"
@@ -34,6 +38,18 @@ func run() int {
 		return 1
 	}
 	logformat.Setup(os.Stdout, opts.LogLevel)
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		// A person is watching: a progress bar on the terminal, beside the
+		// progreso log lines that Docker and files keep.
+		bar := progressbar.NewOptions(1000, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+			progressbar.OptionSetDescription(fmt.Sprintf("agencia %d", opts.ID)), progressbar.OptionShowDescriptionAtLineEnd(),
+			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		opts.Progress = func(stored uint64, fraction float64) {
+			bar.Describe(fmt.Sprintf("agencia %d: %d apuestas almacenadas", opts.ID, stored))
+			bar.Set(int(fraction * 1000))
+		}
+		defer bar.Finish()
+	}
 	a, err := agency.New(opts, log, os.Getenv)
 	if err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))

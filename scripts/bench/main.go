@@ -17,7 +17,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,12 +49,13 @@ func main() {
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
 	env := flag.String("env", "", "extra environment for the central and agencies, space-separated KEY=VALUE")
 	withTLS := flag.Bool("tls", false, "flow: also run over mutual TLS, side by side with plaintext")
+	withAdmin := flag.Bool("admin", false, "flow: also run with the admin listener on, scraped every second")
 	swarmCounts := flag.String("agencies", "1,100,1000,10000", "swarm: agency counts, comma-separated")
 	perAgency := flag.Int("bets", 1000, "swarm: bets per agency")
 	window := flag.Int("window", 4, "swarm: batches in flight per agency")
 	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
 	flag.Parse()
-	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS}
+	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
 	switch *mode {
 	case "flow":
@@ -85,6 +88,7 @@ type bench struct {
 	bin      string
 	extraEnv []string
 	tls      bool
+	admin    bool
 }
 
 // dataset describes agency files and what a correct run must produce.
@@ -142,10 +146,19 @@ var (
 // runOurs runs the central and the agencies of d once, over mutual TLS with
 // the pairs in pkiDir when it is set.
 func (b *bench) runOurs(d dataset, tmp, pkiDir string) (result, error) {
+	return b.runOursWith(d, tmp, pkiDir, false)
+}
+
+// runOursWith is runOurs, with the admin listener on and scraped every
+// second when scraped is set.
+func (b *bench) runOursWith(d dataset, tmp, pkiDir string, scraped bool) (result, error) {
 	db := filepath.Join(tmp, "bets.db")
 	os.Remove(db)
 	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=" + strconv.Itoa(d.agencies),
 		"DB_PATH=" + db, "MAX_CONNECTIONS=1024", "SERVER_LISTEN_BACKLOG=1024"}, b.extraEnv...)
+	if scraped {
+		env = append(env, "ADMIN_ADDR=127.0.0.1:0")
+	}
 	if pkiDir != "" {
 		env = append(env, "TLS_CERT="+filepath.Join(pkiDir, "server.crt"), "TLS_KEY="+filepath.Join(pkiDir, "server.key"),
 			"TLS_CLIENT_CA="+filepath.Join(pkiDir, "ca.crt"), "TLS_REQUIRED=true")
@@ -158,6 +171,15 @@ func (b *bench) runOurs(d dataset, tmp, pkiDir string) (result, error) {
 	defer srv.kill()
 	// The central picked a free port; its listen line names it.
 	_, port, _ := strings.Cut(srv.firstLine[strings.LastIndex(srv.firstLine, " ")+1:], ":")
+	if scraped {
+		m := regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`).FindStringSubmatch(srv.out.String())
+		if m == nil {
+			return result{}, fmt.Errorf("no admin_listen line")
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		go scrapeEverySecond("http://"+m[1]+"/metrics", stop)
+	}
 	agents := make([]*proc, d.agencies+1)
 	for i := 1; i <= d.agencies; i++ {
 		aenv := append([]string{"CLI_ID=" + strconv.Itoa(i), "CLI_SERVER_ADDRESS=127.0.0.1:" + port,
@@ -287,7 +309,7 @@ func (b *bench) flow(dataDir string, runs int) error {
 			return err
 		}
 	}
-	var ours, oursTLS, ref []result
+	var ours, oursTLS, oursAdmin, ref []result
 	for range runs {
 		r, err := b.runOurs(d, tmp, "")
 		if err != nil {
@@ -300,6 +322,12 @@ func (b *bench) flow(dataDir string, runs int) error {
 			}
 			oursTLS = append(oursTLS, r)
 		}
+		if b.admin {
+			if r, err = b.runOursWith(d, tmp, "", true); err != nil {
+				return err
+			}
+			oursAdmin = append(oursAdmin, r)
+		}
 		if r, err = b.runRef(d, tmp); err != nil {
 			return err
 		}
@@ -309,7 +337,7 @@ func (b *bench) flow(dataDir string, runs int) error {
 	for _, row := range []struct {
 		name string
 		rs   []result
-	}{{"ours", ours}, {"ours+tls", oursTLS}, {"reference", ref}} {
+	}{{"ours", ours}, {"ours+tls", oursTLS}, {"ours+admin", oursAdmin}, {"reference", ref}} {
 		if len(row.rs) == 0 {
 			continue
 		}
@@ -325,8 +353,30 @@ func (b *bench) flow(dataDir string, runs int) error {
 		ot := summarize(oursTLS, func(r result) time.Duration { return r.wall }).median
 		fmt.Printf("\nratio (median, ours over mutual TLS / ours in plaintext): %.2f", ot.Seconds()/o.Seconds())
 	}
+	if b.admin {
+		oa := summarize(oursAdmin, func(r result) time.Duration { return r.wall }).median
+		fmt.Printf("\nratio (median, ours with the admin listener scraped every second / ours without): %.2f", oa.Seconds()/o.Seconds())
+	}
 	fmt.Printf("\nratio (median, ours / reference): %.2f\n", o.Seconds()/rf.Seconds())
 	return nil
+}
+
+// scrapeEverySecond fetches url every second until stop, as Prometheus would.
+func scrapeEverySecond(url string, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		if resp, err := client.Get(url); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // makePKI writes a CA, the central's pair and agencies 1..n's into dir.
