@@ -186,16 +186,11 @@ func (s *csvSource) parse(rec []string, line int) (lottery.Bet, *RowError) {
 	if len(rec) != len(fieldNames) {
 		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: "-", Err: errFields}
 	}
-	bet := lottery.Bet{Agency: s.agency, FirstName: rec[0], LastName: rec[1], Document: rec[2]}
-	date, err := lottery.ParseDate(rec[3])
+	bet, err := lottery.FromFields(s.agency, rec[0], rec[1], rec[2], rec[3], rec[4])
+	if err == nil {
+		err = bet.ValidateAt(s.today)
+	}
 	if err != nil {
-		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: lottery.FieldBirthdate, Err: fmt.Errorf("%q %w", rec[3], err)}
-	}
-	bet.Birthdate = date
-	if bet.Number, err = strconv.Atoi(rec[4]); err != nil {
-		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: lottery.FieldNumber, Err: fmt.Errorf("%q %w", rec[4], lottery.ErrNumberRange)}
-	}
-	if err := bet.ValidateAt(s.today); err != nil {
 		var ve *lottery.ValidationError
 		errors.As(err, &ve)
 		return lottery.Bet{}, &RowError{File: s.path, Line: line, Field: ve.Field, Err: err}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -33,13 +32,8 @@ func fileBetsAt(t *testing.T, dataDir string, id int, today time.Time) []lottery
 	}
 	out := make([]lottery.Bet, 0, len(rows))
 	for _, r := range rows {
-		d, err := lottery.ParseDate(r[3])
-		n, err2 := strconv.Atoi(r[4])
-		if err != nil || err2 != nil {
-			continue
-		}
-		b := lottery.Bet{Agency: id, FirstName: r[0], LastName: r[1], Document: r[2], Birthdate: d, Number: n}
-		if b.ValidateAt(today) == nil {
+		b, err := lottery.FromFields(id, r[0], r[1], r[2], r[3], r[4])
+		if err == nil && b.ValidateAt(today) == nil {
 			out = append(out, b)
 		}
 	}

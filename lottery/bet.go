@@ -5,6 +5,7 @@
 package lottery
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -97,4 +98,19 @@ func (d Date) after(now time.Time) bool {
 // HasWon reports whether b won the draw. It is the course's has_won.
 func HasWon(b Bet) bool {
 	return b.Number == WinnerNumber
+}
+
+// FromFields builds agency's bet from its fields as text, in the order of
+// an agency's CSV row. A birthdate or number that does not parse is a
+// *ValidationError naming the field; the rest is for Validate to judge.
+func FromFields(agency int, firstName, lastName, document, birthdate, number string) (Bet, error) {
+	b := Bet{Agency: agency, FirstName: firstName, LastName: lastName, Document: document}
+	var err error
+	if b.Birthdate, err = ParseDate(birthdate); err != nil {
+		return Bet{}, &ValidationError{FieldBirthdate, birthdate, ErrDateFormat}
+	}
+	if b.Number, err = strconv.Atoi(number); err != nil {
+		return Bet{}, &ValidationError{FieldNumber, number, ErrNumberRange}
+	}
+	return b, nil
 }

@@ -82,16 +82,11 @@ func betFromFields(f [6]string) (lottery.Bet, error) {
 	if err != nil {
 		return lottery.Bet{}, fmt.Errorf("%w: agency %q", ErrRow, f[0])
 	}
-	date, err := lottery.ParseDate(f[4])
+	bet, err := lottery.FromFields(agency, f[1], f[2], f[3], f[4], f[5])
 	if err != nil {
-		return lottery.Bet{}, fmt.Errorf("%w: birthdate %q", ErrRow, f[4])
+		return lottery.Bet{}, fmt.Errorf("%w: %w", ErrRow, err)
 	}
-	number, err := strconv.Atoi(f[5])
-	if err != nil {
-		return lottery.Bet{}, fmt.Errorf("%w: number %q", ErrRow, f[5])
-	}
-	return lottery.Bet{Agency: agency, FirstName: f[1], LastName: f[2], Document: f[3],
-		Birthdate: date, Number: number}, nil
+	return bet, nil
 }
 
 // ReadCSV reads a bets.csv file as written by the course's Python store_bets
