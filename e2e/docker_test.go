@@ -90,7 +90,11 @@ func (p *dockerProject) must(name string, args ...string) string {
 
 // removeContainers removes what any scenario may have left (names are fixed).
 func (p *dockerProject) removeContainers() {
-	p.run("docker", "rm", "-f", "server", "client1", "client2", "client3", "client4", "client5")
+	names := []string{"rm", "-f", "server"}
+	for i := 1; i <= 50; i++ {
+		names = append(names, fmt.Sprintf("client%d", i))
+	}
+	p.run("docker", names...)
 }
 
 // useData copies agency files from dataDir into the project's .data.
@@ -338,4 +342,31 @@ func TestDocker_ComposeThousandAgencies(t *testing.T) {
 			t.Fatalf("compose %v config lists %d agencies, want 1000", files, n)
 		}
 	}
+}
+
+// Fifty agencies through make docker-compose-up (data and certificates made
+// for them, mutual TLS): every agency exits 0 with its winners.
+func TestDocker_FiftyAgencies(t *testing.T) {
+	needDocker(t)
+	p := newDockerProject(t)
+	p.removeContainers()
+	p.must("make", "docker-image")
+	const n = 50
+	os.RemoveAll(filepath.Join(p.dir, ".data"))
+	os.MkdirAll(filepath.Join(p.dir, ".data"), 0o755)
+	p.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", fmt.Sprint(n))
+	p.must("make", "docker-compose-up")
+	want := expectedWinners(t, filepath.Join(p.dir, ".data"), n)
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("client%d", i)
+		if code := p.waitExited(name, 5*time.Minute); code != 0 {
+			t.Fatalf("%s exited with code %d:\n%s", name, code, p.logs(name))
+		}
+		p.waitLog(name, fmt.Sprintf(`action: consulta_ganadores \| result: success \| cant_ganadores: %d\s`, want[i]), time.Second)
+	}
+	p.waitLog("server", `action: sorteo \| result: success`, time.Minute)
+	if strings.Contains(p.logs("server"), "result: fail") {
+		t.Fatalf("server logged a failure:\n%s", p.logs("server"))
+	}
+	p.down(t)
 }
