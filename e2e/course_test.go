@@ -176,17 +176,15 @@ func next(t *testing.T, lines <-chan string, d time.Duration) (string, bool) {
 	}
 }
 
-func TestCourse_Ej1_EchoLoop(t *testing.T) {
-	r := newCourseRun(t)
-	const clients, messages = 5, 5
-	r.setUp(t, clients, courseServerConfig(5, "INFO"), courseClientConfig(messages, "50ms", "INFO"))
-	lines := r.follow(t)
-	seen := map[string][]bool{}
-	finished := 0
-	for finished < clients {
+// nextAction returns the next line the suite's parser reads (an action or
+// an exit), failing the test on a line it could not parse, on a failure, or
+// when the logs end before what the caller is waiting for.
+func nextAction(t *testing.T, lines <-chan string, waitingFor string) (courseLine, string) {
+	t.Helper()
+	for {
 		line, ok := next(t, lines, 2*time.Minute)
 		if !ok {
-			t.Fatal("logs ended before every client finished its loop")
+			t.Fatalf("logs ended before %s", waitingFor)
 		}
 		l, ok, err := parseCourseLine(line)
 		if err != nil {
@@ -198,6 +196,19 @@ func TestCourse_Ej1_EchoLoop(t *testing.T) {
 		if l.result == "fail" {
 			t.Fatalf("a line failed: %s", line)
 		}
+		return l, line
+	}
+}
+
+func TestCourse_Ej1_EchoLoop(t *testing.T) {
+	r := newCourseRun(t)
+	const clients, messages = 5, 5
+	r.setUp(t, clients, courseServerConfig(5, "INFO"), courseClientConfig(messages, "50ms", "INFO"))
+	lines := r.follow(t)
+	seen := map[string][]bool{}
+	finished := 0
+	for finished < clients {
+		l, line := nextAction(t, lines, "every client finished its loop")
 		switch {
 		case l.action == "receive_message" && l.source != "server":
 			i := strings.LastIndex(l.fields["msg"], "°")
@@ -258,20 +269,7 @@ func TestCourse_Ej2_ConfigLines(t *testing.T) {
 			// config lines were checked too.
 			checked, finished := map[string]bool{}, false
 			for !finished || !checked["server"] || !checked["client1"] {
-				line, ok := next(t, lines, 2*time.Minute)
-				if !ok {
-					t.Fatal("logs ended before loop_finished and both config lines")
-				}
-				l, ok, err := parseCourseLine(line)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !ok {
-					continue
-				}
-				if l.result == "fail" {
-					t.Fatalf("a line failed: %s", line)
-				}
+				l, line := nextAction(t, lines, "loop_finished and both config lines")
 				if l.action == "config" {
 					for k, v := range tt.want[l.source] {
 						if l.fields[k] != v {
@@ -297,18 +295,7 @@ func TestCourse_Ej3_EchoScript(t *testing.T) {
 		}
 		lines := r.follow(t)
 		for {
-			line, ok := next(t, lines, time.Minute)
-			if !ok {
-				t.Fatal("the server logged no received message")
-			}
-			l, ok, err := parseCourseLine(line)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok && l.result == "fail" {
-				t.Fatalf("a line failed: %s", line)
-			}
-			if ok && l.source == "server" && l.action == "receive_message" && l.result == "success" {
+			if l, _ := nextAction(t, lines, "the server's received message"); l.source == "server" && l.action == "receive_message" {
 				break
 			}
 		}
