@@ -123,6 +123,7 @@ SWARM_KILL ?= 1000,10000
 bench-swarm: build
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM_KILL) -bets 1000 -kill-after 2s
+	$(GO) run ./scripts/bench -mode swarm -hold -agencies 10000 -bets 100
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

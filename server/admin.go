@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 //	/readyz   the central accepts agencies (not starting, not shutting down)
 //	/         the status page: the round, one row per agency, the draw
 //	/api/status?page=N  the page's data as JSON (100 agencies a page)
+//	/debug/pprof/       Go's profiles (heap, goroutines, CPU)
 //
 // The page is plain HTML rendered here (it works without JavaScript), with a
 // little script that refreshes it every second; everything it needs is
@@ -50,6 +52,12 @@ const pageSize = 100
 func (c *Central) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.reg, promhttp.HandlerOpts{}))
+	// Go's profiles, for operators chasing CPU or memory (localhost only, as
+	// the rest of this listener).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if _, err := c.store.Round(); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)

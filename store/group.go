@@ -81,6 +81,8 @@ func (s *Store) commit() {
 				req.done <- results[i]
 			}
 		}
+		clear(group) // the requests hold their batches: let them go
+		clear(results)
 	}
 }
 

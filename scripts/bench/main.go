@@ -54,6 +54,7 @@ func main() {
 	perAgency := flag.Int("bets", 1000, "swarm: bets per agency")
 	window := flag.Int("window", 4, "swarm: batches in flight per agency")
 	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
+	hold := flag.Bool("hold", false, "swarm: measure what agencies waiting for the draw cost the central (the first count of -agencies)")
 	flag.Parse()
 	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
@@ -72,7 +73,11 @@ func main() {
 			}
 			counts = append(counts, n)
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case *hold:
+			err = b.holdCost(counts[0], *perAgency)
+		default:
 			err = b.swarmTable(counts, *perAgency, *window, *killAfter)
 		}
 	default:

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,4 +140,106 @@ func (b *bench) swarmTable(counts []int, perAgency, window int, killAfter time.D
 			float64(r.central.peakAnon)/float64(n), ms(r.drawn), ms(r.res.LastDone.Sub(r.res.LastAck)), r.res.Retries, r.res.PeakRetryRate, recovery)
 	}
 	return nil
+}
+
+// holdCost measures what agencies cost the central while they wait for the
+// draw: the central expects n+1 agencies, n finish and wait; once all n
+// wait, and again after a settling pause, it reads the central's anonymous
+// memory and its Go runtime figures from /metrics.
+func (b *bench) holdCost(n, bets int) error {
+	tmp, err := os.MkdirTemp("", "tp0-hold-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=" + strconv.Itoa(n+1),
+		"DB_PATH=" + filepath.Join(tmp, "bets.db"), "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, b.extraEnv...)
+	srv, err := startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success")
+	if err != nil {
+		return err
+	}
+	defer srv.kill()
+	addr := srv.firstLine[strings.LastIndex(srv.firstLine, " ")+1:]
+	m := regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`).FindStringSubmatch(srv.out.String())
+	if m == nil {
+		return fmt.Errorf("no admin_listen line")
+	}
+	metricsURL := "http://" + m[1] + "/metrics"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go swarm.Run(ctx, swarm.Config{Addr: addr, Agencies: n, Bets: bets, Window: 4, RetryTimeout: 10 * time.Minute})
+	finished := regexp.MustCompile(`(?m)^tp0_agencies_finished (\d+)`)
+	for {
+		body, err := fetch(metricsURL)
+		if err != nil {
+			return err
+		}
+		if f := finished.FindStringSubmatch(body); f != nil && f[1] == strconv.Itoa(n) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("%d agencies waiting for the draw (%d bets each); the central's admin listener: http://%s/\n", n, bets, m[1])
+	// The central allocates nothing while agencies wait, so the garbage of
+	// ingestion stays counted until a GC: the second sample follows one,
+	// asked through the admin listener's heap profile (?gc=1).
+	for _, gc := range []bool{false, true} {
+		if gc {
+			if _, err := fetch("http://" + m[1] + "/debug/pprof/heap?gc=1"); err != nil {
+				return err
+			}
+		} else {
+			time.Sleep(time.Second)
+		}
+		body, err := fetch(metricsURL)
+		if err != nil {
+			return err
+		}
+		anon := rssAnon(srv.cmd.Process.Pid)
+		label := "as they wait"
+		if gc {
+			label = "after a GC"
+		}
+		heap, _ := strconv.ParseFloat(metricValue(body, "go_memstats_heap_alloc_bytes", 1, ""), 64)
+		stacks, _ := strconv.ParseFloat(metricValue(body, "go_memstats_stack_inuse_bytes", 1, ""), 64)
+		fmt.Printf("  %-13s RssAnon %7d KiB (%5.1f KiB/agency)  live+garbage heap %7.1f MiB (%5.1f KiB/agency)  stacks %5.1f MiB (%4.1f KiB/agency)  goroutines %s\n",
+			label, anon, float64(anon)/float64(n), heap/(1<<20), heap/1024/float64(n), stacks/(1<<20), stacks/1024/float64(n),
+			metricValue(body, "go_goroutines", 1, ""))
+	}
+	return nil
+}
+
+func fetch(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// metricValue reads a plain sample from an exposition, scaled.
+func metricValue(body, name string, scale float64, unit string) string {
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)`).FindStringSubmatch(body)
+	if m == nil {
+		return "?"
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return strings.TrimSpace(fmt.Sprintf("%.1f %s", v/scale, unit))
+}
+
+// rssAnon reads a process's anonymous resident memory, in KiB.
+func rssAnon(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return 0
 }
