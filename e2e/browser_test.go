@@ -75,7 +75,7 @@ func TestAdmin_StatusPageInBrowser(t *testing.T) {
 	// Small batches, one in flight: a round slow enough to watch.
 	agencies := []*proc{nil}
 	for id := 1; id <= 2; id++ {
-		agencies = append(agencies, startAgency(t, c, id, genData, "CLI_BATCH_MAXAMOUNT=4", "CLI_BATCH_WINDOW=1"))
+		agencies = append(agencies, startAgency(t, c, id, genData, "CLI_BATCH_MAXAMOUNT=2", "CLI_BATCH_WINDOW=1"))
 	}
 	first := waitText(t, ctx, "#bets", time.Minute, func(s string) bool { n, _ := strconv.Atoi(s); return n > 0 })
 	waitText(t, ctx, "#bets", time.Minute, func(s string) bool { return s != first }) // it moves by itself

@@ -33,20 +33,29 @@ func writeTemp(t *testing.T, name, content string) string {
 // echo sends msg as netcat would and returns what came back.
 func echo(t *testing.T, addr, msg string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	got, err := tryEcho(addr, msg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return got
+}
+
+// tryEcho is echo that returns its error.
+func tryEcho(addr, msg string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, msg); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	got, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
+		return got, err
 	}
-	return got
+	return got, nil
 }
 
 // rawClient speaks the protocol directly, to send what a real agency never would.
