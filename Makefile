@@ -93,9 +93,11 @@ docker-compose-up: docker-image
 	mkdir -p .data/server
 	$(COMPOSE) $$(test -f $(TLS_OVERRIDE) && echo -f $(TLS_OVERRIDE)) up -d --build
 
+# With many agencies the engine may still hold an endpoint on the network
+# when down removes it: a second down, a moment later, finishes the job.
 docker-compose-down:
 	$(COMPOSE) stop -t 1
-	$(COMPOSE) down
+	$(COMPOSE) down || { sleep 2; $(COMPOSE) down; }
 
 docker-compose-logs:
 	$(COMPOSE) logs -f
