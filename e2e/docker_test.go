@@ -345,8 +345,14 @@ func TestDocker_ComposeThousandAgencies(t *testing.T) {
 }
 
 // Fifty agencies through make docker-compose-up (data and certificates made
-// for them, mutual TLS): every agency exits 0 with its winners.
+// for them, mutual TLS): every agency exits 0 with its winners. Opt-in
+// (TP0_DOCKER_LARGE=1): the engine here (20.10) sometimes keeps a phantom
+// endpoint when fifty containers stop at once, and the network it leaves
+// (until dockerd restarts) breaks every later compose run on the machine.
 func TestDocker_FiftyAgencies(t *testing.T) {
+	if os.Getenv("TP0_DOCKER_LARGE") != "1" {
+		t.Skip("50 containers at once: set TP0_DOCKER_LARGE=1 (see the comment above)")
+	}
 	needDocker(t)
 	p := newDockerProject(t)
 	p.removeContainers()
