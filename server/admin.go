@@ -73,26 +73,28 @@ func (c *Central) adminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	rate := &rateMeter{}
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		v, err := c.statusView(r, rate)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+	// withStatus hands a handler the requested page of the status, or
+	// answers 503 when the store cannot be read.
+	withStatus := func(render func(http.ResponseWriter, statusView)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			v, err := c.statusView(r, rate)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			render(w, v)
 		}
+	}
+	mux.Handle("GET /api/status", withStatus(func(w http.ResponseWriter, v statusView) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(v)
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := c.statusView(r, rate)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
+	}))
+	mux.Handle("GET /{$}", withStatus(func(w http.ResponseWriter, v statusView) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'")
 		statusPage.Execute(w, v)
-	})
+	}))
 	return mux
 }
 
