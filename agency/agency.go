@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/op/go-logging"
-
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
@@ -26,7 +24,7 @@ import (
 // winners; with no bets it runs the course's echo loop instead.
 type Agency struct {
 	opts Options
-	log  *logging.Logger
+	log  logformat.Logger
 	bets Bets // where the bets come from; nil in echo mode
 	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 

@@ -20,8 +20,7 @@ import (
 // the returned buffer.
 func capturedLog() (*logging.Logger, *testkit.Buffer) {
 	buf := &testkit.Buffer{}
-	logformat.Setup(buf, logging.DEBUG)
-	return logging.MustGetLogger("test"), buf
+	return logformat.New(buf, logging.DEBUG, "test"), buf
 }
 
 // echoServer answers each connection's first line with reply(line) and

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/op/go-logging"
-
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
@@ -35,7 +33,7 @@ type Bets interface {
 type csvBets struct {
 	path       string
 	agency     int
-	log        *logging.Logger
+	log        logformat.Logger
 	loggedUpTo int        // invalid rows up to this line were logged by an earlier pass
 	last       *csvSource // the latest pass
 	step       int        // last 10% step of progress logged
@@ -72,7 +70,7 @@ func (b *csvBets) Acked(src Source, _ uint64, _ int, acked uint64) {
 // singleBet is the one bet of course exercise 5, given by the environment.
 type singleBet struct {
 	bet lottery.Bet
-	log *logging.Logger
+	log logformat.Logger
 }
 
 func (b *singleBet) Mode() protocol.Mode { return protocol.ModeSingle }
@@ -119,7 +117,7 @@ type csvSource struct {
 	size       int64
 	read       countingReader
 	cr         *csv.Reader
-	log        *logging.Logger
+	log        logformat.Logger
 	loggedUpTo int // invalid rows up to this line were logged by an earlier pass
 	lastLine   int // the line of the last row read
 	discarded  int
@@ -128,7 +126,7 @@ type csvSource struct {
 
 // openCSV opens path for agency, validating bets as of today. Invalid rows
 // up to line loggedUpTo are not logged again (they were, before a reconnect).
-func openCSV(path string, agency int, log *logging.Logger, loggedUpTo int, today time.Time) (*csvSource, error) {
+func openCSV(path string, agency int, log logformat.Logger, loggedUpTo int, today time.Time) (*csvSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open agency data: %w", err)

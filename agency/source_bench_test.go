@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/op/go-logging"
+	"github.com/loteria-nacional/tp0/logformat"
 )
 
 // BenchmarkCSVSource parses and validates agency rows (one op = one row).
@@ -20,8 +20,7 @@ func BenchmarkCSVSource(b *testing.B) {
 	}
 	path := filepath.Join(b.TempDir(), "agency-1.csv")
 	os.WriteFile(path, []byte(sb.String()), 0o644)
-	log := logging.MustGetLogger("bench")
-	logging.SetBackend(logging.NewLogBackend(io.Discard, "", 0))
+	log := logformat.Discard
 	b.SetBytes(int64(sb.Len() / 10000))
 	b.ReportAllocs()
 	var src *csvSource

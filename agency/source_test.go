@@ -10,16 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/op/go-logging"
-
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
-func quietLog() *logging.Logger {
-	logging.SetBackend(logging.NewLogBackend(io.Discard, "", 0))
-	return logging.MustGetLogger("test")
-}
+func quietLog() logformat.Logger { return logformat.Discard }
 
 func TestCSVSource(t *testing.T) {
 	rows := "\xef\xbb\xbfAna,Paz,1,1990-01-01,7574\r\n" + // BOM, CRLF

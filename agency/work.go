@@ -6,25 +6,30 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/op/go-logging"
-
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
 )
 
-// New returns the agency opts describes, deciding what it does (see
-// chooseWork). getenv gives the single bet of course exercise 5.
-func New(opts Options, log *logging.Logger, getenv func(string) string) (*Agency, error) {
-	b, echo, err := chooseWork(opts, getenv, log)
+// New validates opts and returns the agency they describe, deciding what it
+// does (see chooseWork). getenv gives the single bet of course exercise 5.
+func New(opts Options, getenv func(string) string) (*Agency, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	b, echo, err := chooseWork(opts, getenv, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Agency{opts: opts, log: log, bets: b, echo: echo}, nil
+	return &Agency{opts: opts, log: opts.Logger, bets: b, echo: echo}, nil
 }
 
-// NewWithBets returns an agency that sends the bets of b (a load generator's,
-// say) instead of a file's.
-func NewWithBets(opts Options, log *logging.Logger, b Bets) *Agency {
-	return &Agency{opts: opts, log: log, bets: b}
+// NewWithBets validates opts and returns an agency that sends the bets of b
+// (a load generator's, say) instead of a file's.
+func NewWithBets(opts Options, b Bets) (*Agency, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agency{opts: opts, log: opts.Logger, bets: b}, nil
 }
 
 // Work names what the agency does, for its config line: the input and the
@@ -46,7 +51,7 @@ func (a *Agency) Retries() int { return int(a.retries.Load()) }
 // the environment (exercise 5), the bets of its data file, or, with neither
 // and loop.amount above 0, the course's echo loop (exercises 1 to 4). Nothing
 // to do at all is a configuration error.
-func chooseWork(o Options, getenv func(string) string, log *logging.Logger) (b Bets, echo bool, err error) {
+func chooseWork(o Options, getenv func(string) string, log logformat.Logger) (b Bets, echo bool, err error) {
 	bet, ok, err := singleBetFromEnv(o.ID, getenv)
 	if err != nil {
 		return nil, false, err

@@ -20,13 +20,44 @@ import (
 // Format is the go-logging format of every line.
 const Format = `%{time:2006-01-02 15:04:05} %{level:-8s} %{message}`
 
-// Setup sends every logger's lines at level or above to w.
-func Setup(w io.Writer, level logging.Level) {
+// Logger is what the project's packages log through: the go-logging
+// methods they use, so a *logging.Logger is one. Libraries take it as an
+// option and default to Discard; mains pass New's, tests one that writes to
+// t.Log.
+type Logger interface {
+	Debugf(format string, args ...any)
+	Infof(format string, args ...any)
+	Warningf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Criticalf(format string, args ...any)
+	// IsEnabledFor reports whether a line at level would be written, so a
+	// loop of lines can be skipped whole.
+	IsEnabledFor(level logging.Level) bool
+}
+
+// New returns a logger of its own that writes the lines at level or above
+// to w in Format. It touches no global state: several may live in one
+// process (three centrals of a test, each with its own log).
+func New(w io.Writer, level logging.Level, module string) *logging.Logger {
 	backend := logging.NewLogBackend(w, "", 0)
 	leveled := logging.AddModuleLevel(logging.NewBackendFormatter(backend, logging.MustStringFormatter(Format)))
 	leveled.SetLevel(level, "")
-	logging.SetBackend(leveled)
+	l := &logging.Logger{Module: module}
+	l.SetBackend(leveled)
+	return l
 }
+
+// Discard is a Logger that writes nothing.
+var Discard Logger = discard{}
+
+type discard struct{}
+
+func (discard) Debugf(string, ...any)           {}
+func (discard) Infof(string, ...any)            {}
+func (discard) Warningf(string, ...any)         {}
+func (discard) Errorf(string, ...any)           {}
+func (discard) Criticalf(string, ...any)        {}
+func (discard) IsEnabledFor(logging.Level) bool { return false }
 
 // Levels lists the level names that ParseLevel accepts, most severe first.
 const Levels = "CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG"

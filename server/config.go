@@ -2,34 +2,33 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"strings"
 	"time"
 
 	"github.com/op/go-logging"
 	"github.com/spf13/viper"
 
+	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/settings"
 )
 
-// Options is the server's configuration: config.ini's [DEFAULT] section, each
-// key overridden by an environment variable of the same name.
-type Options struct {
-	Port        int
-	IP          string
-	Backlog     int
-	LogLevel    logging.Level
-	Agencies    int
-	DBPath      string
-	IdleTimeout time.Duration
-	MaxConns    int
-	FileLimit   uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
-	GroupCommit bool   // agencies' batches share commits (store.Options.GroupCommit)
+// config is the command's configuration: config.ini's [DEFAULT] section,
+// each key overridden by an environment variable of the same name. The
+// central's own options are in Central; the rest is the command's (where to
+// listen, the log level, the admin listener, the TLS files).
+type config struct {
+	Central   central.Options
+	Port      int
+	IP        string
+	Backlog   int
+	LogLevel  logging.Level
+	FileLimit uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
 
 	TLSCert, TLSKey, TLSClientCA string // mutual TLS: the central's pair and the agencies' CA
-	TLSRequired                  bool   // refuse plaintext agencies
 	TLSDenySerials               string // revoked agency certificates, hex serials, comma-separated
-	TLS                          *tls.Config
 
 	AdminAddr string // the operators' HTTP listener (metrics, health, status page); "" is off
 }
@@ -53,9 +52,10 @@ var defaults = []settings.Default{
 	{Key: "ADMIN_ADDR", Value: ""},
 }
 
-// loadOptions reads the config file at path (a missing file is fine: defaults
-// and environment) and validates every value.
-func loadOptions(path string) (Options, error) {
+// loadConfig reads the config file at path (a missing file is fine unless
+// required: defaults and environment) and validates every value, reporting
+// every bad key at once.
+func loadConfig(path string, required bool) (config, error) {
 	v := viper.New()
 	v.SetConfigType("ini")
 	for _, d := range defaults {
@@ -64,63 +64,59 @@ func loadOptions(path string) (Options, error) {
 		v.BindEnv(name, d.Key)
 	}
 	if path != "" {
-		if err := settings.ReadFile(path, v.ReadConfig); err != nil {
-			return Options{}, err
+		if err := settings.ReadFile(path, required, v.ReadConfig); err != nil {
+			return config{}, err
 		}
 	}
 	p := settings.Parser{Lookup: func(key string) string { return v.GetString("default." + strings.ToLower(key)) }}
-	var o Options
+	o := config{Central: central.NewOptions()}
 	o.Port = p.IntIn("SERVER_PORT", 0, 65535) // 0: any free port, named in the listen line
 	o.IP = p.String("SERVER_IP")
 	o.Backlog = p.IntIn("SERVER_LISTEN_BACKLOG", 1, 65535)
 	o.LogLevel = settings.Parse(&p, "LOGGING_LEVEL", logformat.ParseLevel)
-	o.Agencies = p.IntIn("AGENCIES", 1, 999999)
-	o.DBPath = p.NonEmpty("DB_PATH")
-	o.IdleTimeout = p.DurationIn("IDLE_TIMEOUT", 100*time.Millisecond, time.Hour)
+	o.Central.Agencies = p.IntIn("AGENCIES", 1, central.MaxAgencies)
+	o.Central.DBPath = p.NonEmpty("DB_PATH")
+	o.Central.IdleTimeout = p.DurationIn("IDLE_TIMEOUT", 100*time.Millisecond, time.Hour)
 	if p.String("MAX_CONNECTIONS") != "" {
-		o.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
+		o.Central.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
 	}
-	o.GroupCommit = p.Bool("GROUP_COMMIT")
+	o.Central.GroupCommit = p.Bool("GROUP_COMMIT")
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
-	o.TLSRequired = p.Bool("TLS_REQUIRED")
+	o.Central.TLSRequired = p.Bool("TLS_REQUIRED")
 	o.TLSDenySerials = p.String("TLS_DENY_SERIALS")
 	o.AdminAddr = p.String("ADMIN_ADDR")
 	if p.Err != nil {
 		return o, p.Err
 	}
-	o.MaxConns, o.FileLimit = connectionLimit(o.MaxConns)
+	o.Central.MaxConns, o.FileLimit = central.ConnectionLimit(o.Central.MaxConns)
 	var err error
-	o.TLS, err = loadTLS(o, time.Now())
+	o.Central.TLS, err = loadTLS(o, time.Now())
 	return o, err
 }
 
-// fdReserve is how many file descriptors the central keeps beside its
-// sessions (standard streams, the store, the listener, the poller, refusals
-// being written): a quarter of the limit, from 16 to 64.
-func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) }
-
-// autoMaxConns bounds MAX_CONNECTIONS when it is derived from the limit.
-const autoMaxConns = 65536
-
-// connectionLimit returns the connection limit for a configured value
-// (0: not set) and the open-file limit it was derived from or capped by
-// (0: unknown). Unset, it is what RLIMIT_NOFILE allows (at most
-// autoMaxConns); set above that, it is capped there: past it, accept would
-// fail for want of descriptors instead of refusing with a clear error.
-func connectionLimit(set int) (maxConns int, fileLimit uint64) {
-	nofile, ok := openFileLimit()
-	if !ok {
-		if set == 0 {
-			set = 256
+// loadTLS builds the central's TLS config from TLS_CERT, TLS_KEY and
+// TLS_CLIENT_CA (all or none), with TLS_DENY_SERIALS revoked. nil without TLS.
+func loadTLS(o config, now time.Time) (*tls.Config, error) {
+	if o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "" {
+		if o.Central.TLSRequired {
+			return nil, &settings.Error{Key: "TLS_REQUIRED", Value: "true", Reason: "needs TLS_CERT, TLS_KEY and TLS_CLIENT_CA"}
 		}
-		return set, 0
+		return nil, nil
 	}
-	allowed := 1
-	if r := fdReserve(nofile); nofile > r+1 {
-		allowed = int(min(nofile-r, 1<<20))
+	for _, k := range []struct{ key, val string }{{"TLS_CERT", o.TLSCert}, {"TLS_KEY", o.TLSKey}, {"TLS_CLIENT_CA", o.TLSClientCA}} {
+		if k.val == "" {
+			return nil, &settings.Error{Key: k.key, Value: "", Reason: "must be set with the other TLS_ keys"}
+		}
 	}
-	if set == 0 {
-		return min(allowed, autoMaxConns), nofile
+	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, now)
+	if err != nil {
+		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
 	}
-	return min(set, allowed), nofile
+	deny := map[string]bool{}
+	for _, s := range strings.Split(o.TLSDenySerials, ",") {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			deny[strings.TrimLeft(strings.ReplaceAll(s, ":", ""), "0")] = true
+		}
+	}
+	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return deny[pki.Serial(c)] }), nil
 }

@@ -1,10 +1,12 @@
 // Command server is the lottery central. It reads config.ini (path in
-// SERVER_CONFIG, default ./config.ini; a missing file means defaults and
-// environment), listens for agencies and runs the draw. See the README.
+// SERVER_CONFIG, default ./config.ini; a missing default file means defaults
+// and environment), listens for agencies and runs the draw. See the README.
 package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -13,32 +15,39 @@ import (
 
 	"github.com/op/go-logging"
 
+	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/settings"
 )
 
-var log = logging.MustGetLogger("server")
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func main() { os.Exit(run()) }
-
-func run() int {
-	logformat.Setup(os.Stdout, logging.INFO)
-	path := os.Getenv("SERVER_CONFIG")
-	if path == "" {
-		path = "config.ini"
+func run(args []string, stdout, stderr io.Writer) int {
+	if code, done := commandLine(args, stdout, stderr); done {
+		return code
 	}
-	opts, err := loadOptions(path)
+	log := logformat.New(stdout, logging.INFO, "server")
+	path, required := os.Getenv("SERVER_CONFIG"), true
+	if path == "" {
+		path, required = "config.ini", false
+	}
+	cfg, err := loadConfig(path, required)
 	if err != nil {
-		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
+		for _, e := range settings.Each(err) {
+			log.Criticalf("action: config | result: fail | error: %s", logformat.Value(e.Error()))
+		}
 		return 1
 	}
-	logformat.Setup(os.Stdout, opts.LogLevel)
+	log = logformat.New(stdout, cfg.LogLevel, "server")
+	opts := cfg.Central
+	opts.Logger = log
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t | admin_addr: %s",
-		logformat.Value(path), logformat.Value(opts.IP), opts.Port, opts.Backlog, opts.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, opts.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired, logformat.Value(opts.AdminAddr))
+		logformat.Value(path), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired, logformat.Value(cfg.AdminAddr))
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
 		if err != nil {
-			log.Criticalf("action: cpu_profile | result: fail | error: %v", err)
+			log.Criticalf("action: cpu_profile | result: fail | error: %s", logformat.Value(err.Error()))
 			return 1
 		}
 		defer stopProfile()
@@ -52,25 +61,20 @@ func run() int {
 
 	// Listen first: a bad address must fail before the store is touched
 	// (opening it may archive a finished round).
-	ip, err := listenIP(opts.IP)
-	if err != nil {
-		log.Criticalf("action: listen | result: fail | error: %s", logformat.Value(err.Error()))
-		return 1
-	}
-	ln, err := listen(ip, opts.Port, opts.Backlog)
+	ln, err := listenAgencies(cfg)
 	if err != nil {
 		log.Criticalf("action: listen | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
 	var admin net.Listener
-	if opts.AdminAddr != "" {
-		if admin, err = net.Listen("tcp", opts.AdminAddr); err != nil {
+	if cfg.AdminAddr != "" {
+		if admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			log.Criticalf("action: admin_listen | result: fail | error: %s", logformat.Value(err.Error()))
 			ln.Close()
 			return 1
 		}
 	}
-	c, err := newCentral(opts, log)
+	c, err := central.New(opts)
 	if err != nil {
 		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s", logformat.Value(opts.DBPath), logformat.Value(err.Error()))
 		ln.Close()
@@ -81,15 +85,63 @@ func run() int {
 	}
 	if admin != nil {
 		log.Infof("action: admin_listen | result: success | address: %s", admin.Addr())
-		go c.serveAdmin(ctx, admin)
+		c.ServeAdmin(admin)
 	}
 	log.Infof("action: listen | result: success | address: %s", ln.Addr())
-	c.Serve(ctx, ln)
-	if err := c.Close(); err != nil {
+	serveErr := c.Serve(ctx, ln)
+	closeErr := c.Close()
+	if serveErr != nil {
+		log.Criticalf("action: shutdown | result: fail | error: %s", logformat.Value(serveErr.Error()))
 		return 1
 	}
-	log.Info("action: shutdown | result: success")
+	if closeErr != nil {
+		return 1
+	}
+	log.Infof("action: shutdown | result: success")
 	return 0
+}
+
+// listenAgencies opens the agencies' listener on SERVER_IP:SERVER_PORT with
+// SERVER_LISTEN_BACKLOG.
+func listenAgencies(cfg config) (net.Listener, error) {
+	ip, err := listenIP(cfg.IP)
+	if err != nil {
+		return nil, err
+	}
+	return listen(ip, cfg.Port, cfg.Backlog)
+}
+
+// usage is what --help prints.
+const usage = `usage: server [--help] [--version]
+
+The lottery central: it listens for agencies, stores their bets, runs the
+draw once every agency has finished and answers each agency's winners.
+
+It reads config.ini from the working directory, or the file named by
+SERVER_CONFIG (which must then exist). Every key can be overridden by an
+environment variable of the same name (SERVER_PORT, AGENCIES, DB_PATH, ...);
+see the README's Configuration section.
+`
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// commandLine handles the arguments: --help and --version print and exit 0,
+// anything else exits 2. done is false when the central should run.
+func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0, true
+	case "-version", "--version", "version":
+		fmt.Fprintf(stdout, "server %s\n", version)
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "server: unknown argument %q\n\n%s", args[0], usage)
+	return 2, true
 }
 
 // startCPUProfile writes a pprof CPU profile of the whole run to path (a
@@ -108,3 +160,4 @@ func startCPUProfile(path string) (func(), error) {
 		f.Close()
 	}, nil
 }
+

@@ -30,19 +30,37 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Parser converts values looked up by key. After the calls, Err holds the
-// first problem, or nil.
+// Parser converts values looked up by key. After the calls, Err holds every
+// problem found (errors.Join of *Error, in the order of the calls), or nil,
+// so a config with three bad keys is told about all three at once.
 type Parser struct {
 	Lookup func(key string) string
 	Err    error
+	errs   []error
 }
 
 func (p *Parser) get(key string) string { return strings.TrimSpace(p.Lookup(key)) }
 
 func (p *Parser) fail(key, val, reason string) {
-	if p.Err == nil {
-		p.Err = &Error{key, val, reason}
+	p.errs = append(p.errs, &Error{key, val, reason})
+	p.Err = errors.Join(p.errs...)
+}
+
+// Each returns the errors err holds: those of an errors.Join one by one
+// (nested joins flattened), or err alone. A program logs one line each.
+func Each(err error) []error {
+	if err == nil {
+		return nil
 	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, Each(e)...)
+	}
+	return out
 }
 
 // String returns the value as is.
@@ -122,16 +140,23 @@ func (p *Parser) DurationIn(key string, lo, hi time.Duration) time.Duration {
 type Default struct{ Key, Value string }
 
 // ReadFile opens path and passes it to parse. A missing file is not an error
-// (parse is not called); an unreadable or malformed one is, naming the file.
-func ReadFile(path string, parse func(io.Reader) error) error {
+// (parse is not called) unless required (a path the operator named); an
+// unreadable or malformed one is, naming the file, and so is a path that is
+// not a regular file (a directory, say).
+func ReadFile(path string, required bool, parse func(io.Reader) error) error {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && !required {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	} else if !st.Mode().IsRegular() {
+		return fmt.Errorf("config file %s is not a regular file (%s)", path, st.Mode().Type())
+	}
 	if err := parse(f); err != nil {
 		return fmt.Errorf("config file %s is malformed: %w", path, err)
 	}

@@ -49,16 +49,16 @@ func TestParser(t *testing.T) {
 func TestReadFile(t *testing.T) {
 	dir := t.TempDir()
 	called := false
-	if err := ReadFile(dir+"/missing.ini", func(io.Reader) error { called = true; return nil }); err != nil || called {
+	if err := ReadFile(dir+"/missing.ini", false, func(io.Reader) error { called = true; return nil }); err != nil || called {
 		t.Fatalf("missing file: err %v, parse called %v", err, called)
 	}
 	path := dir + "/bad.ini"
 	os.WriteFile(path, []byte("x"), 0o644)
 	bad := errors.New("syntax")
-	if err := ReadFile(path, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
+	if err := ReadFile(path, false, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
 		t.Fatalf("malformed file: %v", err)
 	}
-	if err := ReadFile(dir, func(r io.Reader) error { _, err := io.ReadAll(r); return err }); err == nil {
+	if err := ReadFile(dir, false, func(r io.Reader) error { _, err := io.ReadAll(r); return err }); err == nil {
 		t.Fatal("a directory read as a config file gave no error")
 	}
 }

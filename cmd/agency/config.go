@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/op/go-logging"
 	"github.com/spf13/viper"
 
 	"github.com/loteria-nacional/tp0/agency"
@@ -35,8 +36,19 @@ var defaults = []settings.Default{
 	{Key: "tls.key", Value: ""},
 }
 
-// loadOptions reads path (missing is fine; malformed is not) and the environment.
-func loadOptions(path string) (agency.Options, error) {
+// config is the command's configuration: the agency's options and what only
+// the command uses.
+type config struct {
+	Agency   agency.Options
+	LogLevel logging.Level
+	// LoopPeriodText is loop.period as written, for the config line (the
+	// course's tests compare it with what they wrote).
+	LoopPeriodText string
+}
+
+// loadConfig reads path (missing is fine unless required; malformed is not)
+// and the environment, reporting every bad key at once.
+func loadConfig(path string, required bool) (config, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	v.SetEnvPrefix("cli")
@@ -46,16 +58,17 @@ func loadOptions(path string) (agency.Options, error) {
 		v.SetDefault(d.Key, d.Value)
 	}
 	if path != "" {
-		if err := settings.ReadFile(path, v.ReadConfig); err != nil {
-			return agency.Options{}, err
+		if err := settings.ReadFile(path, required, v.ReadConfig); err != nil {
+			return config{}, err
 		}
 	}
 	p := settings.Parser{Lookup: v.GetString}
-	var o agency.Options
+	c := config{Agency: agency.NewOptions()}
+	o := &c.Agency
 	o.ID = p.IntIn("id", 1, 1<<31-1)
 	o.ServerAddress = settings.Parse(&p, "server.address", parseHostPort)
 	o.ServerTimeout = p.DurationIn("server.timeout", time.Millisecond, time.Hour)
-	o.LogLevel = settings.Parse(&p, "log.level", logformat.ParseLevel)
+	c.LogLevel = settings.Parse(&p, "log.level", logformat.ParseLevel)
 	o.BatchMaxAmount = p.IntIn("batch.maxAmount", 1, 100000)
 	o.BatchWindow = p.IntIn("batch.window", 1, 64)
 	o.DataPath = p.String("data.path")
@@ -68,14 +81,14 @@ func loadOptions(path string) (agency.Options, error) {
 	o.Backoff = p.DurationIn("reconnect.backoff", time.Millisecond, time.Hour)
 	o.MaxBackoff = p.DurationIn("reconnect.maxBackoff", time.Millisecond, time.Hour)
 	o.LoopAmount = p.IntIn("loop.amount", 0, 1<<31-1)
-	o.LoopPeriodText = p.String("loop.period")
+	c.LoopPeriodText = p.String("loop.period")
 	o.LoopPeriod = p.DurationIn("loop.period", 0, 24*time.Hour)
 	if p.Err != nil {
-		return o, p.Err
+		return c, p.Err
 	}
 	var err error
 	o.TLS, err = agency.LoadTLS(p.String("tls.ca"), p.String("tls.cert"), p.String("tls.key"), o.ServerAddress, time.Now())
-	return o, err
+	return c, err
 }
 
 // parseHostPort accepts host:port with a port in 1..65535, as a dial needs.

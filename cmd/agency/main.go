@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,24 +21,30 @@ import (
 
 	"github.com/loteria-nacional/tp0/agency"
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/settings"
 )
 
-var log = logging.MustGetLogger("agency")
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func main() { os.Exit(run()) }
-
-func run() int {
-	logformat.Setup(os.Stdout, logging.INFO)
-	path := os.Getenv("CLI_CONFIG")
-	if path == "" {
-		path = "config.yaml"
+func run(args []string, stdout, stderr io.Writer) int {
+	if code, done := commandLine(args, stdout, stderr); done {
+		return code
 	}
-	opts, err := loadOptions(path)
+	log := logformat.New(stdout, logging.INFO, "agency")
+	path, required := os.Getenv("CLI_CONFIG"), true
+	if path == "" {
+		path, required = "config.yaml", false
+	}
+	cfg, err := loadConfig(path, required)
 	if err != nil {
-		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
+		for _, e := range settings.Each(err) {
+			log.Criticalf("action: config | result: fail | error: %s", logformat.Value(e.Error()))
+		}
 		return 1
 	}
-	logformat.Setup(os.Stdout, opts.LogLevel)
+	log = logformat.New(stdout, cfg.LogLevel, "agency")
+	opts := cfg.Agency
+	opts.Logger = log
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		// A person is watching: a progress bar on the terminal, beside the
 		// progreso log lines that Docker and files keep.
@@ -50,15 +57,15 @@ func run() int {
 		}
 		defer bar.Finish()
 	}
-	a, err := agency.New(opts, log, os.Getenv)
+	a, err := agency.New(opts, os.Getenv)
 	if err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
 	data, mode := a.Work()
 	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s | tls: %t",
-		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, opts.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
-		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(opts.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil)
+		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, cfg.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
+		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(cfg.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -76,4 +83,39 @@ func run() int {
 		log.Errorf("action: agencia | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}
+}
+
+// usage is what --help prints.
+const usage = `usage: agency [--help] [--version]
+
+A betting agency: it sends its bets (a CSV file, or the single bet of the
+NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO variables) to the central
+exactly once, then asks for its winners; with neither and loop.amount > 0 it
+runs the course's echo loop.
+
+It reads config.yaml from the working directory, or the file named by
+CLI_CONFIG (which must then exist). Every key can be overridden by an
+environment variable CLI_<KEY> (CLI_ID, CLI_SERVER_ADDRESS, ...); see the
+README's Configuration section.
+`
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// commandLine handles the arguments: --help and --version print and exit 0,
+// anything else exits 2. done is false when the agency should run.
+func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0, true
+	case "-version", "--version", "version":
+		fmt.Fprintf(stdout, "agency %s\n", version)
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "agency: unknown argument %q\n\n%s", args[0], usage)
+	return 2, true
 }

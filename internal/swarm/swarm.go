@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/agency"
 	"github.com/loteria-nacional/tp0/lottery"
@@ -112,16 +111,18 @@ func (s *source) Close() error      { return nil }
 
 // Run runs the swarm until every agency holds its winners or one fails.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	logging.SetBackend(logging.NewLogBackend(io.Discard, "", 0)) // thousands of agencies: no logs
-	log := logging.MustGetLogger("swarm")
 	var lastAck atomic.Int64
 	agencies := make([]*agency.Agency, cfg.Agencies+1)
 	for id := 1; id <= cfg.Agencies; id++ {
-		agencies[id] = agency.NewWithBets(agency.Options{
-			ID: id, ServerAddress: cfg.Addr, ServerTimeout: time.Minute, WinnersTimeout: time.Hour,
-			BatchMaxAmount: 400, BatchWindow: max(cfg.Window, 1), Attempts: 1 << 20, RetryTimeout: cfg.RetryTimeout,
-			Backoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		}, log, &generated{agency: id, n: cfg.Bets, lastAck: &lastAck})
+		// Thousands of agencies: no logs (the options' default).
+		opts := agency.NewOptions()
+		opts.ID, opts.ServerAddress, opts.ServerTimeout, opts.WinnersTimeout = id, cfg.Addr, time.Minute, time.Hour
+		opts.BatchWindow, opts.Attempts, opts.RetryTimeout, opts.MaxBackoff = max(cfg.Window, 1), 1<<20, cfg.RetryTimeout, 5*time.Second
+		a, err := agency.NewWithBets(opts, &generated{agency: id, n: cfg.Bets, lastAck: &lastAck})
+		if err != nil {
+			return Result{}, err
+		}
+		agencies[id] = a
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -5,8 +5,13 @@ package testkit
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/logformat"
 
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
@@ -53,4 +58,34 @@ func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Logger returns a logger of its own (no global backend) that writes its
+// lines at level or above to tb.Log, so they show with the test that wrote
+// them and only when it fails or runs with -v. Lines written after the test
+// ended are dropped instead of panicking.
+func Logger(tb testing.TB, level logging.Level) *logging.Logger {
+	w := &testWriter{tb: tb}
+	tb.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return logformat.New(w, level, tb.Name())
+}
+
+type testWriter struct {
+	tb   testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.tb.Helper()
+		w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
 }

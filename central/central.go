@@ -1,4 +1,4 @@
-package main
+package central
 
 import (
 	"context"
@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
@@ -47,7 +46,7 @@ type Central struct {
 	opts  Options
 	tls   *tls.Config // mutual TLS for agencies; nil without it
 	store betStore
-	log   *logging.Logger
+	log   logformat.Logger
 	round uint64 // identifies this round to agencies: its start time in ns
 
 	slots chan struct{} // one token per connection being served: the connection limit
@@ -58,11 +57,22 @@ type Central struct {
 	barrier *barrier
 	metrics *metrics
 	ready   atomic.Bool // accepting, and not shutting down (/readyz)
+
+	admin     *http.Server   // the operators' listener, once ServeAdmin started it
+	adminDone sync.WaitGroup // its Serve
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// newCentral opens the round in the store at opts.DBPath: a finished and
-// delivered round is archived and a new one started; an unfinished one resumes.
-func newCentral(opts Options, log *logging.Logger) (*Central, error) {
+// New validates opts and opens the round in the store at opts.DBPath: a
+// finished and delivered round is archived and a new one started; an
+// unfinished one resumes. The caller serves it (Serve) and then closes it.
+func New(opts Options) (*Central, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.MaxConns, _ = ConnectionLimit(opts.MaxConns)
+	log := opts.Logger
 	s, r, err := openRound(opts, log)
 	if err != nil {
 		return nil, err
@@ -89,7 +99,7 @@ func newCentral(opts Options, log *logging.Logger) (*Central, error) {
 // ErrAgencies means AGENCIES differs from the count the round started with.
 var ErrAgencies = errors.New("AGENCIES differs from the round in the store")
 
-func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, error) {
+func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, error) {
 	sopts := store.Options{GroupCommit: opts.GroupCommit}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
@@ -141,39 +151,41 @@ func openRound(opts Options, log *logging.Logger) (*store.Store, store.Round, er
 // Serve accepts connections on ln until ctx is cancelled, then shuts down:
 // it stops accepting, lets commits in progress finish, answers sessions that
 // wait for winners with an error, closes every connection and waits for all
-// sessions. It does not close the store (see Close).
-func (c *Central) Serve(ctx context.Context, ln net.Listener) {
+// sessions. It returns nil after a cancel, and the error that ended the
+// accept loop otherwise (after the same shutdown). It does not close the
+// store (see Close).
+func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	if c.barrier.resume() {
 		c.startDraw(ctx)
 	}
 	c.ready.Store(true)
-	c.accept(ctx, ln)
+	err := c.accept(ctx, ln)
 	c.ready.Store(false)
 	ln.Close()
-	c.log.Info("action: close_listener | result: success")
+	c.log.Infof("action: close_listener | result: success")
 	for _, conn := range c.conns.shutdown() {
 		c.log.Infof("action: close_connection | result: success | ip: %s", remoteIP(conn))
 	}
 	c.wg.Wait()
+	return err
 }
 
-// accept runs the accept loop until the listener is closed. Temporary
-// errors (out of file descriptors, say) are retried after a growing pause,
-// as net/http does, so a full descriptor table cannot spin the loop; any
-// other error ends it.
-func (c *Central) accept(ctx context.Context, ln net.Listener) {
+// accept runs the accept loop until the listener is closed (nil) or fails
+// for good (that error). Temporary errors (out of file descriptors, say)
+// are retried after a growing pause, as net/http does, so a full descriptor
+// table cannot spin the loop.
+func (c *Central) accept(ctx context.Context, ln net.Listener) error {
 	failures := 0
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return
+				return nil
 			}
 			if !temporaryAccept(err) {
-				c.log.Criticalf("action: accept_connection | result: fail | error: %s", logformat.Value(err.Error()))
-				return
+				return fmt.Errorf("accepting connections: %w", err)
 			}
 			failures++
 			wait := acceptDelay(failures)
@@ -181,7 +193,7 @@ func (c *Central) accept(ctx context.Context, ln net.Listener) {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return
+				return nil
 			}
 			continue
 		}
@@ -268,13 +280,24 @@ func (c *Central) refuse(conn net.Conn) {
 // refuseWrite bounds the write of a refusal.
 const refuseWrite = 50 * time.Millisecond
 
-// Close closes the store. Call it after Serve returned.
+// Close shuts the admin listener down (within a second), then closes the
+// store. Call it after Serve returned; later calls return the first's result.
 func (c *Central) Close() error {
-	err := c.store.Close()
-	if err != nil {
-		c.log.Errorf("action: close_store | result: fail | error: %s", logformat.Value(err.Error()))
-		return err
-	}
-	c.log.Info("action: close_store | result: success")
-	return nil
+	c.closeOnce.Do(func() {
+		if c.admin != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := c.admin.Shutdown(ctx); err != nil {
+				c.admin.Close()
+			}
+			cancel()
+			c.adminDone.Wait()
+		}
+		if err := c.store.Close(); err != nil {
+			c.log.Errorf("action: close_store | result: fail | error: %s", logformat.Value(err.Error()))
+			c.closeErr = err
+			return
+		}
+		c.log.Infof("action: close_store | result: success")
+	})
+	return c.closeErr
 }

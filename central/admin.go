@@ -1,7 +1,6 @@
-package main
+package central
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -146,16 +145,16 @@ func (m *rateMeter) observe(count uint64) float64 {
 	return m.rate
 }
 
-// serveAdmin serves the admin routes on ln until ctx ends.
-func (c *Central) serveAdmin(ctx context.Context, ln net.Listener) {
+// ServeAdmin serves the admin routes on ln in the background until Close,
+// which shuts it down before the store closes. Call it once, before Serve.
+func (c *Central) ServeAdmin(ln net.Listener) {
 	srv := &http.Server{Handler: c.adminHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	})
-	defer stop()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		c.log.Errorf("action: admin | result: fail | error: %s", logformat.Value(err.Error()))
-	}
+	c.admin = srv
+	c.adminDone.Add(1)
+	go func() {
+		defer c.adminDone.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Errorf("action: admin | result: fail | error: %s", logformat.Value(err.Error()))
+		}
+	}()
 }

@@ -1,4 +1,4 @@
-package main
+package central
 
 import (
 	"bytes"
@@ -38,16 +38,12 @@ func (c *memConn) SetDeadline(time.Time) error      { return nil }
 func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 
-func quietLogger() *logging.Logger {
-	logging.SetBackend(logging.NewLogBackend(io.Discard, "", 0))
-	return logging.MustGetLogger("fuzz")
-}
-
 func newTestCentral(tb testing.TB, agencies int) *Central {
 	tb.Helper()
-	opts := Options{Agencies: agencies, DBPath: filepath.Join(tb.TempDir(), "bets.db"),
-		IdleTimeout: time.Second, MaxConns: 8, LogLevel: logging.ERROR}
-	c, err := newCentral(opts, quietLogger())
+	opts := NewOptions()
+	opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns = agencies, filepath.Join(tb.TempDir(), "bets.db"), time.Second, 8
+	opts.Logger = testkit.Logger(tb, logging.ERROR)
+	c, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package central
 
 import (
 	"context"
@@ -42,8 +42,7 @@ func (f *flakyStore) SaveDraw(at time.Time, agencies int, winners map[int][]stri
 func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 	c := newTestCentral(t, 1)
 	logs := &testkit.Buffer{}
-	logformat.Setup(logs, logging.INFO)
-	c.log = logging.MustGetLogger("draw")
+	c.log = logformat.New(logs, logging.INFO, "draw")
 	winner := lottery.Bet{Agency: 1, FirstName: "Ana", LastName: "Paz", Document: "30904465",
 		Birthdate: lottery.Date{Year: 1990, Month: 1, Day: 2}, Number: lottery.WinnerNumber}
 	if _, err := c.store.Append(1, 0, []lottery.Bet{winner}); err != nil {
@@ -95,13 +94,13 @@ func TestConnectionLimit(t *testing.T) {
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE here")
 	}
-	if n, lim := connectionLimit(1 << 20); lim != nofile || uint64(n)+fdReserve(nofile) != nofile {
+	if n, lim := ConnectionLimit(1 << 20); lim != nofile || uint64(n)+fdReserve(nofile) != nofile {
 		t.Fatalf("a huge MAX_CONNECTIONS gives %d (nofile %d)", n, lim)
 	}
-	if n, _ := connectionLimit(7); n != 7 {
+	if n, _ := ConnectionLimit(7); n != 7 {
 		t.Fatalf("MAX_CONNECTIONS=7 gives %d", n)
 	}
-	if n, _ := connectionLimit(0); n < 1 || n > autoMaxConns {
+	if n, _ := ConnectionLimit(0); n < 1 || n > autoMaxConns {
 		t.Fatalf("derived MAX_CONNECTIONS %d", n)
 	}
 }

@@ -1,62 +1,41 @@
-package main
+package central
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
-	"strings"
-	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/protocol"
-	"github.com/loteria-nacional/tp0/settings"
 )
 
 // tlsRecord is the first byte of a TLS handshake record: on the shared port
 // it tells a TLS client from a plaintext frame (0xA1) and an echo line.
 const tlsRecord = 0x16
 
-// loadTLS builds the central's TLS config from TLS_CERT, TLS_KEY and
-// TLS_CLIENT_CA (all or none), with TLS_DENY_SERIALS revoked. nil without TLS.
-func loadTLS(o Options, now time.Time) (*tls.Config, error) {
-	if o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "" {
-		if o.TLSRequired {
-			return nil, &settings.Error{Key: "TLS_REQUIRED", Value: "true", Reason: "needs TLS_CERT, TLS_KEY and TLS_CLIENT_CA"}
-		}
-		return nil, nil
-	}
-	for _, k := range []struct{ key, val string }{{"TLS_CERT", o.TLSCert}, {"TLS_KEY", o.TLSKey}, {"TLS_CLIENT_CA", o.TLSClientCA}} {
-		if k.val == "" {
-			return nil, &settings.Error{Key: k.key, Value: "", Reason: "must be set with the other TLS_ keys"}
-		}
-	}
-	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, now)
-	if err != nil {
-		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
-	}
-	deny := map[string]bool{}
-	for _, s := range strings.Split(o.TLSDenySerials, ",") {
-		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
-			deny[strings.TrimLeft(strings.ReplaceAll(s, ":", ""), "0")] = true
-		}
-	}
+// AgencyTLS returns the TLS config of a central that serves agencies over
+// mutual TLS: TLS 1.3, its own pair, client certificates required and
+// verified against agencies (the lottery's CA), each naming one agency
+// (pki.AgencyID), none of them revoked (revoked may be nil: none is).
+func AgencyTLS(pair tls.Certificate, agencies *x509.CertPool, revoked func(*x509.Certificate) bool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
+		ClientCAs:    agencies,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			leaf := cs.PeerCertificates[0]
-			if deny[pki.Serial(leaf)] {
+			if revoked != nil && revoked(leaf) {
 				return fmt.Errorf("certificate %s (%s) is revoked by TLS_DENY_SERIALS", pki.Serial(leaf), leaf.Subject.CommonName)
 			}
 			_, err := pki.AgencyID(leaf)
 			return err
 		},
-	}, nil
+	}
 }
 
 // peekedConn reads what the buffered reader that peeked the first byte

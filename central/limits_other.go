@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package central
 
 // openFileLimit: no RLIMIT_NOFILE here; MAX_CONNECTIONS is taken as set.
 func openFileLimit() (uint64, bool) { return 0, false }

@@ -1,0 +1,108 @@
+package central
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+// MaxAgencies bounds Options.Agencies: the largest network the system is
+// tested and measured for (make bench-swarm runs 10,000 agencies), with room
+// to spare. Past it the per-agency state (status rows, metrics series) is
+// not what this central was built for.
+const MaxAgencies = 100000
+
+// Options configure a Central. Start from NewOptions: its zero value is not
+// valid (no agencies, no store path).
+type Options struct {
+	// Agencies is how many agencies the draw waits for (1..MaxAgencies).
+	Agencies int
+	// DBPath is the bbolt store of the round.
+	DBPath string
+	// IdleTimeout bounds the wait for each frame of a session.
+	IdleTimeout time.Duration
+	// MaxConns is the connection limit. 0 derives it from RLIMIT_NOFILE
+	// (see ConnectionLimit); a value above what the limit allows is capped.
+	MaxConns int
+	// GroupCommit lets agencies' batches share commits (store.Options.GroupCommit).
+	GroupCommit bool
+	// TLS is mutual TLS for agencies (the central's pair, the agencies'
+	// CA, revocation); nil without.
+	TLS *tls.Config
+	// TLSRequired refuses plaintext agency sessions (echo checks stay plaintext).
+	TLSRequired bool
+	// Logger receives the central's log lines (logformat.Discard by default).
+	Logger logformat.Logger
+}
+
+// NewOptions returns the defaults: those of config.ini.
+func NewOptions() Options {
+	return Options{
+		Agencies:    5,
+		DBPath:      "bets.db",
+		IdleTimeout: 30 * time.Second,
+		GroupCommit: true,
+		Logger:      logformat.Discard,
+	}
+}
+
+// Validate reports every option out of its range at once.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(name string, v any, why string) {
+		errs = append(errs, fmt.Errorf("central option %s = %v: %s", name, v, why))
+	}
+	if o.Agencies < 1 || o.Agencies > MaxAgencies {
+		bad("Agencies", o.Agencies, fmt.Sprintf("must be between 1 and %d", MaxAgencies))
+	}
+	if o.DBPath == "" {
+		bad("DBPath", `""`, "must name the store file")
+	}
+	if o.IdleTimeout < 100*time.Millisecond || o.IdleTimeout > time.Hour {
+		bad("IdleTimeout", o.IdleTimeout, "must be between 100ms and 1h")
+	}
+	if o.MaxConns < 0 {
+		bad("MaxConns", o.MaxConns, "must be 0 (derived) or more")
+	}
+	if o.TLSRequired && o.TLS == nil {
+		bad("TLSRequired", true, "needs a TLS config")
+	}
+	if o.Logger == nil {
+		bad("Logger", nil, "must be set (logformat.Discard writes nothing)")
+	}
+	return errors.Join(errs...)
+}
+
+// fdReserve is how many file descriptors the central keeps beside its
+// sessions (standard streams, the store, the listener, the poller, refusals
+// being written): a quarter of the limit, from 16 to 64.
+func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) }
+
+// autoMaxConns bounds MaxConns when it is derived from the limit.
+const autoMaxConns = 65536
+
+// ConnectionLimit returns the connection limit for a configured value
+// (0: not set) and the open-file limit it was derived from or capped by
+// (0: unknown). Unset, it is what RLIMIT_NOFILE allows (at most 65,536);
+// set above that, it is capped there: past it, accept would fail for want of
+// descriptors instead of refusing with a clear error.
+func ConnectionLimit(set int) (maxConns int, fileLimit uint64) {
+	nofile, ok := openFileLimit()
+	if !ok {
+		if set == 0 {
+			set = 256
+		}
+		return set, 0
+	}
+	allowed := 1
+	if r := fdReserve(nofile); nofile > r+1 {
+		allowed = int(min(nofile-r, 1<<20))
+	}
+	if set == 0 {
+		return min(allowed, autoMaxConns), nofile
+	}
+	return min(set, allowed), nofile
+}
