@@ -160,4 +160,3 @@ func startCPUProfile(path string) (func(), error) {
 		f.Close()
 	}, nil
 }
-
