@@ -39,6 +39,9 @@ type session struct {
 	sent    bool   // the winners were sent: Received may follow
 }
 
+// internalMessage is all an agency is told of an internal error.
+const internalMessage = "the central could not complete the request; it is logged there, retry later"
+
 // errEnd ends a session after its reply was sent.
 var errEnd = errors.New("session ended")
 
@@ -94,7 +97,14 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 	}
 	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
 	s.c.metrics.protoErrors.WithLabelValues(e.Code.String()).Inc()
-	if err := s.send(e); err != nil || e.Code.Fatal() {
+	reply := e
+	if e.Code == protocol.CodeInternal {
+		// The detail (a path, a bucket and key, an OS error) is the
+		// operator's, in the log line above; the peer learns only that the
+		// central failed and that it may retry.
+		reply = &protocol.Error{Code: e.Code, Index: -1, Message: internalMessage}
+	}
+	if err := s.send(reply); err != nil || e.Code.Fatal() {
 		return errEnd
 	}
 	return nil

@@ -30,7 +30,7 @@
 //	Received    (empty)
 //	Goodbye     (empty)
 //
-// A bet inside a batch (12 bytes plus its three strings):
+// A bet inside a batch (9 bytes plus its three strings):
 //
 //	number u16 | year u16 | month u8 | day u8 |
 //	len u8 | document | len u8 | first name | len u8 | last name

@@ -3,6 +3,7 @@ package settings
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -37,12 +38,37 @@ func TestParser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Parser{Lookup: func(k string) string { return vals[k] }}
 			tt.call(&p)
-			p.IntIn("neg", 1, 9) // a later error must not replace the first
+			p.IntIn("neg", 1, 9) // a later error is reported beside the first
 			var e *Error
 			if !errors.As(p.Err, &e) || e.Key != tt.key || !errors.Is(p.Err, ErrInvalid) {
 				t.Fatalf("got %v, want error on key %s", p.Err, tt.key)
 			}
+			all := Each(p.Err)
+			if last := all[len(all)-1]; !errors.As(last, &e) || e.Key != "neg" {
+				t.Fatalf("errors %v: the later one is missing", all)
+			}
 		})
+	}
+}
+
+// Every bad key is reported at once, one error each, in order.
+func TestParser_EveryError(t *testing.T) {
+	vals := map[string]string{"a": "x", "b": "y", "c": "3"}
+	p := Parser{Lookup: func(k string) string { return vals[k] }}
+	p.IntIn("a", 1, 9)
+	p.Bool("b")
+	p.IntIn("c", 1, 9)
+	p.Duration("a")
+	var keys []string
+	for _, err := range Each(p.Err) {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("%v is not an *Error", err)
+		}
+		keys = append(keys, e.Key)
+	}
+	if strings.Join(keys, ",") != "a,b,a" {
+		t.Fatalf("keys %v, want a,b,a", keys)
 	}
 }
 
@@ -58,7 +84,10 @@ func TestReadFile(t *testing.T) {
 	if err := ReadFile(path, false, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
 		t.Fatalf("malformed file: %v", err)
 	}
-	if err := ReadFile(dir, false, func(r io.Reader) error { _, err := io.ReadAll(r); return err }); err == nil {
-		t.Fatal("a directory read as a config file gave no error")
+	if err := ReadFile(dir, false, func(io.Reader) error { return nil }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("a directory read as a config file: %v", err)
+	}
+	if err := ReadFile(dir+"/missing.ini", true, func(io.Reader) error { return nil }); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.ini") {
+		t.Fatalf("a named config file that is missing: %v", err)
 	}
 }

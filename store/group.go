@@ -13,7 +13,9 @@ import (
 // commit. It never waits for company: a lone write commits at once, and under
 // load the group is what queued while the previous commit ran. A batch that
 // is refused (an invalid bet, a gap, a finished agency) writes nothing before
-// it is refused, so it fails alone and the rest of its group commits.
+// it is refused, so it fails alone and the rest of its group commits. Any
+// other error rolls the group's transaction back; its writes are then run
+// again one transaction each, so only the one that fails by itself fails.
 
 // maxGroup bounds the Appends in one transaction.
 const maxGroup = 256
@@ -62,18 +64,35 @@ func (s *Store) commit() {
 				break more
 			}
 		}
-		err := s.update(func(tx *bolt.Tx) error {
-			mem := &arena{}
-			for i, req := range group {
-				err := req.run(tx, mem)
-				if err != nil && !refusal(err) {
-					return err // the transaction fails: every write in it does
-				}
-				results[i] = err
+		s.commitGroup(group, results)
+		clear(group) // the requests hold their batches: let them go
+		clear(results)
+	}
+}
+
+// commitGroup runs group's writes in one transaction and answers each
+// (results is scratch space of the same length or more).
+func (s *Store) commitGroup(group []*writeReq, results []error) {
+	err := s.update(func(tx *bolt.Tx) error {
+		mem := &arena{}
+		for i, req := range group {
+			err := req.run(tx, mem)
+			if err != nil && !refusal(err) {
+				return err // the transaction is rolled back: see below
 			}
-			return nil
-		})
-		s.groups.Add(1)
+			results[i] = err
+		}
+		return nil
+	})
+	s.groups.Add(1)
+	if err != nil && len(group) > 1 {
+		// One write failed the whole transaction (a damaged value of one
+		// agency, say): rerun each alone, as bbolt's DB.Batch does, so
+		// only the culprit fails and the others commit.
+		for _, req := range group {
+			req.done <- s.update(func(tx *bolt.Tx) error { return req.run(tx, &arena{}) })
+		}
+	} else {
 		for i, req := range group {
 			if err != nil {
 				req.done <- err
@@ -81,8 +100,6 @@ func (s *Store) commit() {
 				req.done <- results[i]
 			}
 		}
-		clear(group) // the requests hold their batches: let them go
-		clear(results)
 	}
 }
 

@@ -24,11 +24,25 @@ import (
 // MustOpen opens a store in a temp dir and closes it when the test ends.
 func MustOpen(tb testing.TB) *store.Store {
 	tb.Helper()
-	s, err := store.Open(filepath.Join(tb.TempDir(), "bets.db"), store.Options{})
+	path := filepath.Join(tb.TempDir(), "bets.db")
+	s, err := store.Open(path, store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() {
+		s.Close()
+		// Whatever the test did, the file it leaves must pass bbolt's check
+		// (as bbolt's btesting.MustCheck does).
+		c, err := store.Open(path, store.Options{})
+		if err != nil {
+			tb.Errorf("reopening %s after the test: %v", path, err)
+			return
+		}
+		defer c.Close()
+		if err := c.Check(); err != nil {
+			tb.Errorf("bbolt check of %s after the test: %v", path, err)
+		}
+	})
 	return s
 }
 
