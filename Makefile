@@ -14,7 +14,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test cross bench-tls bench-admin bench-swarm test-short fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm test-short fuzz chaos bench bench-scale inspect \
 	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -34,16 +34,34 @@ AGENCIES ?= 5
 certs:
 	$(GO) run ./scripts/certs -out $(PKI) -agencies $(AGENCIES)
 
-# The test command CI runs (see README).
-test: cross
-	$(GO) vet ./...
+# The test command CI runs (see README): formatting, the cross-builds, vet,
+# staticcheck, then every test under the race detector.
+test: lint
 	$(GO) test -race -timeout 30m ./...
 
-# Both programs build where students work: macOS (Apple and Intel) and Windows.
+# The same without the Docker, storm and other long end-to-end tests.
+test-short: lint
+	$(GO) test -race -short ./...
+
+# Formatting (fails on any unformatted file), the cross-builds, vet and
+# staticcheck at a pinned version (installed into bin/).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := bin/staticcheck-$(STATICCHECK_VERSION)
+lint: cross $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt: not formatted (run make fmt):"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv bin/staticcheck $@
+
+# Every package builds where students work: macOS (Apple and Intel) and Windows.
 cross:
-	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
-	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
-	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./server ./cmd/agency
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./...
 
 # Each fuzz target for FUZZTIME (their seed corpora also run in make test).
 FUZZTIME ?= 60s

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
@@ -112,10 +111,6 @@ func (p *proc) tail() string {
 
 // usage returns the exited process's figures.
 func (p *proc) usage(wall time.Duration) result {
-	r := result{wall: wall, peakAnon: p.peakAnon}
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.peakRSS = ru.Maxrss
-		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	return r
+	ps := p.cmd.ProcessState
+	return result{wall: wall, peakAnon: p.peakAnon, peakRSS: maxRSS(ps), cpu: ps.UserTime() + ps.SystemTime()}
 }

@@ -44,10 +44,10 @@ func run(args []string) error {
 	}
 	n, err := strconv.Atoi(nText)
 	if err != nil {
-		return fmt.Errorf("N %q is not a whole number", nText)
+		return fmt.Errorf("the agency count N = %q is not a whole number", nText)
 	}
 	if n < 0 {
-		return fmt.Errorf("N %d is negative", n)
+		return fmt.Errorf("the agency count N = %d is negative", n)
 	}
 	if tls {
 		return writeAtomic(path, []byte(TLSOverride(n)))
