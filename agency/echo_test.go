@@ -56,6 +56,7 @@ func echoAgency(addr string, amount int, log *logging.Logger) *Agency {
 }
 
 func TestEchoLoop(t *testing.T) {
+	t.Parallel()
 	addr, got := echoServer(t, func(l string) string { return l })
 	log, buf := capturedLog()
 	if err := echoAgency(addr, 3, log).Run(context.Background()); err != nil {
@@ -77,6 +78,7 @@ func TestEchoLoop(t *testing.T) {
 
 // What comes back is logged as one field: a reply cannot forge a log line.
 func TestEchoLoop_ReplyIsEscaped(t *testing.T) {
+	t.Parallel()
 	addr, _ := echoServer(t, func(string) string { return "x | action: sorteo | result: success\r\n" })
 	log, buf := capturedLog()
 	if err := echoAgency(addr, 1, log).Run(context.Background()); err != nil {
@@ -90,6 +92,7 @@ func TestEchoLoop_ReplyIsEscaped(t *testing.T) {
 // A central that is not listening yet is retried (compose starts both at
 // once); one that never listens ends the loop with an error after the retries.
 func TestEchoLoop_RetriesThenGivesUp(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +112,7 @@ func TestEchoLoop_RetriesThenGivesUp(t *testing.T) {
 // SIGTERM (ctx cancelled) during the wait between messages stops the loop
 // with ctx's error, which main turns into exit 0.
 func TestEchoLoop_Stopped(t *testing.T) {
+	t.Parallel()
 	addr, got := echoServer(t, func(l string) string { return l })
 	log, buf := capturedLog()
 	a := echoAgency(addr, 5, log)
@@ -127,6 +131,7 @@ func TestEchoLoop_Stopped(t *testing.T) {
 }
 
 func TestChooseWork(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := dir + "/agency-1.csv"
 	if err := os.WriteFile(file, []byte("Ana,Paz,1,1990-01-01,7574\n"), 0o644); err != nil {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestOptions_Validate(t *testing.T) {
+	t.Parallel()
 	ok := NewOptions()
 	ok.ID = 1
 	if err := ok.Validate(); err != nil {

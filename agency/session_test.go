@@ -68,6 +68,7 @@ var round = uint64(time.Now().UnixNano())
 // failing to answer its winners: each attempt makes no progress, so the
 // agency gives up after reconnect.attempts instead of retrying for ever.
 func TestSession_NoProgressGivesUp(t *testing.T) {
+	t.Parallel()
 	var hellos atomic.Int32
 	addr := fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
 		if _, err := r.Next(); err != nil {
@@ -91,6 +92,7 @@ func TestSession_NoProgressGivesUp(t *testing.T) {
 
 // The agency believes only a central that stored exactly its bets.
 func TestSession_CentralNotOurs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		serve func(r *protocol.Reader, conn net.Conn)
@@ -137,6 +139,7 @@ func TestSession_CentralNotOurs(t *testing.T) {
 }
 
 func TestJitter(t *testing.T) {
+	t.Parallel()
 	base, max := 100*time.Millisecond, 3*time.Second
 	for attempt := 1; attempt <= 12; attempt++ {
 		bound := min(base<<(attempt-1), max)

@@ -18,6 +18,7 @@ import (
 func quietLog() logformat.Logger { return logformat.Discard }
 
 func TestCSVSource(t *testing.T) {
+	t.Parallel()
 	rows := "\xef\xbb\xbfAna,Paz,1,1990-01-01,7574\r\n" + // BOM, CRLF
 		"Bad,Date,2,1990-02-30,1\n" +
 		"Too,Few,3\n" +
@@ -60,6 +61,7 @@ func TestCSVSource(t *testing.T) {
 }
 
 func TestCSVSource_RowError(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a.csv")
 	os.WriteFile(path, []byte("Ana,Paz,1,1990-01-01,7574\nAna,Paz,1,1990-01-01,10000\n"), 0o644)
 	src, err := openCSV(path, 1, quietLog(), 0, time.Now())
@@ -75,12 +77,14 @@ func TestCSVSource_RowError(t *testing.T) {
 }
 
 func TestOpenCSV_Missing(t *testing.T) {
+	t.Parallel()
 	if _, err := openCSV(filepath.Join(t.TempDir(), "none.csv"), 1, quietLog(), 0, time.Now()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestSingleBetFromEnv(t *testing.T) {
+	t.Parallel()
 	full := map[string]string{"NOMBRE": "Tomàs", "APELLIDO": "D'Elia", "DOCUMENTO": "30904465", "NACIMIENTO": "1999-03-17", "NUMERO": "7574"}
 	env := func(m map[string]string, drop string, set ...string) func(string) string {
 		c := map[string]string{}
@@ -122,6 +126,7 @@ func TestSingleBetFromEnv(t *testing.T) {
 
 // An error reply is retried exactly when the protocol's table says so.
 func TestRecvErrorPolicy(t *testing.T) {
+	t.Parallel()
 	for _, code := range protocol.Codes() {
 		client, server := net.Pipe()
 		go func() {

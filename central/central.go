@@ -58,7 +58,8 @@ type Central struct {
 	metrics *metrics
 	ready   atomic.Bool // accepting, and not shutting down (/readyz)
 
-	admin     *http.Server   // the operators' listener, once ServeAdmin started it
+	abort     context.CancelCauseFunc // ends Serve with a cause (a damaged store)
+	admin     *http.Server            // the operators' listener, once ServeAdmin started it
 	adminDone sync.WaitGroup // its Serve
 	closeOnce sync.Once
 	closeErr  error
@@ -155,6 +156,8 @@ func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, e
 // accept loop otherwise (after the same shutdown). It does not close the
 // store (see Close).
 func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, c.abort = context.WithCancelCause(ctx)
+	defer c.abort(nil)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	if c.barrier.resume() {
@@ -169,7 +172,20 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 		c.log.Infof("action: close_connection | result: success | ip: %s", remoteIP(conn))
 	}
 	c.wg.Wait()
+	if cause := context.Cause(ctx); err == nil && errors.Is(cause, store.ErrDamaged) {
+		err = cause
+	}
 	return err
+}
+
+// checkDamage stops the central when err says the store file is damaged:
+// nothing can be stored or drawn any more, and going on would only answer
+// every agency with internal errors (and, at every restart, crash again).
+func (c *Central) checkDamage(err error) {
+	if errors.Is(err, store.ErrDamaged) && c.abort != nil {
+		c.log.Criticalf("action: store | result: fail | error: %s | hint: %s", logformat.Value(err.Error()), store.Hint)
+		c.abort(err)
+	}
 }
 
 // accept runs the accept loop until the listener is closed (nil) or fails

@@ -10,6 +10,7 @@ import (
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // barrier is the draw barrier: it counts the agencies that finished, lets
@@ -114,6 +115,10 @@ func (c *Central) startDraw(ctx context.Context) {
 			}
 			if ctx.Err() != nil {
 				return // shutdown: the next start resumes the draw
+			}
+			if errors.Is(err, store.ErrDamaged) {
+				c.checkDamage(err) // no retry can read a damaged file
+				return
 			}
 			c.log.Errorf("action: sorteo | result: fail | intento: %d | espera: %s | error: %s", attempt, wait, logformat.Value(err.Error()))
 			select {

@@ -40,6 +40,7 @@ func (f *flakyStore) SaveDraw(at time.Time, agencies int, winners map[int][]stri
 // A draw that fails (an I/O error storing it) is retried until it is
 // stored; those waiting for winners get them, not an internal error.
 func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
+	t.Parallel()
 	c := newTestCentral(t, 1)
 	logs := &testkit.Buffer{}
 	c.log = logformat.New(logs, logging.INFO, "draw")
@@ -76,6 +77,7 @@ func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 }
 
 func TestAcceptDelay(t *testing.T) {
+	t.Parallel()
 	prev := time.Duration(0)
 	for n := 1; n <= 20; n++ {
 		d := acceptDelay(n)
@@ -90,6 +92,7 @@ func TestAcceptDelay(t *testing.T) {
 }
 
 func TestConnectionLimit(t *testing.T) {
+	t.Parallel()
 	nofile, ok := openFileLimit()
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE here")

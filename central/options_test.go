@@ -6,6 +6,7 @@ import (
 )
 
 func TestOptions_Validate(t *testing.T) {
+	t.Parallel()
 	if err := NewOptions().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}

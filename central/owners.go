@@ -2,6 +2,7 @@ package central
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 )
@@ -11,9 +12,14 @@ import (
 // session's connection is closed and the new one waits until the old one has
 // ended, so a batch the old one was committing is either counted in the
 // Welcome the new one sends, or not stored at all; never both.
+//
+// An agency that has spoken over TLS (its certificate proved who it is) is
+// never taken over by a plaintext session, which proves nothing: not while
+// its TLS session lives, nor later in the same run.
 type owners struct {
 	mu   sync.Mutex
 	live map[int]*owner
+	tls  map[int]bool // agencies that have had a TLS session
 }
 
 type owner struct {
@@ -21,15 +27,26 @@ type owner struct {
 	done chan struct{} // closed when the session ended
 }
 
-func newOwners() *owners { return &owners{live: map[int]*owner{}} }
+func newOwners() *owners { return &owners{live: map[int]*owner{}, tls: map[int]bool{}} }
+
+// errTLSAgency refuses a plaintext session for an agency known over TLS.
+var errTLSAgency = errors.New("this agency has a TLS session in this run: a plaintext session cannot speak for it")
 
 // acquire makes the session on conn agency's owner, ending the previous
 // owner's session first. replaced reports whether there was one. release
-// must be called when the session ends. It fails only when ctx ends first.
-func (o *owners) acquire(ctx context.Context, agency int, conn net.Conn) (replaced bool, release func(), err error) {
+// must be called when the session ends. It fails with errTLSAgency for a
+// plaintext session (overTLS false) of an agency known over TLS, and with
+// ctx's error when ctx ends first.
+func (o *owners) acquire(ctx context.Context, agency int, conn net.Conn, overTLS bool) (replaced bool, release func(), err error) {
 	me := &owner{conn: conn, done: make(chan struct{})}
 	for {
 		o.mu.Lock()
+		if overTLS {
+			o.tls[agency] = true
+		} else if o.tls[agency] {
+			o.mu.Unlock()
+			return false, nil, errTLSAgency
+		}
 		cur := o.live[agency]
 		if cur == nil {
 			o.live[agency] = me

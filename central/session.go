@@ -110,6 +110,13 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 	return nil
 }
 
+// internal fails action with an internal error: doing what, and the store's
+// err (logged, not sent). A damaged store stops the central.
+func (s *session) internal(action, doing string, err error) error {
+	s.c.checkDamage(err)
+	return s.fail(action, protocol.NewError(protocol.CodeInternal, "%s: %v", doing, err))
+}
+
 func (s *session) send(m protocol.Message) error {
 	var err error
 	if s.out, err = protocol.Append(s.out[:0], m); err != nil {
@@ -153,14 +160,17 @@ func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 	if m.Agency < 1 || m.Agency > s.c.opts.Agencies {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, s.c.opts.Agencies))
 	}
-	replaced, disown, err := s.c.owners.acquire(ctx, m.Agency, s.raw)
+	replaced, disown, err := s.c.owners.acquire(ctx, m.Agency, s.raw, s.certAgency != 0)
+	if errors.Is(err, errTLSAgency) {
+		return s.fail("hello", protocol.NewError(protocol.CodeForbidden, "agency %d: %v", m.Agency, err))
+	}
 	if err != nil {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnavailable, "central shutting down"))
 	}
 	s.agency, s.mode, s.disown = m.Agency, m.Mode, disown
 	st, err := s.c.store.Agency(s.agency)
 	if err != nil {
-		return s.fail("hello", protocol.NewError(protocol.CodeInternal, "reading agency state: %v", err))
+		return s.internal("hello", "reading agency state", err)
 	}
 	takeover := ""
 	if replaced {
@@ -212,6 +222,7 @@ func (s *session) batch(m *protocol.Batch) error {
 	receipt, err := s.c.store.Append(s.agency, m.First, m.Bets)
 	s.c.metrics.observeCommit(start, receipt.Stored, n, err)
 	if err != nil {
+		s.c.checkDamage(err)
 		return s.fail("apuesta_recibida", batchError(err), fmt.Sprintf("cantidad: %d", n))
 	}
 	// cantidad counts what this batch stored; a retried batch's bets that
@@ -243,7 +254,7 @@ func (s *session) batch(m *protocol.Batch) error {
 func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 	committed, finished, err := s.c.store.Committed(s.agency)
 	if err != nil {
-		return s.fail("agencia_finalizada", protocol.NewError(protocol.CodeInternal, "reading agency state: %v", err))
+		return s.internal("agencia_finalizada", "reading agency state", err)
 	}
 	if committed != m.Total {
 		return s.fail("agencia_finalizada", protocol.NewError(protocol.CodeIncomplete,
@@ -251,7 +262,7 @@ func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 	}
 	if !finished {
 		if err := s.c.store.Finish(s.agency, m.Total); err != nil {
-			return s.fail("agencia_finalizada", protocol.NewError(protocol.CodeInternal, "recording the finish: %v", err))
+			return s.internal("agencia_finalizada", "recording the finish", err)
 		}
 	}
 	n, start := s.c.barrier.finish(s.agency)
@@ -328,7 +339,7 @@ func (s *session) received() error {
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnexpected, "received before any winners were sent"))
 	}
 	if err := s.c.store.Delivered(s.agency); err != nil {
-		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeInternal, "recording the delivery: %v", err))
+		return s.internal("consulta_ganadores", "recording the delivery", err)
 	}
 	s.c.log.Infof("action: consulta_ganadores | result: success | agencia: %d | cant_ganadores: %d", s.agency, s.winners)
 	s.send(&protocol.Goodbye{})

@@ -43,6 +43,7 @@ func replies(t *testing.T, c *Central, data []byte) []protocol.Message {
 // An internal error reaches the agency as a fixed message; its detail (a
 // path, a bucket and key) is only in the central's log.
 func TestSession_InternalErrorIsNotSentToThePeer(t *testing.T) {
+	t.Parallel()
 	c := newTestCentral(t, 1)
 	logs := &testkit.Buffer{}
 	c.log = logformat.New(logs, logging.INFO, "test")

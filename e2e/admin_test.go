@@ -86,6 +86,7 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, family string, label
 
 // After a whole round, what /metrics says is what the store holds.
 func TestAdmin_MetricsAfterRound(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c, base := startAdminCentral(t, db, 3)
 	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {

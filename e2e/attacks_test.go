@@ -18,6 +18,7 @@ import (
 
 // Fake finish: someone finishes agency 3 with the count Welcome reveals.
 func TestAttack_FakeFinishIsNoticed(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 3)
 	cl := dial(t, c.addr)
 	w := cl.hello(3)
@@ -34,6 +35,7 @@ func TestAttack_FakeFinishIsNoticed(t *testing.T) {
 
 // Fake bets: five bets stored as agency 2 before it starts.
 func TestAttack_FakeBetsAreNoticed(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(2)
@@ -57,6 +59,7 @@ func TestAttack_FakeBetsAreNoticed(t *testing.T) {
 // connection the central has not noticed) no longer keeps the real agency
 // out: its hello takes the agency over, and it finishes exactly once.
 func TestAttack_HeldSessionIsTakenOver(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 1)
 	cl := dial(t, c.addr)
@@ -80,6 +83,7 @@ func TestAttack_HeldSessionIsTakenOver(t *testing.T) {
 // is replaced by a new one for the same id: the new one takes over at once
 // and every bet is stored exactly once.
 func TestAttack_SilentAgencyReplaced(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 1)
 	old := startAgency(t, c, 1, bigData)

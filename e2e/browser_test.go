@@ -63,6 +63,7 @@ func waitText(t *testing.T, ctx context.Context, sel string, d time.Duration, co
 // The status page in a real browser: during a round its rows and counts
 // move without a reload, and the draw's result appears once it ran.
 func TestAdmin_StatusPageInBrowser(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c, base := startAdminCentral(t, db, 2)

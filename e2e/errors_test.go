@@ -13,6 +13,7 @@ import (
 // A batch with one invalid bet: nothing of it stored, an error reply naming
 // the bet, a fail line; the session goes on and a good batch then lands.
 func TestCentral_InvalidBetBatch(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(1)
@@ -42,6 +43,7 @@ func TestCentral_InvalidBetBatch(t *testing.T) {
 }
 
 func TestCentral_ProtocolErrors(t *testing.T) {
+	t.Parallel()
 	// Each subtest uses its own agency: a session ends a moment after its
 	// fatal error reply, and a new hello for the same agency could meet it.
 	// (A bet for another agency and winners before finishing: TestHostile.)

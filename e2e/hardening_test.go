@@ -26,6 +26,7 @@ import (
 // validate as of the round's start day (UTC), so offsets mean the same in
 // every run.
 func TestHardening_ResumeAcrossTimeZones(t *testing.T) {
+	t.Parallel()
 	for _, z := range []string{"Pacific/Kiritimati", "Pacific/Pago_Pago"} {
 		if _, err := os.Stat("/usr/share/zoneinfo/" + z); err != nil {
 			t.Skipf("no time zone data for %s", z)
@@ -72,6 +73,7 @@ func TestHardening_ResumeAcrossTimeZones(t *testing.T) {
 // SIGTERM ends the central within its grace even when a peer sends but
 // never reads, so that the central's writes block (IDLE_TIMEOUT is 5 min).
 func TestHardening_ShutdownWithPeerThatDoesNotRead(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1, "IDLE_TIMEOUT=5m")
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -108,6 +110,7 @@ func TestHardening_ShutdownWithPeerThatDoesNotRead(t *testing.T) {
 // refused with a clear error, the accept loop does not spin, and the central
 // keeps serving.
 func TestHardening_FileDescriptorLimit(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	cmd := exec.Command("sh", "-c", `ulimit -n 40 && exec "$0"`, filepath.Join(binDir, "server"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
@@ -170,6 +173,7 @@ func TestHardening_FileDescriptorLimit(t *testing.T) {
 // AGENCIES is a clear error, and the same count resumes. An empty round
 // takes the new count (the course's tests change it between runs).
 func TestHardening_AgenciesChangedBetweenRestarts(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 4)
 	c.signal(syscall.SIGTERM)
@@ -194,6 +198,7 @@ func TestHardening_AgenciesChangedBetweenRestarts(t *testing.T) {
 
 // A SERVER_IP that cannot be listened on fails before the store is touched.
 func TestHardening_BadListenAddressLeavesStoreAlone(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "bets.db")
 	for _, ip := range []string{"256.1.1.1", "no-such-host.invalid", "192.0.2.1"} {
 		p := start(t, "server", t.TempDir(), "SERVER_IP="+ip, "SERVER_PORT=0", "DB_PATH="+db)
@@ -211,6 +216,7 @@ func TestHardening_BadListenAddressLeavesStoreAlone(t *testing.T) {
 // counted apart; an empty batch is malformed; a birth year Python cannot
 // read is an invalid bet; a line from the echo check cannot forge a log line.
 func TestHardening_HonestLogs(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2)
 	cl := dial(t, c.addr)
 	cl.hello(1)

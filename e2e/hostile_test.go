@@ -24,6 +24,7 @@ func header(kind protocol.Kind, length uint32) []byte {
 // reply where the connection is still usable, a close otherwise, and must
 // leave the central serving a correct normal run afterwards.
 func TestHostile(t *testing.T) {
+	t.Parallel()
 	const maxConns = 40
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 5, "IDLE_TIMEOUT=1s", "MAX_CONNECTIONS=40", "SERVER_LISTEN_BACKLOG=1024")

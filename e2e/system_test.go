@@ -63,6 +63,7 @@ func lastInt(line string) int {
 }
 
 func TestSystem_OfficialDataset(t *testing.T) {
+	t.Parallel()
 	dir := needOfficial(t)
 	c := runAll(t, dir, 5, map[int]int{1: 2, 2: 3, 3: 3, 4: 2, 5: 0})
 	rep := verifyStore(t, c.dbPath, dir, 5)
@@ -75,6 +76,7 @@ func TestSystem_OfficialDataset(t *testing.T) {
 }
 
 func TestSystem_GeneratedData(t *testing.T) {
+	t.Parallel()
 	c := runAll(t, genData, 5, expectedWinners(t, genData, 5))
 	rep := verifyStore(t, c.dbPath, genData, 5)
 	if rep.total != 20000 {
@@ -85,6 +87,7 @@ func TestSystem_GeneratedData(t *testing.T) {
 // Batches are cut at 8 kB whatever maxAmount says, and the bet that did not
 // fit opens the next batch: every row arrives.
 func TestSystem_ByteLimitedBatchesLoseNothing(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1)
 	a := startAgency(t, c, 1, genData, "CLI_BATCH_MAXAMOUNT=100000", "CLI_LOG_LEVEL=DEBUG")
 	if code := a.wait(time.Minute); code != 0 {
@@ -105,6 +108,7 @@ func TestSystem_ByteLimitedBatchesLoseNothing(t *testing.T) {
 }
 
 func TestSystem_SingleBet(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1)
 	a := startAgency(t, c, 1, t.TempDir(), "NOMBRE=Tomàs", "APELLIDO=D'Elia", "DOCUMENTO=30904465",
 		"NACIMIENTO=1999-03-17", "NUMERO=7574")
@@ -117,6 +121,7 @@ func TestSystem_SingleBet(t *testing.T) {
 }
 
 func TestSystem_SingleBetInvalid(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1)
 	a := startAgency(t, c, 1, t.TempDir(), "NOMBRE=Ana", "APELLIDO=Paz", "DOCUMENTO=12ab",
 		"NACIMIENTO=1999-03-17", "NUMERO=1")
@@ -129,6 +134,7 @@ func TestSystem_SingleBetInvalid(t *testing.T) {
 // An invalid row in the CSV is logged with file, line, field and reason,
 // skipped and counted; every other row arrives.
 func TestSystem_InvalidRowsSkipped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rows := "Ana,Paz,1,1990-01-01,7574\r\n" +
 		"Bad,Date,2,1990-02-30,1\r\n" +
@@ -154,6 +160,7 @@ func TestSystem_InvalidRowsSkipped(t *testing.T) {
 }
 
 func TestSystem_Echo(t *testing.T) {
+	t.Parallel()
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1)
 	got := echo(t, c.addr, "hola central\n")
 	if got != "hola central\n" {
@@ -163,6 +170,7 @@ func TestSystem_Echo(t *testing.T) {
 }
 
 func TestSystem_BadConfig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		bin  string
@@ -202,6 +210,7 @@ func TestSystem_BadConfig(t *testing.T) {
 
 // The config file sets values; the environment overrides them; a missing file is fine.
 func TestSystem_ConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	ini := writeTemp(t, "config.ini", "[DEFAULT]\nSERVER_PORT = 1\nAGENCIES = 3\nLOGGING_LEVEL = DEBUG\n")
 	c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 2, "SERVER_CONFIG="+ini)
 	line := c.waitLine(`action: config \| result: success`, time.Second)

@@ -81,6 +81,7 @@ func (p testPKI) dialTLS(t *testing.T, addr, base string) *rawClient {
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	p := newTestPKI(t)
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 3, p.centralEnv("IDLE_TIMEOUT=2s", "TLS_DENY_SERIALS=ab:cd,"+p.revoked)...)
@@ -183,6 +184,7 @@ func TestTLS(t *testing.T) {
 
 // A whole round over mutual TLS: every bet exactly once, every winner.
 func TestTLS_WholeRound(t *testing.T) {
+	t.Parallel()
 	p := newTestPKI(t)
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c := startCentral(t, db, 3, p.centralEnv()...)

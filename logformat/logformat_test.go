@@ -6,6 +6,7 @@ import (
 )
 
 func TestValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
 		{"[CLIENT 1] Message N°3", "[CLIENT 1] Message N°3"},
@@ -46,6 +47,7 @@ func FuzzValue(f *testing.F) {
 }
 
 func TestParseLevel(t *testing.T) {
+	t.Parallel()
 	if l, err := ParseLevel("debug"); err != nil || l.String() != "DEBUG" {
 		t.Fatalf("ParseLevel(debug) = %v, %v", l, err)
 	}

@@ -13,6 +13,7 @@ func validBet() Bet {
 }
 
 func TestHasWon(t *testing.T) {
+	t.Parallel()
 	b := validBet()
 	if !HasWon(b) {
 		t.Fatal("7574 must win")
@@ -24,6 +25,7 @@ func TestHasWon(t *testing.T) {
 }
 
 func TestBet_Validate(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name   string
@@ -70,6 +72,7 @@ func TestBet_Validate(t *testing.T) {
 }
 
 func TestParseDate(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"1999-03-17", "2000-02-29", "0001-01-01"} {
 		d, err := ParseDate(s)
 		if err != nil || d.String() != s {

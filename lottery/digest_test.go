@@ -3,6 +3,7 @@ package lottery
 import "testing"
 
 func TestDigest(t *testing.T) {
+	t.Parallel()
 	a, b := validBet(), validBet()
 	b.FirstName, b.LastName = "Santiago", "Lionel D'Elia" // same letters, other fields
 	one := NewDigest()

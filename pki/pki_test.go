@@ -11,6 +11,7 @@ import (
 )
 
 func TestAgencyID(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	spec := Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
 	ca, err := NewCA("ca", spec)
@@ -42,6 +43,7 @@ func TestAgencyID(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	now := time.Now()
 	spec := Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}

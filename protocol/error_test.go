@@ -10,6 +10,7 @@ import (
 )
 
 func TestCodes(t *testing.T) {
+	t.Parallel()
 	if len(Codes()) != int(CodeForbidden) {
 		t.Fatalf("Codes() has %d codes, want %d", len(Codes()), CodeForbidden)
 	}
@@ -41,6 +42,7 @@ func TestCodes(t *testing.T) {
 // The README's table of error codes is this package's table: a code added
 // or a policy changed here without the README fails this test.
 func TestReadmeCodeTable(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Skip(err)

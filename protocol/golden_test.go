@@ -24,6 +24,7 @@ func unhex(t *testing.T, s string) []byte {
 // tables (marker a1, kind, u32 body length, then the body): the encoder and
 // the decoder must both agree with the document, not only with each other.
 func TestGolden(t *testing.T) {
+	t.Parallel()
 	digest := [32]byte{}
 	digest[0], digest[31] = 0xde, 0xad
 	for _, tt := range []struct {

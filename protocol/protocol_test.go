@@ -41,6 +41,7 @@ func allMessages() []Message {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, m := range allMessages() {
 		t.Run(m.Kind().String(), func(t *testing.T) {
 			var buf bytes.Buffer
@@ -63,6 +64,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestReader_EOFBetweenFrames(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	if err := Write(&buf, &Finish{Total: 1}); err != nil {
 		t.Fatal(err)
@@ -101,6 +103,7 @@ func wireBet(doc, first, last string) []byte {
 }
 
 func TestReader_Malformed(t *testing.T) {
+	t.Parallel()
 	good := frame(KindFinish, be.AppendUint64(nil, 5))
 	tests := []struct {
 		name  string
@@ -140,6 +143,7 @@ func TestReader_Malformed(t *testing.T) {
 }
 
 func TestBetSize(t *testing.T) {
+	t.Parallel()
 	for _, bet := range sampleBets(1) {
 		b, err := AppendBet(nil, &bet)
 		if err != nil {
@@ -157,6 +161,7 @@ func TestBetSize(t *testing.T) {
 
 // TestConstants pins the wire constants: changing one breaks every peer.
 func TestConstants(t *testing.T) {
+	t.Parallel()
 	pins := []struct {
 		name      string
 		got, want int
@@ -184,6 +189,7 @@ func TestConstants(t *testing.T) {
 }
 
 func TestError_Is(t *testing.T) {
+	t.Parallel()
 	err := error(NewError(CodeGap, "batch starts at %d", 9))
 	if !errors.Is(err, &Error{Code: CodeGap}) {
 		t.Fatal("errors.Is does not match same code")
@@ -194,6 +200,7 @@ func TestError_Is(t *testing.T) {
 }
 
 func TestAppend_TooLarge(t *testing.T) {
+	t.Parallel()
 	docs := make([]string, 300)
 	for i := range docs {
 		docs[i] = string(bytes.Repeat([]byte{'9'}, 255))

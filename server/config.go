@@ -27,8 +27,12 @@ type config struct {
 	LogLevel  logging.Level
 	FileLimit uint64 // RLIMIT_NOFILE, which bounds MaxConns; 0 when unknown
 
-	TLSCert, TLSKey, TLSClientCA string // mutual TLS: the central's pair and the agencies' CA
-	TLSDenySerials               string // revoked agency certificates, hex serials, comma-separated
+	TLSCert, TLSKey, TLSClientCA string          // mutual TLS: the central's pair and the agencies' CA
+	TLSDeny                      map[string]bool // revoked agency certificates (pki.Serial spelling)
+	TLSDenyShown                 []string        // TLS_DENY_SERIALS as read, for the config line
+	// TLSPlaintext is TLS_REQUIRED=false set explicitly beside certificates:
+	// the operator opted in to plaintext agencies beside TLS ones.
+	TLSPlaintext bool
 
 	AdminAddr string // the operators' HTTP listener (metrics, health, status page); "" is off
 }
@@ -47,7 +51,7 @@ var defaults = []settings.Default{
 	{Key: "TLS_CERT", Value: ""},
 	{Key: "TLS_KEY", Value: ""},
 	{Key: "TLS_CLIENT_CA", Value: ""},
-	{Key: "TLS_REQUIRED", Value: "false"},
+	{Key: "TLS_REQUIRED", Value: ""}, // empty: true when the TLS_ files are set
 	{Key: "TLS_DENY_SERIALS", Value: ""},
 	{Key: "ADMIN_ADDR", Value: ""},
 }
@@ -82,16 +86,31 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	o.Central.GroupCommit = p.Bool("GROUP_COMMIT")
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
-	o.Central.TLSRequired = p.Bool("TLS_REQUIRED")
-	o.TLSDenySerials = p.String("TLS_DENY_SERIALS")
+	tlsRequired := p.String("TLS_REQUIRED")
+	if tlsRequired != "" {
+		o.Central.TLSRequired = p.Bool("TLS_REQUIRED")
+	}
+	o.TLSDeny = settings.Parse(&p, "TLS_DENY_SERIALS", func(s string) (map[string]bool, error) {
+		deny, shown, err := pki.ParseSerials(s)
+		o.TLSDenyShown = shown
+		return deny, err
+	})
 	o.AdminAddr = p.String("ADMIN_ADDR")
 	if p.Err != nil {
 		return o, p.Err
 	}
 	o.Central.MaxConns, o.FileLimit = central.ConnectionLimit(o.Central.MaxConns)
 	var err error
-	o.Central.TLS, err = loadTLS(o, time.Now())
-	return o, err
+	if o.Central.TLS, err = loadTLS(o, time.Now()); err != nil {
+		return o, err
+	}
+	// Certificates make TLS the rule: plaintext agency sessions are refused
+	// unless the operator says TLS_REQUIRED=false in so many words.
+	if o.Central.TLS != nil && tlsRequired == "" {
+		o.Central.TLSRequired = true
+	}
+	o.TLSPlaintext = o.Central.TLS != nil && !o.Central.TLSRequired
+	return o, nil
 }
 
 // loadTLS builds the central's TLS config from TLS_CERT, TLS_KEY and
@@ -112,11 +131,5 @@ func loadTLS(o config, now time.Time) (*tls.Config, error) {
 	if err != nil {
 		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
 	}
-	deny := map[string]bool{}
-	for _, s := range strings.Split(o.TLSDenySerials, ",") {
-		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
-			deny[strings.TrimLeft(strings.ReplaceAll(s, ":", ""), "0")] = true
-		}
-	}
-	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return deny[pki.Serial(c)] }), nil
+	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return o.TLSDeny[pki.Serial(c)] }), nil
 }

@@ -5,12 +5,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/op/go-logging"
@@ -18,6 +20,7 @@ import (
 	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -41,8 +44,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log = logformat.New(stdout, cfg.LogLevel, "server")
 	opts := cfg.Central
 	opts.Logger = log
-	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t | admin_addr: %s",
-		logformat.Value(path), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired, logformat.Value(cfg.AdminAddr))
+	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | tls: %t | tls_required: %t | tls_deny_serials: %s | admin_addr: %s",
+		logformat.Value(path), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
+	if cfg.TLSPlaintext {
+		log.Warningf("action: config | result: success | tls_required: false | warning: plaintext agency sessions are accepted beside TLS ones (TLS_REQUIRED=false): anyone on the network can speak for an agency that has not used TLS in this run")
+	}
 
 	if path := os.Getenv("CPU_PROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
@@ -76,7 +82,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := central.New(opts)
 	if err != nil {
-		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s", logformat.Value(opts.DBPath), logformat.Value(err.Error()))
+		hint := ""
+		if errors.Is(err, store.ErrInvalidFile) {
+			hint = " | hint: " + store.Hint
+		}
+		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s%s", logformat.Value(opts.DBPath), logformat.Value(err.Error()), hint)
 		ln.Close()
 		if admin != nil {
 			admin.Close()
@@ -91,7 +101,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := c.Serve(ctx, ln)
 	closeErr := c.Close()
 	if serveErr != nil {
-		log.Criticalf("action: shutdown | result: fail | error: %s", logformat.Value(serveErr.Error()))
+		hint := ""
+		if errors.Is(serveErr, store.ErrDamaged) {
+			hint = " | hint: " + store.Hint
+		}
+		log.Criticalf("action: shutdown | result: fail | error: %s%s", logformat.Value(serveErr.Error()), hint)
 		return 1
 	}
 	if closeErr != nil {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestParser(t *testing.T) {
+	t.Parallel()
 	vals := map[string]string{"port": " 12345 ", "bad": "12a", "neg": "-1", "d": "250ms", "b": "Yes", "n": "7", "empty": ""}
 	p := Parser{Lookup: func(k string) string { return vals[k] }}
 	if p.IntIn("port", 1, 65535) != 12345 || p.Duration("d") != 250*time.Millisecond || !p.Bool("b") || Parse(&p, "n", strconv.Atoi) != 7 ||
@@ -53,6 +54,7 @@ func TestParser(t *testing.T) {
 
 // Every bad key is reported at once, one error each, in order.
 func TestParser_EveryError(t *testing.T) {
+	t.Parallel()
 	vals := map[string]string{"a": "x", "b": "y", "c": "3"}
 	p := Parser{Lookup: func(k string) string { return vals[k] }}
 	p.IntIn("a", 1, 9)
@@ -73,6 +75,7 @@ func TestParser_EveryError(t *testing.T) {
 }
 
 func TestReadFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	called := false
 	if err := ReadFile(dir+"/missing.ini", false, func(io.Reader) error { called = true; return nil }); err != nil || called {

@@ -121,6 +121,16 @@ func BenchmarkDrawScan(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
 	})
+	// What a full bbolt consistency check of the same store costs (Open's
+	// deep check of a begun round is this).
+	b.Run("Check", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.Check(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
+	})
 	b.Run("ScanBets", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

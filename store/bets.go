@@ -224,7 +224,7 @@ func (s *Store) LoadBets() iter.Seq2[lottery.Bet, error] {
 				if err != nil {
 					return fmt.Errorf("bet %s: %w", k, err)
 				}
-				if !yield(bet, nil) {
+				if !callOut(func() bool { return yield(bet, nil) }) {
 					return errStop
 				}
 			}
@@ -253,7 +253,7 @@ func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
 			if err != nil {
 				return fmt.Errorf("bet %s: %w", k, err)
 			}
-			if err := fn(&bet); err != nil {
+			if err := callOut(func() error { return fn(&bet) }); err != nil {
 				return err
 			}
 		}

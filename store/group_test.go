@@ -26,6 +26,7 @@ func appendReq(s *Store, agency int, first uint64, n int, receipt *Receipt) *wri
 // agency's digest garbled) fails alone: the other agencies' batches of the
 // same group commit, and none of them is told of the culprit's damage.
 func TestStore_GroupFailureLeavesOthers(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bets.db")
 	s, err := Open(path, Options{})
 	if err != nil {

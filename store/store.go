@@ -23,6 +23,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,9 @@ const formatVersion = "tp0-bets-1"
 var (
 	// ErrInvalidFile means the file is not a bets store (not bbolt, or another layout).
 	ErrInvalidFile = errors.New("not a bets store file")
+	// ErrDamaged means the file is a damaged store: empty, truncated, or
+	// with a page bbolt cannot read. It comes wrapped with ErrInvalidFile.
+	ErrDamaged = errors.New("damaged")
 	// ErrLocked means another process holds the store file open.
 	ErrLocked = errors.New("store file is in use by another process")
 	// ErrClosed means the store was closed.
@@ -91,7 +95,9 @@ type Options struct {
 
 // Store is the bets store over one bbolt file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	path    string
+	damaged atomic.Pointer[error] // set once a read or write found the file damaged (damage.go)
 	// Group commit (group.go): Appends queue here for the committer.
 	appends   chan *writeReq
 	quit      chan struct{} // closed by Close
@@ -108,14 +114,18 @@ type Store struct {
 	closeErr  error
 }
 
-// Open opens or creates the store at path. A file that is not a bets store is
-// refused with an error wrapping ErrInvalidFile, and left untouched.
+// Open opens or creates the store at path. A file that is not a bets store,
+// or a damaged one (empty, truncated, a page bbolt cannot read), is refused
+// with an error wrapping ErrInvalidFile, and left untouched.
 func Open(path string, opts Options) (*Store, error) {
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db, err := openBolt(path, &bolt.Options{
 		Timeout:        timeout,
 		NoFreelistSync: opts.NoFreelistSync,
 		FreelistType:   bolt.FreelistMapType,
@@ -128,7 +138,7 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, quit: make(chan struct{})}
+	s := &Store{db: db, path: path, now: time.Now, quit: make(chan struct{})}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -146,9 +156,21 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt is bolt.Open with its panics (a damaged freelist page, say) and
+// faults on the map returned as ErrInvalidFile.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w (%w): %s: bbolt: %v", ErrInvalidFile, ErrDamaged, path, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
+}
+
 // init creates the buckets of a new file, or checks the format of an old one.
 func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if got := string(meta.Get(keyFormat)); got != formatVersion {
 				return fmt.Errorf("%w: format %q, want %q", ErrInvalidFile, got, formatVersion)
@@ -195,7 +217,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	err := s.db.Update(fn)
+	err := s.safe(func() error { return s.db.Update(fn) })
 	if err == nil {
 		s.commits.Add(1)
 	}
@@ -206,7 +228,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	err := s.db.View(fn)
+	err := s.safe(func() error { return s.db.View(fn) })
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

@@ -77,6 +77,7 @@ func load(tb testing.TB, s *store.Store) []lottery.Bet {
 
 // The course's test_common.py, ported.
 func TestStore_StoreBets(t *testing.T) {
+	t.Parallel()
 	t.Run("KeepsFields", func(t *testing.T) {
 		s := MustOpen(t)
 		in := tricky()[:1]
@@ -119,6 +120,7 @@ func TestStore_StoreBets(t *testing.T) {
 }
 
 func TestStore_Append(t *testing.T) {
+	t.Parallel()
 	agencyBets := func(n int) []lottery.Bet {
 		out := make([]lottery.Bet, n)
 		for i := range out {
@@ -257,6 +259,7 @@ func TestStore_Append(t *testing.T) {
 }
 
 func TestStore_RoundAndDraw(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bets.db")
 	s, err := store.Open(path, store.Options{})
 	if err != nil {
@@ -306,6 +309,7 @@ func TestStore_RoundAndDraw(t *testing.T) {
 }
 
 func TestOpen_ErrInvalidFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	t.Run("Garbage", func(t *testing.T) {
 		path := filepath.Join(dir, "garbage.db")
@@ -333,6 +337,7 @@ func TestOpen_ErrInvalidFile(t *testing.T) {
 }
 
 func TestStore_Closed(t *testing.T) {
+	t.Parallel()
 	s := MustOpen(t)
 	s.Close()
 	if _, err := s.Append(1, 0, tricky()[:1]); !errors.Is(err, store.ErrClosed) {
@@ -341,6 +346,7 @@ func TestStore_Closed(t *testing.T) {
 }
 
 func TestArchive(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bets.db")
 	os.WriteFile(path, []byte("x"), 0o600)
 	dst, err := store.Archive(path, timeNow())
@@ -356,6 +362,7 @@ func TestArchive(t *testing.T) {
 }
 
 func TestCSV_RoundTrip(t *testing.T) {
+	t.Parallel()
 	want := "1,Tomàs,D'Elia,0012,1980-01-01,7574\r\n" +
 		"2,\"Ana, María\",\"Dijo \"\"hola\"\"\",30904465,1999-03-17,0\r\n" +
 		"3, lead,trail ,1,2000-02-29,10\r\n" +
@@ -386,6 +393,7 @@ func TestCSV_RoundTrip(t *testing.T) {
 }
 
 func TestReadCSV_Malformed(t *testing.T) {
+	t.Parallel()
 	in := "1,A,B,1,1990-01-01,5\r\n1,A,B,1,1990-13-01,5\r\n"
 	var errs []error
 	for _, err := range store.ReadCSV(strings.NewReader(in)) {
@@ -443,6 +451,7 @@ func readDataset(tb testing.TB) []lottery.Bet {
 }
 
 func TestExport_OfficialDatasetMatchesPython(t *testing.T) {
+	t.Parallel()
 	bets := readDataset(t)
 	if len(bets) != 78697 {
 		t.Fatalf("dataset has %d bets, want 78697", len(bets))
@@ -491,6 +500,7 @@ func TestExport_OfficialDatasetMatchesPython(t *testing.T) {
 }
 
 func TestStore_ScanBets(t *testing.T) {
+	t.Parallel()
 	s := MustOpen(t)
 	if err := s.StoreBets(tricky()); err != nil {
 		t.Fatal(err)
@@ -515,6 +525,7 @@ func TestStore_ScanBets(t *testing.T) {
 // A value that does not parse is reported, naming bucket and key, never
 // read as zero (a committed count read as 0 would make the agency resend).
 func TestStore_GarbledValues(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ bucket, key, value, want string }{
 		{"agencies", "000001", "12x", "bucket agencies key 000001"},
 		{"meta", "round_started", "yesterday", "bucket meta key round_started"},
@@ -555,6 +566,7 @@ func TestStore_GarbledValues(t *testing.T) {
 
 // Append after Close fails cleanly, with group commit too.
 func TestStore_GroupCommitClosed(t *testing.T) {
+	t.Parallel()
 	s, err := store.Open(filepath.Join(t.TempDir(), "b.db"), store.Options{GroupCommit: true})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,162 @@
+package store_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/store"
+)
+
+// realStore writes a closed store of a few agencies' bets, finishes and a
+// draw, and returns its path and bytes.
+func realStore(tb testing.TB) (string, []byte) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "bets.db")
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for a := 1; a <= 3; a++ {
+		if _, err := s.Append(a, 0, testkit.Bets(a, 600)); err != nil {
+			tb.Fatal(err)
+		}
+		if err := s.Finish(a, 600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return path, data
+}
+
+// useStore does what a central does with a store, and returns the first
+// error. It must never panic, whatever the file holds.
+func useStore(path string) error {
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	steps := []func() error{
+		func() error { _, err := s.Round(); return err },
+		func() error { _, err := s.Agency(1); return err },
+		func() error {
+			_, err := s.Append(2, 600, testkit.Bets(2, 50))
+			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrDrawDone) {
+				err = nil // a refusal: the file answered
+			}
+			return err
+		},
+		func() error { return s.ScanBets(func(*lottery.Bet) error { return nil }) },
+		func() error {
+			for _, err := range s.LoadBets() {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error { return s.SaveDraw(timeNow(), 3, map[int][]string{1: {}, 2: {}, 3: {}}) },
+		s.Check,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A damaged store is refused with ErrInvalidFile naming the file: it never
+// crashes the process (it once died of SIGBUS on a truncated file, and
+// panicked on junk pages at the first batch or in the draw).
+func TestStore_Damaged(t *testing.T) {
+	t.Parallel()
+	_, good := realStore(t)
+	const page = 4096
+	junk := func(at int) []byte {
+		d := append([]byte(nil), good...)
+		for i := at; i < at+page && i < len(d); i++ {
+			d[i] = byte(i*131 + 7)
+		}
+		return d
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"Empty", nil, "is empty"},
+		{"TruncatedToHalf", good[:len(good)/2], "is truncated"},
+		{"TruncatedToMetas", good[:2*page], "is truncated"},
+		{"JunkFreelistAndRoot", junk(2 * page), ""},
+		{"JunkMiddlePage", junk(len(good) / 2 / page * page), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.db")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := useStore(path)
+			if !errors.Is(err, store.ErrInvalidFile) || !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want ErrInvalidFile naming %s (%q)", err, path, tt.want)
+			}
+		})
+	}
+}
+
+// A new path is a new store; an existing empty file is not.
+func TestStore_EmptyFileIsNotNew(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := store.Open(filepath.Join(dir, "new.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	empty := filepath.Join(dir, "empty.db")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := store.Open(empty, store.Options{}); !errors.Is(err, store.ErrInvalidFile) {
+		t.Fatalf("an empty file opened: %v", err)
+	}
+	if st, _ := os.Stat(empty); st.Size() != 0 {
+		t.Fatal("the refused file was written")
+	}
+}
+
+// FuzzOpenDamaged damages a real store (bytes overwritten at an offset, the
+// file cut short) and uses it as a central would: errors are fine, a panic
+// or a fault is not.
+func FuzzOpenDamaged(f *testing.F) {
+	_, good := realStore(f)
+	f.Add(uint32(2*4096), []byte{0xff, 0xff, 0xff, 0xff}, uint32(0))
+	f.Add(uint32(3*4096+16), []byte("junk in a leaf"), uint32(0))
+	f.Add(uint32(0), []byte{}, uint32(len(good)/3))
+	f.Add(uint32(4096+40), []byte{0xff, 0xff, 0, 0, 0, 0, 0, 0}, uint32(0))
+	f.Fuzz(func(t *testing.T, at uint32, junk []byte, cut uint32) {
+		d := append([]byte(nil), good...)
+		if int(at) < len(d) {
+			copy(d[at:], junk)
+		}
+		if cut > 0 && int(cut) < len(d) {
+			d = d[:cut]
+		}
+		path := filepath.Join(t.TempDir(), "bets.db")
+		if err := os.WriteFile(path, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := useStore(path); err != nil && !errors.Is(err, store.ErrInvalidFile) && !strings.Contains(err.Error(), path) {
+			t.Logf("error not naming the file: %v", err)
+		}
+	})
+}
