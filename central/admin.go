@@ -51,12 +51,14 @@ const pageSize = 100
 func (c *Central) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.reg, promhttp.HandlerOpts{}))
-	// Go's profiles, for operators chasing CPU or memory (localhost only, as
-	// the rest of this listener).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if c.opts.AdminPprof {
+		// Go's profiles, for operators chasing CPU or memory: only when asked
+		// (ADMIN_PPROF), as they show the process's insides.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if _, err := c.store.Round(); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
@@ -94,7 +96,7 @@ func (c *Central) adminHandler() http.Handler {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'")
 		statusPage.Execute(w, v)
 	}))
-	return mux
+	return c.guardAdmin(mux)
 }
 
 // statusView is one page of the status, as the page and its JSON show it.
@@ -147,8 +149,12 @@ func (m *rateMeter) observe(count uint64) float64 {
 
 // ServeAdmin serves the admin routes on ln in the background until Close,
 // which shuts it down before the store closes. Call it once, before Serve.
+// See adminguard.go for what keeps the listener the operators'.
 func (c *Central) ServeAdmin(ln net.Listener) {
-	srv := &http.Server{Handler: c.adminHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	t := c.adminTimeouts
+	srv := &http.Server{Handler: c.adminHandler(), ReadHeaderTimeout: t.header, ReadTimeout: t.request,
+		WriteTimeout: t.write, IdleTimeout: t.idle, MaxHeaderBytes: 8 << 10}
+	ln = newLimitListener(ln, adminMaxConns)
 	c.admin = srv
 	c.adminDone.Add(1)
 	go func() {

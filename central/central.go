@@ -58,11 +58,12 @@ type Central struct {
 	metrics *metrics
 	ready   atomic.Bool // accepting, and not shutting down (/readyz)
 
-	abort     context.CancelCauseFunc // ends Serve with a cause (a damaged store)
-	admin     *http.Server            // the operators' listener, once ServeAdmin started it
-	adminDone sync.WaitGroup // its Serve
-	closeOnce sync.Once
-	closeErr  error
+	abort         context.CancelCauseFunc // ends Serve with a cause (a damaged store)
+	adminTimeouts adminTimeouts
+	admin         *http.Server   // the operators' listener, once ServeAdmin started it
+	adminDone     sync.WaitGroup // its Serve
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // New validates opts and opens the round in the store at opts.DBPath: a
@@ -92,6 +93,8 @@ func New(opts Options) (*Central, error) {
 		conns:   newConns(),
 		owners:  newOwners(),
 		barrier: newBarrier(opts.Agencies, r.Finished, winners),
+
+		adminTimeouts: defaultAdminTimeouts,
 	}
 	c.metrics = newMetrics(c)
 	return c, nil

@@ -36,6 +36,14 @@ type Options struct {
 	TLSRequired bool
 	// Logger receives the central's log lines (logformat.Discard by default).
 	Logger logformat.Logger
+
+	// The admin listener (ServeAdmin; see adminguard.go). AdminToken, when
+	// set, is required on every route but /healthz and /readyz; AdminHosts
+	// are the host names it answers to beside IP literals and localhost;
+	// AdminPprof serves Go's profiles under /debug/pprof/.
+	AdminToken string
+	AdminHosts []string
+	AdminPprof bool
 }
 
 // NewOptions returns the defaults: those of config.ini.
@@ -78,8 +86,9 @@ func (o Options) Validate() error {
 
 // fdReserve is how many file descriptors the central keeps beside its
 // sessions (standard streams, the store, the listener, the poller, refusals
-// being written): a quarter of the limit, from 16 to 64.
-func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) }
+// being written): a quarter of the limit, from 16 to 64, plus the admin
+// listener's connections (adminMaxConns), so operators cannot starve agencies.
+func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) + adminMaxConns }
 
 // autoMaxConns bounds MaxConns when it is derived from the limit.
 const autoMaxConns = 65536

@@ -40,9 +40,18 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 
 func newTestCentral(tb testing.TB, agencies int) *Central {
 	tb.Helper()
+	return newTestCentralWith(tb, agencies, nil)
+}
+
+// newTestCentralWith is newTestCentral with options edited by edit (if set).
+func newTestCentralWith(tb testing.TB, agencies int, edit func(*Options)) *Central {
+	tb.Helper()
 	opts := NewOptions()
 	opts.Agencies, opts.DBPath, opts.IdleTimeout, opts.MaxConns = agencies, filepath.Join(tb.TempDir(), "bets.db"), time.Second, 8
 	opts.Logger = testkit.Logger(tb, logging.ERROR)
+	if edit != nil {
+		edit(&opts)
+	}
 	c, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)

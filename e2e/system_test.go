@@ -196,6 +196,12 @@ func TestSystem_BadConfig(t *testing.T) {
 		{"AgencyAddressBigPort", "agency", []string{"CLI_ID=1", "CLI_SERVER_ADDRESS=server:99999"}, `port "99999" is not in 1..65535`},
 		{"AgencyMalformedFile", "agency", []string{"CLI_ID=1", "CLI_CONFIG=" + writeTemp(t, "bad.yaml", "server: [unclosed\n")}, `is malformed`},
 		{"ServerMalformedFile", "server", []string{"SERVER_CONFIG=" + writeTemp(t, "bad.ini", "[DEFAULT\nSERVER_PORT=1\n")}, `is malformed`},
+		{"ServerNamedConfigMissing", "server", []string{"SERVER_CONFIG=/nonexistent/config.ini"}, `config file /nonexistent/config.ini: open`},
+		{"ServerConfigIsADirectory", "server", []string{"SERVER_CONFIG=/tmp"}, `config file /tmp is not a regular file`},
+		{"AgencyNamedConfigMissing", "agency", []string{"CLI_ID=1", "CLI_CONFIG=/nonexistent/config.yaml"}, `config file /nonexistent/config.yaml: open`},
+		{"ServerDenySerial", "server", []string{"TLS_DENY_SERIALS=ab,not-a-serial"}, `TLS_DENY_SERIALS = "ab,not-a-serial": not a certificate serial number: "not-a-serial"`},
+		{"ServerAdminEverywhereNoToken", "server", []string{"ADMIN_ADDR=:0"}, `ADMIN_ADDR = ":0": listens beyond this machine's loopback: set ADMIN_TOKEN`},
+		{"ServerAdminAddr", "server", []string{"ADMIN_ADDR=8080"}, `ADMIN_ADDR = "8080": not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +211,14 @@ func TestSystem_BadConfig(t *testing.T) {
 			}
 			p.waitLine(`action: config \| result: fail \| error: .*`+regexp.QuoteMeta(tt.want), time.Second)
 		})
+	}
+	// Every bad key at once, one line each.
+	p := start(t, "server", t.TempDir(), "SERVER_PORT=abc", "AGENCIES=0", "GROUP_COMMIT=maybe")
+	if code := p.wait(30 * time.Second); code == 0 {
+		t.Fatal("exited 0 with a bad config")
+	}
+	if n := len(p.grep(`action: config \| result: fail \| error: config key`)); n != 3 {
+		t.Fatalf("%d config fail lines for three bad keys:\n%s", n, p.output())
 	}
 }
 

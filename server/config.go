@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -54,6 +56,9 @@ var defaults = []settings.Default{
 	{Key: "TLS_REQUIRED", Value: ""}, // empty: true when the TLS_ files are set
 	{Key: "TLS_DENY_SERIALS", Value: ""},
 	{Key: "ADMIN_ADDR", Value: ""},
+	{Key: "ADMIN_TOKEN", Value: ""},
+	{Key: "ADMIN_HOSTS", Value: ""},
+	{Key: "ADMIN_PPROF", Value: "false"},
 }
 
 // loadConfig reads the config file at path (a missing file is fine unless
@@ -62,6 +67,7 @@ var defaults = []settings.Default{
 func loadConfig(path string, required bool) (config, error) {
 	v := viper.New()
 	v.SetConfigType("ini")
+	v.AllowEmptyEnv(true) // ADMIN_ADDR= in the environment turns the listener off
 	for _, d := range defaults {
 		name := "default." + strings.ToLower(d.Key)
 		v.SetDefault(name, d.Value)
@@ -95,7 +101,19 @@ func loadConfig(path string, required bool) (config, error) {
 		o.TLSDenyShown = shown
 		return deny, err
 	})
-	o.AdminAddr = p.String("ADMIN_ADDR")
+	o.AdminAddr = settings.Parse(&p, "ADMIN_ADDR", parseAdminAddr)
+	o.Central.AdminToken = p.String("ADMIN_TOKEN")
+	if o.AdminAddr != "" && !loopback(o.AdminAddr) && o.Central.AdminToken == "" {
+		settings.Parse(&p, "ADMIN_ADDR", func(s string) (string, error) {
+			return s, fmt.Errorf("listens beyond this machine's loopback: set ADMIN_TOKEN (a credential every request must carry), or listen on 127.0.0.1")
+		})
+	}
+	for _, h := range strings.Split(p.String("ADMIN_HOSTS"), ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			o.Central.AdminHosts = append(o.Central.AdminHosts, h)
+		}
+	}
+	o.Central.AdminPprof = p.Bool("ADMIN_PPROF")
 	if p.Err != nil {
 		return o, p.Err
 	}
@@ -132,4 +150,27 @@ func loadTLS(o config, now time.Time) (*tls.Config, error) {
 		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
 	}
 	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return o.TLSDeny[pki.Serial(c)] }), nil
+}
+
+// parseAdminAddr accepts host:port for the admin listener ("" is off).
+func parseAdminAddr(s string) (string, error) {
+	if s == "" {
+		return s, nil
+	}
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		return s, fmt.Errorf("not host:port, such as 127.0.0.1:8080")
+	}
+	return s, nil
+}
+
+// loopback reports whether the admin address listens only on this
+// machine's loopback (127.0.0.0/8, ::1, localhost). ":8080" listens on every
+// interface: not loopback.
+func loopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

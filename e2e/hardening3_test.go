@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loteria-nacional/tp0/internal/storetest"
+	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/protocol"
+)
+
+// noCrash fails when a process's output shows a Go crash.
+func noCrash(t *testing.T, p *proc) {
+	t.Helper()
+	for _, crash := range []string{"panic:", "fatal error:", "goroutine ", "SIGBUS", "SIGSEGV"} {
+		if strings.Contains(p.output(), crash) {
+			t.Fatalf("%s crashed (%q):\n%s", p.name, crash, p.output())
+		}
+	}
+}
+
+// A damaged store is refused with a clean line and a hint, never a crash:
+// a file cut short at open, junk where only the draw reads once the central
+// runs (it once died of SIGBUS, or panicked in the draw at every restart).
+func TestHardening3_DamagedStore(t *testing.T) {
+	t.Parallel()
+	t.Run("Truncated", func(t *testing.T) {
+		t.Parallel()
+		path := storetest.JunkBetsRoot(t, 2)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, data[:len(data)/2], 0o600)
+		p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=2", "DB_PATH="+path)
+		if code := p.wait(30 * time.Second); code != 1 {
+			t.Fatalf("exit %d on a truncated store", code)
+		}
+		p.waitLine(`action: open_store \| result: fail \| db_path: .* is truncated: .* \| hint: restore the file from a backup`, time.Second)
+		noCrash(t, p)
+	})
+	t.Run("Empty", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "bets.db")
+		os.WriteFile(path, nil, 0o600)
+		p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=2", "DB_PATH="+path)
+		if code := p.wait(30 * time.Second); code != 1 {
+			t.Fatalf("exit %d on an empty store file", code)
+		}
+		p.waitLine(`action: open_store \| result: fail .* is empty \(0 bytes\)`, time.Second)
+	})
+	t.Run("JunkWhereTheDrawReads", func(t *testing.T) {
+		t.Parallel()
+		path := storetest.JunkBetsRoot(t, 2)
+		for run := 1; run <= 2; run++ { // and again at the restart: the same clean stop
+			p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=2", "DB_PATH="+path)
+			if code := p.wait(30 * time.Second); code != 1 {
+				t.Fatalf("run %d: exit %d", run, code)
+			}
+			p.waitLine(`action: store \| result: fail \| error: not a bets store file \(damaged\): .* \| hint: `, time.Second)
+			p.waitLine(`action: shutdown \| result: fail`, time.Second)
+			noCrash(t, p)
+		}
+	})
+}
+
+// Revocation takes the spellings operators paste (openssl's serial=HEX,
+// 0x...) and the config line shows what it read.
+func TestHardening3_RevocationSpellings(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	for _, spell := range []string{"serial=" + strings.ToUpper(p.revoked), "0x00" + p.revoked} {
+		t.Run(spell[:3], func(t *testing.T) {
+			c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 3, p.centralEnv("TLS_DENY_SERIALS="+spell)...)
+			c.waitLine(`action: config \| result: success .*tls_deny_serials: `+p.revoked+` \|`, time.Second)
+			a := startAgency(t, c, 3, genData, append(p.agencyEnv("agency-3", "ca"), "CLI_SERVER_ADDRESS=localhost:"+c.addr[len("127.0.0.1:"):], "CLI_RECONNECT_ATTEMPTS=1")...)
+			if code := a.wait(time.Minute); code == 0 {
+				t.Fatalf("a revoked agency (%s) exited 0", spell)
+			}
+			c.waitLine(`action: tls_handshake \| result: fail .*revoked by TLS_DENY_SERIALS`, 5*time.Second)
+		})
+	}
+}
+
+// tlsCentralEnv is centralEnv without TLS_REQUIRED: what an operator who
+// only set certificates gets.
+func (p testPKI) tlsCentralEnv(extra ...string) []string {
+	return append([]string{"TLS_CERT=" + p.file("server.crt"), "TLS_KEY=" + p.file("server.key"), "TLS_CLIENT_CA=" + p.file("ca.crt")}, extra...)
+}
+
+// Certificates make TLS the rule: a plaintext agency session is refused
+// unless TLS_REQUIRED=false says otherwise, and even then it cannot speak
+// for an agency that has spoken over TLS (it once finished a TLS agency with
+// 0 bets and read another agency's winners).
+func TestHardening3_PlaintextBesideTLS(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	t.Run("RefusedByDefault", func(t *testing.T) {
+		c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 3, p.tlsCentralEnv()...)
+		c.waitLine(`action: config \| result: success .*tls: true \| tls_required: true`, time.Second)
+		cl := dial(t, c.addr)
+		cl.send(&protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+		cl.expectError(protocol.CodeForbidden)
+		if got := echo(t, c.addr, "ping\n"); got != "ping\n" {
+			t.Fatalf("the echo check is not plaintext any more: %q", got)
+		}
+	})
+	t.Run("OptInNeverFencesTLS", func(t *testing.T) {
+		c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 3, p.tlsCentralEnv("TLS_REQUIRED=false")...)
+		c.waitLine(`action: config \| result: success \| tls_required: false \| warning: plaintext agency sessions are accepted`, time.Second)
+		tlsCl := p.dialTLS(t, c.addr, "agency-1")
+		tlsCl.hello(1)
+		plain := dial(t, c.addr)
+		plain.send(&protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+		plain.expectError(protocol.CodeForbidden)
+		// The TLS session is still agency 1's.
+		tlsCl.send(&protocol.Batch{Agency: 1, First: 0, Bets: testkit.Bets(1, 2)})
+		if m, err := tlsCl.recv(); err != nil {
+			t.Fatalf("the TLS session was ended: %v", err)
+		} else if _, ok := m.(*protocol.Ack); !ok {
+			t.Fatalf("the TLS session got %#v", m)
+		}
+		// Another agency, never seen over TLS, may still use plaintext.
+		other := dial(t, c.addr)
+		other.hello(2)
+	})
+}
+
+// Idle admin connections cannot take the descriptors agencies need: with
+// nofile 128, 117 idle admin connections once made the agency port's
+// accept fail and an agency gave up.
+func TestHardening3_AdminCannotStarveAgencies(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "bets.db")
+	cmd := exec.Command("sh", "-c", `ulimit -n 128 && exec "$0"`, filepath.Join(binDir, "server"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
+		"AGENCIES=1", "DB_PATH=" + db, "ADMIN_ADDR=127.0.0.1:0", "SERVER_LISTEN_BACKLOG=128"}
+	out := &testkit.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addrs := map[string]string{}
+	if !poll(20*time.Second, func() bool {
+		for _, action := range []string{"listen", "admin_listen"} {
+			if m := regexp.MustCompile(`action: ` + action + ` \| result: success \| address: (\S+)`).FindStringSubmatch(out.String()); m != nil {
+				addrs[action] = m[1]
+			}
+		}
+		return len(addrs) == 2
+	}) {
+		t.Fatalf("central did not listen:\n%s", out)
+	}
+	for i := 0; i < 117; i++ {
+		conn, err := net.DialTimeout("tcp", addrs["admin_listen"], 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	c := &central{proc: &proc{t: t, name: "server"}, addr: addrs["listen"], dbPath: db}
+	a := startAgency(t, c, 1, genData)
+	if code := a.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("the agency exited %d beside 117 idle admin connections:\n%s\n%s", code, a.output(), out)
+	}
+	if strings.Contains(out.String(), "accept_connection | result: fail") {
+		t.Fatalf("the agency port failed to accept:\n%s", out)
+	}
+}
