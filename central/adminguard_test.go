@@ -142,4 +142,3 @@ func TestAdmin_ConnectionCap(t *testing.T) {
 	}
 	resp.Body.Close()
 }
-
