@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
@@ -28,8 +29,13 @@ type Agency struct {
 	bets Bets // where the bets come from; nil in echo mode
 	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 
-	round   uint64       // the round of the first welcome; 0 before it
-	winners []string     // set once the central sent them
+	round   uint64   // the round of the first welcome; 0 before it
+	winners []string // set once the central sent them
+	// own is what the winners must be: the documents of this agency's valid
+	// bets that win (lottery.HasWon), counted on the last full pass over
+	// its bets. The central's draw is the same function over the same bets,
+	// so an honest central answers exactly these; nil before a full pass.
+	own     map[string]int
 	retries atomic.Int64 // reconnections so far (read by load generators while it runs)
 }
 
@@ -223,8 +229,17 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 // and its resume (a clock past midnight, another time zone).
 func (a *Agency) today() time.Time { return time.Unix(0, int64(a.round)).UTC() }
 
-// zeroDigest is a Welcome's digest when the central keeps none.
+// zeroDigest is a Welcome's digest when the central keeps none, which is
+// only true of an agency with no bets stored: a central that holds bets and
+// no digest of them is not believed (it could be anyone's).
 var zeroDigest [lottery.DigestSize]byte
+
+// tally counts bet's document in own when the bet wins.
+func tally(own map[string]int, bet *lottery.Bet) {
+	if lottery.HasWon(*bet) {
+		own[bet.Document]++
+	}
+}
 
 // checkFinished verifies a Welcome that says this agency already finished:
 // only when the central holds exactly this agency's valid bets (their count
@@ -238,6 +253,7 @@ func (a *Agency) checkFinished(w *protocol.Welcome) error {
 	defer src.Close()
 	d := lottery.NewDigest()
 	n := uint64(0)
+	own := map[string]int{}
 	for {
 		bet, err := src.Next()
 		if err == io.EOF {
@@ -247,9 +263,11 @@ func (a *Agency) checkFinished(w *protocol.Welcome) error {
 			return permanent(err)
 		}
 		d.Add(&bet)
+		tally(own, &bet)
 		n++
 	}
-	if n != w.Committed || w.Digest != zeroDigest && d.Sum() != w.Digest {
+	a.own = own
+	if n != w.Committed || n > 0 && d.Sum() != w.Digest {
 		return permanentf("the central says agency %d finished with %d bets stored, but %s has %d valid bets%s: they are not this agency's bets",
 			a.opts.ID, w.Committed, a.bets.Name(), n, map[bool]string{true: " (same count, other bets)", false: ""}[n == w.Committed])
 	}
@@ -262,6 +280,10 @@ func (a *Agency) askWinners(c *conn) error {
 		return err
 	}
 	var docs []string
+	expected := 0
+	for _, n := range a.own {
+		expected += n
+	}
 	for {
 		w, err := receive[*protocol.Winners](c, a.opts.WinnersTimeout)
 		var nerr net.Error
@@ -271,10 +293,18 @@ func (a *Agency) askWinners(c *conn) error {
 		if err != nil {
 			return err
 		}
+		// Bounded by what this agency can win: a central that sends more
+		// (endless frames, say) is stopped before it costs memory.
+		if len(docs)+len(w.Documents) > expected {
+			return permanentf("the central sent more than the %d winners agency %d's bets hold: %w", expected, a.opts.ID, errNotOurs)
+		}
 		docs = append(docs, w.Documents...)
 		if w.Last {
 			break
 		}
+	}
+	if err := sameWinners(a.own, docs); err != nil {
+		return permanentf("the central's winners for agency %d are not its winning bets (%v): %w", a.opts.ID, err, errNotOurs)
 	}
 	// Confirm receipt; the central records it and says goodbye. Without the
 	// goodbye the session is retried, so the central always learns that this
@@ -287,5 +317,22 @@ func (a *Agency) askWinners(c *conn) error {
 		return err
 	}
 	a.log.Infof("action: consulta_ganadores | result: success | cant_ganadores: %d", len(docs))
+	return nil
+}
+
+// sameWinners checks that docs are exactly own's documents, as many times each.
+func sameWinners(own map[string]int, docs []string) error {
+	left := maps.Clone(own)
+	for _, d := range docs {
+		if left[d] == 0 {
+			return fmt.Errorf("document %s is not one of its winning bets", logformat.Value(d))
+		}
+		left[d]--
+	}
+	for d, n := range left {
+		if n > 0 {
+			return fmt.Errorf("document %s is missing", logformat.Value(d))
+		}
+	}
 	return nil
 }

@@ -64,6 +64,8 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 	defer src.Close()
 	// Resume by bet offset: skip the valid bets the central already has.
 	d := lottery.NewDigest()
+	own := map[string]int{}
+	src = &tallied{Source: src, own: own}
 	for i := uint64(0); i < w.Committed; i++ {
 		bet, err := src.Next()
 		if err == io.EOF {
@@ -74,13 +76,18 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 		}
 		d.Add(&bet)
 	}
-	if w.Digest != zeroDigest && d.Sum() != w.Digest {
+	if w.Committed > 0 && w.Digest == zeroDigest {
+		return false, permanentf("the central holds %d bets for agency %d but no digest of them: it cannot show they are this agency's: %w",
+			w.Committed, a.opts.ID, errNotOurs)
+	}
+	if w.Committed > 0 && d.Sum() != w.Digest {
 		return false, permanentf("the %d bets the central holds for agency %d are not the first %d valid bets of %s (digest mismatch): %w",
 			w.Committed, a.opts.ID, w.Committed, a.bets.Name(), errNotOurs)
 	}
 	type inflight struct {
-		first uint64
-		n     int
+		first    uint64
+		n        int
+		fraction float64 // of the input read once the batch was filled
 	}
 	var (
 		queue []inflight
@@ -100,7 +107,7 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 			if err := c.send(&batch); err != nil {
 				return progress, err
 			}
-			queue = append(queue, inflight{batch.First, len(batch.Bets)})
+			queue = append(queue, inflight{batch.First, len(batch.Bets), src.Progress()})
 			next += uint64(len(batch.Bets))
 		}
 		if len(queue) == 0 {
@@ -116,10 +123,14 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 				a.opts.ID, ack.First, ack.Committed, queue[0].first, want, errNotOurs)
 		}
 		progress = progress || ack.Stored > 0
-		a.bets.Acked(src, queue[0].first, queue[0].n, want)
+		a.bets.Acked(queue[0].first, queue[0].n, want, queue[0].fraction)
 		acked, queue = want, queue[1:]
 	}
 	a.log.Infof("action: apuestas_enviadas | result: success | cantidad: %d | descartadas: %d", acked, src.Discarded())
+	if err := src.Err(); err != nil {
+		// Finishing would let the draw run without the rows it lost.
+		return progress, permanent(err)
+	}
 	if err := c.send(&protocol.Finish{Total: acked}); err != nil {
 		return progress, err
 	}
@@ -131,5 +142,20 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 		return progress, permanentf("central recorded agency %d's finish with %d bets; this agency sent %d: %w", a.opts.ID, f.Committed, acked, errNotOurs)
 	}
 	a.log.Infof("action: fin_envio | result: success | finalizadas: %d | agencias: %d", f.Count, f.Agencies)
+	a.own = own // the whole stream was read: these are the agency's winning bets
 	return true, nil
+}
+
+// tallied counts the winning bets of the bets it yields.
+type tallied struct {
+	Source
+	own map[string]int
+}
+
+func (t *tallied) Next() (lottery.Bet, error) {
+	bet, err := t.Source.Next()
+	if err == nil {
+		tally(t.own, &bet)
+	}
+	return bet, err
 }

@@ -3,16 +3,21 @@ package agency
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
+	"github.com/op/go-logging"
 )
 
 // fakeCentral serves each connection with serve, which reads and writes
@@ -116,6 +121,38 @@ func TestSession_CentralNotOurs(t *testing.T) {
 			r.Next()
 			protocol.Write(conn, &protocol.Ack{First: 0, Stored: 1, Committed: 6})
 		}, "with 6 bets committed; this agency sent that batch at 0 and expects 1"},
+		// A fake central once made the agency exit 0 with none of its bets
+		// stored: an all-zero digest meant "unknown" and skipped the check.
+		{"FinishedNoDigest", func(r *protocol.Reader, conn net.Conn) {
+			r.Next()
+			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1, Finished: true})
+		}, "(same count, other bets)"},
+		{"StoredNoDigest", func(r *protocol.Reader, conn net.Conn) {
+			r.Next()
+			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1})
+		}, "holds 1 bets for agency 1 but no digest of them"},
+		{"EndlessWinners", func(r *protocol.Reader, conn net.Conn) {
+			r.Next()
+			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1, Finished: true, Digest: oneBetDigest()})
+			r.Next()
+			for i := 0; i < 1000; i++ {
+				if protocol.Write(conn, &protocol.Winners{Documents: []string{"1", "2", "3"}}) != nil {
+					return
+				}
+			}
+		}, "sent more than the 1 winners agency 1's bets hold"},
+		{"MadeUpWinner", func(r *protocol.Reader, conn net.Conn) {
+			r.Next()
+			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1, Finished: true, Digest: oneBetDigest()})
+			r.Next()
+			protocol.Write(conn, &protocol.Winners{Last: true, Documents: []string{"99"}})
+		}, "document 99 is not one of its winning bets"},
+		{"WinnerWithheld", func(r *protocol.Reader, conn net.Conn) {
+			r.Next()
+			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1, Finished: true, Digest: oneBetDigest()})
+			r.Next()
+			protocol.Write(conn, &protocol.Winners{Last: true})
+		}, "document 1 is missing"},
 		{"FinishedCountsOther", func(r *protocol.Reader, conn net.Conn) {
 			r.Next()
 			protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 0})
@@ -131,7 +168,7 @@ func TestSession_CentralNotOurs(t *testing.T) {
 			if !isPermanent(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run = %v, want a permanent error with %q", err, tt.want)
 			}
-			if !strings.Contains(tt.name, "Finished") && !errors.Is(err, errNotOurs) {
+			if !strings.HasPrefix(tt.name, "Finished") && !errors.Is(err, errNotOurs) {
 				t.Fatalf("%v is not errNotOurs", err)
 			}
 		})
@@ -153,6 +190,125 @@ func TestJitter(t *testing.T) {
 		}
 		if len(seen) < 50 {
 			t.Fatalf("attempt %d: only %d distinct waits in 200: not jittered", attempt, len(seen))
+		}
+	}
+}
+
+// honestCentral answers one agency as the real central does (without
+// storing anything): it acknowledges every batch, records the finish and
+// answers the winners of the bets it saw. finished is closed when it gets a
+// Finish.
+func honestCentral(t *testing.T) (addr string, finished <-chan struct{}) {
+	t.Helper()
+	fin := make(chan struct{})
+	var once sync.Once
+	addr = fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
+		var winners []string
+		committed := uint64(0)
+		for {
+			m, err := r.Next()
+			if err != nil {
+				return
+			}
+			switch m := m.(type) {
+			case *protocol.Hello:
+				protocol.Write(conn, &protocol.Welcome{Round: round})
+			case *protocol.Batch:
+				for _, b := range m.Bets {
+					if lottery.HasWon(b) {
+						winners = append(winners, b.Document)
+					}
+				}
+				committed = m.First + uint64(len(m.Bets))
+				protocol.Write(conn, &protocol.Ack{First: m.First, Stored: len(m.Bets), Committed: committed})
+			case *protocol.Finish:
+				once.Do(func() { close(fin) })
+				protocol.Write(conn, &protocol.Finished{Count: 1, Agencies: 1, Committed: committed})
+			case *protocol.WinnersRequest:
+				protocol.Write(conn, &protocol.Winners{Last: true, Documents: winners})
+			case *protocol.Received:
+				protocol.Write(conn, &protocol.Goodbye{})
+				return
+			}
+		}
+	})
+	return addr, fin
+}
+
+// fileAgency is agency 1 sending the CSV rows of content to addr.
+func fileAgency(t *testing.T, addr, content string) *Agency {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agency-1.csv")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := csvAgency(t, addr)
+	a.bets = &csvBets{path: path, agency: 1, log: a.log}
+	return a
+}
+
+// rows returns n valid CSV rows, documents 1..n.
+func rows(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("Ana,Paz,%d,1990-01-01,%d\n", i+1, i%10000)
+	}
+	return out
+}
+
+// A quote left open swallows the rest of the file: the agency names the
+// line where it began, counts every row it lost, and does not finish (it
+// once sent 100, said descartadas: 1, named line 5000 and exited 0).
+func TestSession_StrayQuoteIsAFailure(t *testing.T) {
+	t.Parallel()
+	r := rows(5000)
+	r[100] = `"Ana,Paz,101,1990-01-01,1` + "\n"
+	addr, finished := honestCentral(t)
+	a := fileAgency(t, addr, strings.Join(r, ""))
+	logs := &testkit.Buffer{}
+	a.log = logformat.New(logs, logging.INFO, "test")
+	a.bets.(*csvBets).log = a.log
+	err := a.Run(context.Background())
+	if !isPermanent(err) || !strings.Contains(err.Error(), "could not be read whole: 4900 rows lost") || !strings.Contains(err.Error(), "agency-1.csv:101:") {
+		t.Fatalf("Run = %v, want a permanent error naming line 101 and 4900 rows", err)
+	}
+	select {
+	case <-finished:
+		t.Fatal("the agency finished although its file was not read whole")
+	default:
+	}
+	for _, want := range []string{"linea: 101 | campo: - | error: extraneous or missing \" in quoted-field: the field opened on this line runs to line 5000",
+		"action: apuestas_enviadas | result: success | cantidad: 100 | descartadas: 4900"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in:\n%s", want, logs)
+		}
+	}
+}
+
+// Progress counts stored bets: the fraction reported with each ack never
+// runs ahead of them (porcentaje: 100 once appeared at 25,049 of 26,235).
+func TestSession_ProgressCountsStoredBets(t *testing.T) {
+	t.Parallel()
+	const n = 26235
+	addr, _ := honestCentral(t)
+	a := fileAgency(t, addr, strings.Join(rows(n), ""))
+	type point struct {
+		stored   uint64
+		fraction float64
+	}
+	var points []point
+	a.bets.(*csvBets).progress = func(stored uint64, fraction float64) { points = append(points, point{stored, fraction}) }
+	if err := a.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(points) == 0 || points[len(points)-1].fraction != 1 {
+		t.Fatalf("progress ends at %v", points[len(points)-1:])
+	}
+	for _, p := range points {
+		// Rows are 27 to 33 bytes: the fraction of bytes may lead the
+		// fraction of rows by a little, never by a batch.
+		if ahead := p.fraction - float64(p.stored)/n; ahead > 0.01 {
+			t.Fatalf("at %d of %d stored, progress says %.3f", p.stored, n, p.fraction)
 		}
 	}
 }

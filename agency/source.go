@@ -25,8 +25,9 @@ type Bets interface {
 	// Open starts a pass over the valid bets, validated as of today.
 	Open(today time.Time) (Source, error)
 	// Acked tells the user that the central stored the n bets from first;
-	// acked bets are stored in all.
-	Acked(src Source, first uint64, n int, acked uint64)
+	// acked bets are stored in all, and they reach fraction of the input
+	// (Source.Progress when the batch's last bet was read).
+	Acked(first uint64, n int, acked uint64, fraction float64)
 }
 
 // csvBets are the bets of an agency's CSV file.
@@ -55,13 +56,13 @@ func (b *csvBets) Open(today time.Time) (Source, error) {
 	return src, nil
 }
 
-// Acked logs about every 10% of the file read, and reports each batch to
+// Acked logs about every 10% of the file stored, and reports each batch to
 // the progress callback.
-func (b *csvBets) Acked(src Source, _ uint64, _ int, acked uint64) {
+func (b *csvBets) Acked(_ uint64, _ int, acked uint64, fraction float64) {
 	if b.progress != nil {
-		b.progress(acked, src.Progress())
+		b.progress(acked, fraction)
 	}
-	if step := int(src.Progress() * 10); step > b.step {
+	if step := int(fraction * 10); step > b.step {
 		b.step = step
 		b.log.Infof("action: progreso | result: in_progress | enviadas: %d | porcentaje: %d", acked, min(step*10, 100))
 	}
@@ -79,7 +80,7 @@ func (b *singleBet) Name() string        { return "env" }
 func (b *singleBet) Open(time.Time) (Source, error) { return &singleSource{bet: b.bet}, nil }
 
 // Acked logs the bet, as the exercise asks.
-func (b *singleBet) Acked(Source, uint64, int, uint64) {
+func (b *singleBet) Acked(uint64, int, uint64, float64) {
 	b.log.Infof("action: apuesta_enviada | result: success | dni: %s | numero: %d", logformat.Value(b.bet.Document), b.bet.Number)
 }
 
@@ -88,8 +89,12 @@ type Source interface {
 	Next() (lottery.Bet, error)
 	// Progress is the fraction of the input read so far, 0..1.
 	Progress() float64
-	// Discarded is how many invalid rows were skipped so far.
+	// Discarded is how many invalid or unreadable rows were skipped so far.
 	Discarded() int
+	// Err is why the input could not be read whole (a CSV syntax error
+	// swallowed rows), or nil. Bets read before and after it are sent, but
+	// the agency does not finish with rows it could not read.
+	Err() error
 	Close() error
 }
 
@@ -115,12 +120,14 @@ type csvSource struct {
 	agency     int
 	f          *os.File
 	size       int64
-	read       countingReader
+	bom        int64 // bytes of a byte order mark skipped
 	cr         *csv.Reader
 	log        logformat.Logger
 	loggedUpTo int // invalid rows up to this line were logged by an earlier pass
 	lastLine   int // the line of the last row read
 	discarded  int
+	unreadable *RowError // the first CSV syntax error
+	lost       int       // rows lost to CSV syntax errors
 	today      time.Time
 }
 
@@ -137,10 +144,10 @@ func openCSV(path string, agency int, log logformat.Logger, loggedUpTo int, toda
 		return nil, fmt.Errorf("open agency data: %w", err)
 	}
 	s := &csvSource{path: path, agency: agency, f: f, size: st.Size(), log: log, loggedUpTo: loggedUpTo, today: today}
-	s.read.r = f
-	br := bufio.NewReaderSize(&s.read, 64<<10)
+	br := bufio.NewReaderSize(f, 64<<10)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
 		br.Discard(3) // a UTF-8 byte order mark from a spreadsheet export
+		s.bom = 3
 	}
 	s.cr = csv.NewReader(br)
 	s.cr.FieldsPerRecord = -1 // counted per row, to report the line
@@ -162,8 +169,22 @@ func (s *csvSource) Next() (lottery.Bet, error) {
 		}
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
+			// A quote left open swallows every line up to the error (or the
+			// end of the file): name the line where the field began and
+			// count each line lost as a row not sent.
 			s.lastLine = perr.Line
-			s.skip(&RowError{File: s.path, Line: perr.Line, Field: "-", Err: perr.Err})
+			lost := max(perr.Line-perr.StartLine+1, 1)
+			why := perr.Err
+			if lost > 1 {
+				why = fmt.Errorf("%w: the field opened on this line runs to line %d, so %d lines could not be read", perr.Err, perr.Line, lost)
+			}
+			e := &RowError{File: s.path, Line: perr.StartLine, Field: "-", Err: why}
+			if s.unreadable == nil {
+				s.unreadable = e
+			}
+			s.lost += lost
+			s.skip(e)
+			s.discarded += lost - 1
 			continue
 		}
 		if err != nil {
@@ -204,14 +225,24 @@ func (s *csvSource) skip(e *RowError) {
 	}
 }
 
+// Progress is the fraction of the file's bytes the CSV reader consumed (not
+// the read-ahead of its buffer).
 func (s *csvSource) Progress() float64 {
 	if s.size == 0 {
 		return 1
 	}
-	return float64(s.read.n) / float64(s.size)
+	return min(float64(s.cr.InputOffset()+s.bom)/float64(s.size), 1)
 }
 
 func (s *csvSource) Discarded() int { return s.discarded }
+
+func (s *csvSource) Err() error {
+	if s.unreadable == nil {
+		return nil
+	}
+	return fmt.Errorf("%s could not be read whole: %d rows lost to CSV syntax, the first at %w; fix the file and run the agency again (the bets stored are kept)",
+		s.path, s.lost, s.unreadable)
+}
 
 // LastLine is the line of the last row read.
 func (s *csvSource) LastLine() int { return s.lastLine }
@@ -222,18 +253,6 @@ func (s *csvSource) Close() error {
 		s.log.Infof("action: close_file | result: success | archivo: %s", s.path)
 	}
 	return err
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // singleSource yields the one bet of course exercise 5.
@@ -258,6 +277,7 @@ func (s *singleSource) Progress() float64 {
 }
 
 func (s *singleSource) Discarded() int { return 0 }
+func (s *singleSource) Err() error     { return nil }
 func (s *singleSource) Close() error   { return nil }
 
 // singleBetEnv are the variables of single-bet mode.

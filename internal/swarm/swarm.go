@@ -78,7 +78,7 @@ func (g *generated) Name() string        { return fmt.Sprintf("generated bets of
 func (g *generated) Open(time.Time) (agency.Source, error) {
 	return &source{g: g}, nil
 }
-func (g *generated) Acked(agency.Source, uint64, int, uint64) {
+func (g *generated) Acked(uint64, int, uint64, float64) {
 	storeMax(g.lastAck, time.Now().UnixNano())
 }
 
@@ -106,6 +106,7 @@ func (s *source) Next() (lottery.Bet, error) {
 }
 func (s *source) Progress() float64 { return float64(s.i) / float64(max(s.g.n, 1)) }
 func (s *source) Discarded() int    { return 0 }
+func (s *source) Err() error        { return nil }
 func (s *source) Close() error      { return nil }
 
 // Run runs the swarm until every agency holds its winners or one fails.
