@@ -312,3 +312,35 @@ func TestSession_ProgressCountsStoredBets(t *testing.T) {
 		}
 	}
 }
+
+// The single bet is validated as of the round's day, like a CSV row: born
+// today is a birth in the future for a round that began yesterday.
+func TestSession_SingleBetAsOfTheRoundsDay(t *testing.T) {
+	t.Parallel()
+	yesterday := time.Now().UTC().AddDate(0, 0, -1)
+	sent := make(chan protocol.Kind, 4)
+	addr := fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
+		r.Next()
+		protocol.Write(conn, &protocol.Welcome{Round: uint64(yesterday.UnixNano())})
+		if m, err := r.Next(); err == nil {
+			sent <- m.Kind()
+		}
+	})
+	today := time.Now().UTC()
+	env := map[string]string{"NOMBRE": "Ana", "APELLIDO": "Paz", "DOCUMENTO": "1", "NACIMIENTO": today.Format(time.DateOnly), "NUMERO": "1"}
+	o := NewOptions()
+	o.ID, o.ServerAddress, o.Attempts, o.Backoff, o.MaxBackoff = 1, addr, 1, time.Millisecond, time.Millisecond
+	a, err := New(o, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Run(context.Background())
+	if !isPermanent(err) || !strings.Contains(err.Error(), "as of the round's day "+yesterday.Format(time.DateOnly)) {
+		t.Fatalf("Run = %v, want a permanent error as of %s", err, yesterday.Format(time.DateOnly))
+	}
+	select {
+	case k := <-sent:
+		t.Fatalf("the agency sent %s", k)
+	default:
+	}
+}

@@ -77,7 +77,14 @@ type singleBet struct {
 func (b *singleBet) Mode() protocol.Mode { return protocol.ModeSingle }
 func (b *singleBet) Name() string        { return "env" }
 
-func (b *singleBet) Open(time.Time) (Source, error) { return &singleSource{bet: b.bet}, nil }
+// Open validates the bet as of the round's day, as the CSV path and the
+// central do (the config-time check used the machine's day).
+func (b *singleBet) Open(today time.Time) (Source, error) {
+	if err := b.bet.ValidateAt(today); err != nil {
+		return nil, fmt.Errorf("single-bet mode, as of the round's day %s: %w", today.Format(time.DateOnly), err)
+	}
+	return &singleSource{bet: b.bet}, nil
+}
 
 // Acked logs the bet, as the exercise asks.
 func (b *singleBet) Acked(uint64, int, uint64, float64) {

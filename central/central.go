@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,6 +74,10 @@ func New(opts Options) (*Central, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if now := opts.Now(); now.Before(clockFloor) {
+		return nil, fmt.Errorf("%w: it reads %s, before %s (when this program was built): set the clock (NTP) and start again",
+			ErrClock, now.UTC().Format(time.RFC3339), clockFloor.UTC().Format(time.RFC3339))
+	}
 	opts.MaxConns, _ = ConnectionLimit(opts.MaxConns)
 	log := opts.Logger
 	s, r, err := openRound(opts, log)
@@ -103,8 +108,28 @@ func New(opts Options) (*Central, error) {
 // ErrAgencies means AGENCIES differs from the count the round started with.
 var ErrAgencies = errors.New("AGENCIES differs from the round in the store")
 
+// ErrClock means the clock reads a time before this program was written: a
+// machine without a battery-backed clock, not yet synchronised. A round's
+// start day decides which bets are valid (no birthdate in the future), and
+// the draw's time names its archive, so no round runs on such a clock.
+var ErrClock = errors.New("the clock is wrong")
+
+// clockFloor is a time every correct clock is past: before this code was
+// written. The build's commit time, when the binary carries it, raises it.
+var clockFloor = func() time.Time {
+	floor := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if t, err := time.Parse(time.RFC3339, s.Value); s.Key == "vcs.time" && err == nil && t.After(floor) {
+				floor = t
+			}
+		}
+	}
+	return floor
+}()
+
 func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, error) {
-	sopts := store.Options{GroupCommit: opts.GroupCommit}
+	sopts := store.Options{GroupCommit: opts.GroupCommit, Now: opts.Now}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
 		return nil, store.Round{}, err

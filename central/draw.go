@@ -154,7 +154,7 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.SaveDraw(time.Now(), c.opts.Agencies, winners); err != nil {
+	if err := c.store.SaveDraw(c.opts.Now(), c.opts.Agencies, winners); err != nil {
 		return nil, err
 	}
 	c.metrics.drawSeconds.Set(time.Since(start).Seconds())

@@ -1,8 +1,12 @@
 package central
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOptions_Validate(t *testing.T) {
@@ -36,5 +40,25 @@ func TestOptions_Validate(t *testing.T) {
 				t.Error("New took options that do not validate")
 			}
 		})
+	}
+}
+
+// A clock that reads before this program existed begins no round (a
+// machine without a battery-backed clock once ran a 1970 round that
+// discarded most rows as births in the future, and drew it).
+func TestNew_ErrClock(t *testing.T) {
+	t.Parallel()
+	o := NewOptions()
+	o.DBPath = filepath.Join(t.TempDir(), "bets.db")
+	o.Now = func() time.Time { return time.Unix(0, 0) }
+	c, err := New(o)
+	if !errors.Is(err, ErrClock) || !strings.Contains(err.Error(), "1970-01-01T00:00:00Z") {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("New with a 1970 clock: %v, want ErrClock naming the time", err)
+	}
+	if _, statErr := os.Stat(o.DBPath); !os.IsNotExist(statErr) {
+		t.Fatal("a store was created on a wrong clock")
 	}
 }

@@ -1,6 +1,8 @@
 package central
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -18,6 +20,10 @@ type roundStatus struct {
 	BetsPerS  float64 `json:"bets_per_second"`
 	Drawn     bool    `json:"drawn"`
 	Winners   int     `json:"winners"` // winning bets, all agencies, once drawn
+	// Unseen counts the agencies with no row: nothing stored, not finished,
+	// not connected. Rows, metrics series and their cost are only for the
+	// agencies seen, however large AGENCIES is.
+	Unseen int `json:"unseen"`
 
 	rows    []agencyStatus
 	commits uint64
@@ -49,9 +55,27 @@ func (c *Central) status() (roundStatus, error) {
 	}
 	live := c.owners.connected()
 	st := roundStatus{Round: time.Unix(0, int64(c.round)).UTC().Format(time.RFC3339), Agencies: c.opts.Agencies,
-		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits(),
-		rows: make([]agencyStatus, 0, c.opts.Agencies)}
-	for a := 1; a <= c.opts.Agencies; a++ {
+		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits()}
+	seen := map[int]bool{}
+	for _, m := range []map[int]bool{live, r.Finished, r.Delivered} {
+		for a := range m {
+			seen[a] = true
+		}
+	}
+	for a := range r.Committed {
+		seen[a] = true
+	}
+	for a := range r.Winners {
+		if len(r.Winners[a]) > 0 {
+			seen[a] = true
+		}
+	}
+	agencies := slices.Sorted(maps.Keys(seen))
+	st.rows = make([]agencyStatus, 0, len(agencies))
+	for _, a := range agencies {
+		if a < 1 || a > c.opts.Agencies {
+			continue
+		}
 		row := agencyStatus{Agency: a, Committed: r.Committed[a], Finished: r.Finished[a], Connected: live[a],
 			Delivered: r.Delivered[a], Winners: len(r.Winners[a])}
 		if row.Finished {
@@ -63,6 +87,7 @@ func (c *Central) status() (roundStatus, error) {
 		st.Winners += row.Winners
 		st.rows = append(st.rows, row)
 	}
+	st.Unseen = c.opts.Agencies - len(st.rows)
 	switch {
 	case st.Drawn && st.Delivered >= st.Agencies:
 		st.State = stateDone

@@ -67,11 +67,14 @@ func TestAdmin_StatusPageInBrowser(t *testing.T) {
 	ctx := browser(t)
 	db := filepath.Join(t.TempDir(), "bets.db")
 	c, base := startAdminCentral(t, db, 2)
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#rows tr[data-agency="2"]`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#state`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := textOf(t, ctx, "#state"); got != "recibiendo apuestas" {
 		t.Fatalf("state before any bet: %q", got)
+	}
+	if got := textOf(t, ctx, "#unseen"); got != "2" {
+		t.Fatalf("agencies without activity before any bet: %q", got)
 	}
 	// Small batches, one in flight: a round slow enough to watch.
 	agencies := []*proc{nil}
@@ -79,6 +82,9 @@ func TestAdmin_StatusPageInBrowser(t *testing.T) {
 		agencies = append(agencies, startAgency(t, c, id, genData, "CLI_BATCH_MAXAMOUNT=2", "CLI_BATCH_WINDOW=1"))
 	}
 	first := waitText(t, ctx, "#bets", time.Minute, func(s string) bool { n, _ := strconv.Atoi(s); return n > 0 })
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#rows tr[data-agency="1"]`)); err != nil {
+		t.Fatal(err)
+	}
 	waitText(t, ctx, "#bets", time.Minute, func(s string) bool { return s != first }) // it moves by itself
 	width, err := chromedp.Run(ctx, chromedp.AttributeValue(`#rows tr[data-agency="1"] .bar span`, "style"))
 	if err != nil || !strings.Contains(width.Value, "width:") {

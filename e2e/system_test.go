@@ -179,6 +179,7 @@ func TestSystem_BadConfig(t *testing.T) {
 	}{
 		{"ServerPort", "server", []string{"SERVER_PORT=abc"}, `SERVER_PORT = "abc": not a whole number`},
 		{"ServerAgencies", "server", []string{"AGENCIES=0"}, `AGENCIES = "0": must be between 1`},
+		{"ServerAgenciesUnreal", "server", []string{"AGENCIES=999999"}, `AGENCIES = "999999": must be between 1 and 10000`},
 		{"ServerLevel", "server", []string{"LOGGING_LEVEL=LOUD"}, `LOGGING_LEVEL = "LOUD": unknown level`},
 		{"ServerIdle", "server", []string{"IDLE_TIMEOUT=soon"}, `IDLE_TIMEOUT = "soon"`},
 		{"ServerIdleTiny", "server", []string{"IDLE_TIMEOUT=1ns"}, `IDLE_TIMEOUT = "1ns": must be between 100ms and 1h0m0s`},

@@ -91,6 +91,8 @@ type Options struct {
 	NoFreelistSync bool
 	// LockTimeout bounds the wait for another process's file lock; 0 means 1s.
 	LockTimeout time.Duration
+	// Now is the clock of the round's start and of deliveries; nil is time.Now.
+	Now func() time.Time
 }
 
 // Store is the bets store over one bbolt file. It is safe for concurrent use.
@@ -139,6 +141,9 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, now: time.Now, quit: make(chan struct{})}
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

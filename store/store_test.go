@@ -361,6 +361,32 @@ func TestArchive(t *testing.T) {
 	}
 }
 
+// Two rounds drawn at the same time (the clock stepped back) keep both
+// archives: the second never overwrites the first.
+func TestArchive_NeverOverwrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	at := timeNow()
+	var names []string
+	for _, content := range []string{"first round", "second round", "third round"} {
+		path := filepath.Join(dir, "bets.db")
+		os.WriteFile(path, []byte(content), 0o600)
+		dst, err := store.Archive(path, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, dst)
+	}
+	for i, want := range []string{"first round", "second round", "third round"} {
+		if got, err := os.ReadFile(names[i]); err != nil || string(got) != want {
+			t.Fatalf("archive %s holds %q (%v), want %q", names[i], got, err, want)
+		}
+	}
+	if !strings.HasSuffix(names[1], "Z-2.db") || !strings.HasSuffix(names[2], "Z-3.db") {
+		t.Fatalf("archive names %v", names)
+	}
+}
+
 func TestCSV_RoundTrip(t *testing.T) {
 	t.Parallel()
 	want := "1,Tomàs,D'Elia,0012,1980-01-01,7574\r\n" +
