@@ -93,6 +93,14 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 		if isPermanent(err) {
 			return err
 		}
+		if replaced(err) {
+			// A newer session spoke for this agency (a second copy of it, or,
+			// without TLS, anyone on the network): take the session back
+			// without spending the budget, which is for a central that fails.
+			// With TLS only this agency's own certificate can do that.
+			a.log.Warningf("action: sesion_reemplazada | result: fail | agencia: %d | error: %s", a.opts.ID, logformat.Value(err.Error()))
+			progress = true
+		}
 		if progress {
 			attempt, since = 0, time.Now()
 		}
@@ -110,6 +118,13 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 			return err
 		}
 	}
+}
+
+// replaced reports whether err is the central's word that a newer session
+// of this agency took over.
+func replaced(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == protocol.CodeReplaced
 }
 
 // jitter is the wait before retry attempt (from 1): a random duration in

@@ -88,6 +88,7 @@ func New(opts Options) (*Central, error) {
 	if r.Drawn {
 		winners = r.Winners
 	}
+	conns := newConns()
 	c := &Central{
 		opts:    opts,
 		tls:     opts.TLS,
@@ -95,8 +96,8 @@ func New(opts Options) (*Central, error) {
 		log:     log,
 		round:   uint64(r.Started.UnixNano()),
 		slots:   make(chan struct{}, opts.MaxConns),
-		conns:   newConns(),
-		owners:  newOwners(),
+		conns:   conns,
+		owners:  newOwners(conns.fence),
 		barrier: newBarrier(opts.Agencies, r.Finished, winners),
 
 		adminTimeouts: defaultAdminTimeouts,

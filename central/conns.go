@@ -15,14 +15,19 @@ const shutdownGrace = time.Second
 // one of them. Deadlines are armed through it: once closing, reads get no
 // fresh deadline and writes no later one than the grace deadline, so no
 // session can undo what shutdown did.
+//
+// A fenced connection (its agency was taken over by a new session) is
+// unblocked the same way, alone: its session then tells the agency why, in
+// a last frame written within shutdownGrace, and ends.
 type conns struct {
 	mu      sync.Mutex
 	closing bool
 	grace   time.Time // when closing: writes must end by then
 	open    map[net.Conn]struct{}
+	fenced  map[net.Conn]time.Time // fenced connections and their write deadline
 }
 
-func newConns() *conns { return &conns{open: map[net.Conn]struct{}{}} }
+func newConns() *conns { return &conns{open: map[net.Conn]struct{}{}, fenced: map[net.Conn]time.Time{}} }
 
 // track adds conn; false when shutdown began (the caller closes conn).
 func (cs *conns) track(conn net.Conn) bool {
@@ -38,7 +43,27 @@ func (cs *conns) track(conn net.Conn) bool {
 func (cs *conns) untrack(conn net.Conn) {
 	cs.mu.Lock()
 	delete(cs.open, conn)
+	delete(cs.fenced, conn)
 	cs.mu.Unlock()
+}
+
+// fence makes conn's pending read return now and its writes end within
+// shutdownGrace; its reads get no fresh deadline after (see armRead).
+func (cs *conns) fence(conn net.Conn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	grace := time.Now().Add(shutdownGrace)
+	cs.fenced[conn] = grace
+	conn.SetReadDeadline(time.Unix(1, 0))
+	conn.SetWriteDeadline(grace)
+}
+
+// isFenced reports whether conn was fenced.
+func (cs *conns) isFenced(conn net.Conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	_, ok := cs.fenced[conn]
+	return ok
 }
 
 // shutdown marks the set closing and makes every pending read return now and
@@ -65,11 +90,11 @@ func (cs *conns) isClosing() bool {
 }
 
 // armRead sets the deadline of conn's next read (d = 0: none), unless
-// shutdown began: then it reports false.
+// shutdown began or conn was fenced: then it reports false.
 func (cs *conns) armRead(conn net.Conn, d time.Duration) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.closing {
+	if _, fenced := cs.fenced[conn]; cs.closing || fenced {
 		return false
 	}
 	if d > 0 {
@@ -88,6 +113,9 @@ func (cs *conns) armWrite(conn net.Conn, d time.Duration) {
 	t := time.Now().Add(d)
 	if cs.closing && cs.grace.Before(t) {
 		t = cs.grace
+	}
+	if g, fenced := cs.fenced[conn]; fenced && g.Before(t) {
+		t = g
 	}
 	conn.SetWriteDeadline(t)
 }

@@ -18,16 +18,21 @@ import (
 // its TLS session lives, nor later in the same run.
 type owners struct {
 	mu   sync.Mutex
-	live map[int]*owner
-	tls  map[int]bool // agencies that have had a TLS session
+	live  map[int]*owner
+	tls   map[int]bool // agencies that have had a TLS session
+	fence func(net.Conn)
 }
 
 type owner struct {
-	conn net.Conn      // closed to end the session
+	conn net.Conn      // fenced to end the session
 	done chan struct{} // closed when the session ended
 }
 
-func newOwners() *owners { return &owners{live: map[int]*owner{}, tls: map[int]bool{}} }
+// newOwners returns the owners of a central; fence ends a session on its
+// connection (conns.fence: the session tells its agency it was replaced).
+func newOwners(fence func(net.Conn)) *owners {
+	return &owners{live: map[int]*owner{}, tls: map[int]bool{}, fence: fence}
+}
 
 // errTLSAgency refuses a plaintext session for an agency known over TLS.
 var errTLSAgency = errors.New("this agency has a TLS session in this run: a plaintext session cannot speak for it")
@@ -55,7 +60,7 @@ func (o *owners) acquire(ctx context.Context, agency int, conn net.Conn, overTLS
 		}
 		o.mu.Unlock()
 		replaced = true
-		cur.conn.Close()
+		o.fence(cur.conn)
 		select {
 		case <-cur.done:
 		case <-ctx.Done():

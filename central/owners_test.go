@@ -11,7 +11,7 @@ import (
 // its live session, nor after it ended.
 func TestOwners_PlaintextNeverFencesTLS(t *testing.T) {
 	t.Parallel()
-	o := newOwners()
+	o := newOwners(func(c net.Conn) { c.Close() })
 	a, b := net.Pipe()
 	defer b.Close()
 	_, release, err := o.acquire(context.Background(), 1, a, true)

@@ -37,6 +37,8 @@ type session struct {
 	out     []byte // reused encode buffer
 	winners int    // documents sent with Winners
 	sent    bool   // the winners were sent: Received may follow
+
+	toldReplaced bool // the agency was told a newer session took over
 }
 
 // internalMessage is all an agency is told of an internal error.
@@ -52,7 +54,8 @@ func (s *session) run(ctx context.Context) {
 		}
 	}()
 	for {
-		if !s.c.conns.armRead(s.conn, s.c.opts.IdleTimeout) {
+		if !s.c.conns.armRead(s.raw, s.c.opts.IdleTimeout) {
+			s.fenced()
 			return
 		}
 		m, err := s.r.Next()
@@ -76,8 +79,8 @@ func (s *session) readFailed(err error) {
 	case errors.Is(err, net.ErrClosed):
 		s.c.log.Debugf("action: receive_message | result: success | ip: %s | agencia: %d | fin: reemplazada", s.ip, s.agency)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout():
-		if s.c.conns.isClosing() {
-			return // shutdown: the connection is closed without a word
+		if s.fenced() || s.c.conns.isClosing() {
+			return // fenced: told so; shutdown: closed without a word
 		}
 		s.fail("receive_message", protocol.NewError(protocol.CodeTimeout, "no complete frame within %s", s.c.opts.IdleTimeout))
 	case errors.Is(err, protocol.ErrMalformed):
@@ -110,6 +113,21 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 	return nil
 }
 
+// fenced reports whether a newer session of this agency took over this one;
+// if so, it tells the agency (once) before the session ends, so that the
+// agency knows it was replaced rather than cut off.
+func (s *session) fenced() bool {
+	if s.agency == 0 || !s.c.conns.isFenced(s.raw) {
+		return false
+	}
+	if !s.toldReplaced {
+		s.toldReplaced = true
+		s.c.log.Infof("action: sesion_reemplazada | result: success | ip: %s | agencia: %d", s.ip, s.agency)
+		s.send(protocol.NewError(protocol.CodeReplaced, "a newer session of agency %d took over this one", s.agency))
+	}
+	return true
+}
+
 // internal fails action with an internal error: doing what, and the store's
 // err (logged, not sent). A damaged store stops the central.
 func (s *session) internal(action, doing string, err error) error {
@@ -122,7 +140,7 @@ func (s *session) send(m protocol.Message) error {
 	if s.out, err = protocol.Append(s.out[:0], m); err != nil {
 		return err
 	}
-	s.c.conns.armWrite(s.conn, s.c.opts.IdleTimeout)
+	s.c.conns.armWrite(s.raw, s.c.opts.IdleTimeout)
 	if _, err := s.conn.Write(s.out); err != nil {
 		s.c.log.Warningf("action: send_message | result: fail | ip: %s | agencia: %d | error: %s", s.ip, s.agency, logformat.Value(err.Error()))
 		return err
@@ -295,7 +313,10 @@ func (s *session) awaitWinners(ctx context.Context) error {
 		s.r, s.br, s.out = nil, nil, nil
 	}
 	// While waiting, a read notices the agency leaving (or misbehaving).
-	if !s.c.conns.armRead(s.conn, 0) {
+	if !s.c.conns.armRead(s.raw, 0) {
+		if s.fenced() {
+			return errEnd
+		}
 		return s.fail("consulta_ganadores", protocol.NewError(protocol.CodeUnavailable, "central shutting down"))
 	}
 	gone := make(chan struct{})
@@ -307,6 +328,9 @@ func (s *session) awaitWinners(ctx context.Context) error {
 	docs, err := s.c.barrier.wait(ctx, gone, s.agency)
 	s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-gone
+	if errors.Is(err, errGone) && s.fenced() {
+		return errEnd
+	}
 	if err != nil {
 		var perr *protocol.Error
 		if errors.As(err, &perr) {

@@ -174,3 +174,37 @@ func TestHardening3_AdminCannotStarveAgencies(t *testing.T) {
 		t.Fatalf("the agency port failed to accept:\n%s", out)
 	}
 }
+
+// Without TLS anyone may say hello for an agency: a peer that does so every
+// 100 ms while the agency waits for the draw takes its session each time.
+// The agency is told it was replaced and takes the session back without
+// spending its retry budget (it once gave up after reconnect.attempts), and
+// gets its winners once the draw runs.
+func TestHardening3_FlappingHellosDoNotSpendTheBudget(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "bets.db")
+	c := startCentral(t, db, 2)
+	a := startAgency(t, c, 1, genData, "CLI_RECONNECT_ATTEMPTS=3", "CLI_RECONNECT_BACKOFF=20ms", "CLI_RECONNECT_MAXBACKOFF=40ms")
+	a.waitLine(`action: fin_envio \| result: success`, time.Minute)
+	told := func() int { return len(a.grep(`action: sesion_reemplazada \| result: fail \| agencia: 1 \| error: central: replaced`)) }
+	for i := 1; i <= 10; i++ {
+		cl := dial(t, c.addr)
+		cl.hello(1)
+		cl.conn.Close()
+		if !poll(10*time.Second, func() bool { return told() >= i }) {
+			t.Fatalf("takeover %d: the agency was not told:\n%s", i, a.output())
+		}
+		// It takes the session back (its hello waits for ours to end).
+		if !poll(10*time.Second, func() bool { return len(c.grep(`action: hello \| result: success .*agencia: 1 .*finalizada: true`)) >= 2*i }) {
+			t.Fatalf("takeover %d: the agency did not come back:\n%s", i, c.output())
+		}
+	}
+	c.waitLine(`action: sesion_reemplazada \| result: success \| ip: 127.0.0.1 \| agencia: 1`, 10*time.Second)
+	b := startAgency(t, c, 2, genData)
+	for _, p := range []*proc{a, b} {
+		if code := p.wait(2 * time.Minute); code != 0 {
+			t.Fatalf("agency exited %d:\n%s", code, p.output())
+		}
+	}
+	a.waitLine(`action: consulta_ganadores \| result: success`, time.Second)
+}

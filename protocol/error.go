@@ -23,6 +23,7 @@ const (
 	CodeTimeout                       // the central gave up waiting for a frame
 	CodeInternal                      // the central failed to store
 	CodeForbidden                     // the agency's certificate does not allow what it asked
+	CodeReplaced                      // a newer session of the same agency took over this one
 )
 
 // CodeInfo is the policy of one error code.
@@ -51,6 +52,7 @@ var codes = [...]CodeInfo{
 	CodeTimeout:       {"timeout", "no whole frame within IDLE_TIMEOUT", true, false},
 	CodeInternal:      {"internal", "the central failed to store", true, true},
 	CodeForbidden:     {"forbidden", "the agency's certificate names another agency, or TLS is required", true, false},
+	CodeReplaced:      {"replaced", "a newer session of the same agency took over this one", true, true},
 }
 
 // Codes lists every defined code in order.

@@ -11,8 +11,8 @@ import (
 
 func TestCodes(t *testing.T) {
 	t.Parallel()
-	if len(Codes()) != int(CodeForbidden) {
-		t.Fatalf("Codes() has %d codes, want %d", len(Codes()), CodeForbidden)
+	if len(Codes()) != int(CodeReplaced) {
+		t.Fatalf("Codes() has %d codes, want %d", len(Codes()), CodeReplaced)
 	}
 	for _, c := range Codes() {
 		if c.Info().Name == "" || c.Info().Meaning == "" {
@@ -27,7 +27,7 @@ func TestCodes(t *testing.T) {
 		fatal, retryable bool
 	}{
 		{CodeMalformed, true, false}, {CodeInvalidBet, false, false}, {CodeGap, false, true},
-		{CodeUnavailable, true, true}, {CodeInternal, true, true}, {CodeForbidden, true, false},
+		{CodeUnavailable, true, true}, {CodeInternal, true, true}, {CodeForbidden, true, false}, {CodeReplaced, true, true},
 		{Code(200), true, false}, {Code(0), true, false},
 	} {
 		if tt.c.Fatal() != tt.fatal || tt.c.Retryable() != tt.retryable {
