@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/protocol"
 )
 
 // maxEchoReply bounds the line an echo reply may be.
@@ -114,7 +115,19 @@ func (a *Agency) tlsFailed(err error) error {
 		unknownCA x509.UnknownAuthorityError
 		hostname  x509.HostnameError
 		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
 	)
+	if errors.As(err, &record) {
+		// The central answered, but not in TLS: a plaintext central (it
+		// sends a protocol error frame, 0xA1) or something else on its port.
+		what := "something that is not TLS"
+		if record.RecordHeader[0] == protocol.Marker {
+			what = "the plaintext protocol: it is not configured for TLS (TLS_CERT, TLS_KEY, TLS_CLIENT_CA)"
+		}
+		err = fmt.Errorf("the central does not speak TLS: it answered with %s", what)
+		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.opts.ServerAddress), logformat.Value(err.Error()))
+		return permanent(fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err))
+	}
 	if remoteTLSAlert(err) || errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) {
 		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.opts.ServerAddress), logformat.Value(err.Error()))
 		return permanent(fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err))

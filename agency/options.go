@@ -95,11 +95,11 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LoadTLS builds the agency's TLS config: its own pair, and the lottery's CA
+// LoadTLS builds agency id's TLS config: its own pair (which must name it), and the lottery's CA
 // to check the central with. nil when none of the three is set; some but not
 // all, an unreadable file, an expired certificate or one the CA did not sign
 // is a config error. Configured TLS never falls back to plaintext.
-func LoadTLS(ca, cert, key, address string, now time.Time) (*tls.Config, error) {
+func LoadTLS(id int, ca, cert, key, address string, now time.Time) (*tls.Config, error) {
 	if ca == "" && cert == "" && key == "" {
 		return nil, nil
 	}
@@ -108,7 +108,7 @@ func LoadTLS(ca, cert, key, address string, now time.Time) (*tls.Config, error) 
 			return nil, &settings.Error{Key: k.key, Value: "", Reason: "must be set with tls.ca, tls.cert and tls.key"}
 		}
 	}
-	pair, pool, err := pki.Load(cert, key, ca, now)
+	pair, pool, err := pki.Load(cert, key, ca, pki.Agency(id), now)
 	if err != nil {
 		return nil, &settings.Error{Key: "tls.cert", Value: cert, Reason: err.Error()}
 	}

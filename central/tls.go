@@ -60,7 +60,12 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, release func()) {
 	ip := remoteIP(conn)
 	if c.tls == nil {
+		// Say so in the protocol: the agency's TLS client reads a record
+		// that is not TLS and can tell the operator why, instead of
+		// retrying an EOF until its timeout.
 		c.log.Warningf("action: tls_handshake | result: fail | ip: %s | error: TLS is not configured on this central (TLS_CERT)", ip)
+		c.conns.armWrite(conn, c.opts.IdleTimeout)
+		protocol.Write(conn, protocol.NewError(protocol.CodeForbidden, "this central is not configured for TLS"))
 		return
 	}
 	tc := tls.Server(&peekedConn{Conn: conn, br: br}, c.tls)

@@ -208,3 +208,39 @@ func TestHardening3_FlappingHellosDoNotSpendTheBudget(t *testing.T) {
 	}
 	a.waitLine(`action: consulta_ganadores \| result: success`, time.Second)
 }
+
+// A TLS agency against a plaintext central says so once and stops (it once
+// retried "tls: EOF" for the whole reconnect.timeout); pairs that cannot
+// work are refused at start, naming the file.
+func TestHardening3_TLSMistakes(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	t.Run("AgencyAgainstPlaintextCentral", func(t *testing.T) {
+		c := startCentral(t, filepath.Join(t.TempDir(), "bets.db"), 1)
+		a := startAgency(t, c, 1, genData, append(p.agencyEnv("agency-1", "ca"), "CLI_SERVER_ADDRESS=localhost:"+c.addr[len("127.0.0.1:"):])...)
+		if code := a.wait(time.Minute); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		a.waitLine(`action: tls_handshake \| result: fail .*the central does not speak TLS: it answered with the plaintext protocol`, time.Second)
+		if n := len(a.grep(`action: tls_handshake \| result: fail`)); n != 1 {
+			t.Fatalf("%d handshake failures logged, want 1:\n%s", n, a.output())
+		}
+	})
+	for _, tt := range []struct {
+		name, bin string
+		env       []string
+		want      string
+	}{
+		{"AgencyPairAsTLSCert", "server", []string{"TLS_CERT=" + p.file("agency-1.crt"), "TLS_KEY=" + p.file("agency-1.key"), "TLS_CLIENT_CA=" + p.file("ca.crt")}, "agency-1.crt is not a server certificate"},
+		{"LeafAsClientCA", "server", []string{"TLS_CERT=" + p.file("server.crt"), "TLS_KEY=" + p.file("server.key"), "TLS_CLIENT_CA=" + p.file("server.crt")}, `is not a CA certificate`},
+		{"AnotherAgencysPair", "agency", append(p.agencyEnv("agency-2", "ca"), "CLI_ID=1", "CLI_DATA_PATH="+filepath.Join(genData, "agency-1.csv")), "agency-2.crt is agency 2's certificate, not agency 1's"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			proc := start(t, tt.bin, t.TempDir(), append(tt.env, "DB_PATH="+filepath.Join(t.TempDir(), "b.db"), "SERVER_PORT=0")...)
+			if code := proc.wait(30 * time.Second); code == 0 {
+				t.Fatal("exited 0")
+			}
+			proc.waitLine(`action: config \| result: fail \| error: .*`+regexp.QuoteMeta(tt.want), time.Second)
+		})
+	}
+}

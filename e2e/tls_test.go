@@ -67,7 +67,7 @@ func (p testPKI) agencyEnv(base, ca string) []string {
 // dialTLS opens a raw protocol client over TLS with the pair base.
 func (p testPKI) dialTLS(t *testing.T, addr, base string) *rawClient {
 	t.Helper()
-	pair, pool, err := pki.Load(p.file(base+".crt"), p.file(base+".key"), p.file("ca.crt"), time.Now())
+	pair, pool, err := pki.Load(p.file(base+".crt"), p.file(base+".key"), p.file("ca.crt"), nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

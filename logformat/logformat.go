@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/op/go-logging"
@@ -71,13 +72,31 @@ func ParseLevel(s string) (logging.Level, error) {
 	return l, nil
 }
 
+// MaxValue bounds what Value keeps of a value, in bytes: a 1 MB CSV field
+// or error text makes a line of about this much, not of 1 MB.
+const MaxValue = 512
+
 // Value returns s safe to print as one field's value: the field separator
-// '|', backslashes, control characters (line breaks, ESC, BEL, ...) and bytes
-// that are not UTF-8 are written as Go-style escapes (\x7c, \\, \n, \x1b,
-// \xff), so the line keeps its shape whatever s holds. Text without them is
-// returned as is.
+// '|', backslashes, control characters (line breaks, ESC, BEL, ...), Unicode
+// format characters (right-to-left overrides, zero-width spaces, byte order
+// marks, which can make a line read otherwise than it is) and bytes that are
+// not UTF-8 are written as Go-style escapes (\x7c, \\, \n, \x1b, \u202e,
+// \xff), so the line keeps its shape whatever s holds. A value longer than
+// MaxValue bytes is cut there, with how much was left out. Text without any
+// of this is returned as is.
 func Value(s string) string {
+	cut := 0
+	if len(s) > MaxValue {
+		end := MaxValue
+		for end > 0 && !utf8.RuneStart(s[end]) {
+			end--
+		}
+		s, cut = s[:end], len(s)-end
+	}
 	if !needsEscape(s) {
+		if cut > 0 {
+			return fmt.Sprintf("%s…[+%d bytes]", s, cut)
+		}
 		return s
 	}
 	var b strings.Builder
@@ -97,12 +116,15 @@ func Value(s string) string {
 			b.WriteString(`\t`)
 		case r == '|' || r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x80 && r <= 0x9f, r == 0x2028, r == 0x2029: // C1 controls, Unicode line breaks
+		case r >= 0x80 && r <= 0x9f, r == 0x2028, r == 0x2029, unicode.Is(unicode.Cf, r): // C1 controls, line breaks, format characters
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])
 		}
 		i += size
+	}
+	if cut > 0 {
+		fmt.Fprintf(&b, "…[+%d bytes]", cut)
 	}
 	return b.String()
 }

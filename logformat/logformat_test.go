@@ -19,6 +19,10 @@ func TestValue(t *testing.T) {
 		{"del\x7f", `del\x7f`},
 		{"c1\u0085 ls\u2028", `c1\u0085 ls\u2028`},
 		{"tab\t", `tab\t`},
+		{"evil\u202etxt.exe", `evil\u202etxt.exe`},
+		{"\ufeff\u200bAna", `\ufeff\u200bAna`},
+		{strings.Repeat("a", MaxValue+10), strings.Repeat("a", MaxValue) + "…[+10 bytes]"},
+		{strings.Repeat("ñ", MaxValue), strings.Repeat("ñ", MaxValue/2) + "…[+512 bytes]"},
 	}
 	for _, tt := range tests {
 		if got := Value(tt.in); got != tt.want {
@@ -35,7 +39,7 @@ func FuzzValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		v := Value(s)
-		if strings.ContainsAny(v, "|\r\n\x1b\x07\x00\u2028\u2029\u0085") {
+		if strings.ContainsAny(v, "|\r\n\x1b\x07\x00\u2028\u2029\u0085\u202e\u200b\ufeff") || len(v) > 4*MaxValue+32 {
 			t.Fatalf("Value(%q) = %q keeps a separator or control character", s, v)
 		}
 		for _, r := range v {

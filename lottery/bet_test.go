@@ -43,6 +43,8 @@ func TestBet_Validate(t *testing.T) {
 		{"ErrLongName", func(b *Bet) { b.LastName = strings.Repeat("a", MaxNameLen+1) }, FieldLastName, ErrTooLong},
 		{"ErrUTF8", func(b *Bet) { b.FirstName = "a\xffb" }, FieldFirstName, ErrNotUTF8},
 		{"ErrControl", func(b *Bet) { b.FirstName = "a\nb" }, FieldFirstName, ErrControlChar},
+		{"ErrInvisibleOnly", func(b *Bet) { b.FirstName = "\ufeff\u200b" }, FieldFirstName, ErrNoLetter},
+		{"ErrPunctuationOnly", func(b *Bet) { b.LastName = " - " }, FieldLastName, ErrNoLetter},
 		{"ErrDocLetters", func(b *Bet) { b.Document = "12a4" }, FieldDocument, ErrDocument},
 		{"ErrDocEmpty", func(b *Bet) { b.Document = "" }, FieldDocument, ErrDocument},
 		{"ErrDocLong", func(b *Bet) { b.Document = "12345678901" }, FieldDocument, ErrDocument},

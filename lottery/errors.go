@@ -16,6 +16,9 @@ var (
 	ErrNotUTF8 = errors.New("is not valid UTF-8")
 	// ErrControlChar is returned for a name with a control character (a line break, a NUL).
 	ErrControlChar = errors.New("has a control character")
+	// ErrNoLetter is returned for a name with no letter at all (only spaces,
+	// punctuation, or invisible characters such as U+200B or U+FEFF).
+	ErrNoLetter = errors.New("has no letter")
 	// ErrDocument is returned for a document that is not 1..MaxDocumentLen ASCII digits.
 	ErrDocument = fmt.Errorf("is not 1 to %d digits", MaxDocumentLen)
 	// ErrDateFormat is returned for a birthdate that is not a real YYYY-MM-DD day.

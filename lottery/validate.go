@@ -51,10 +51,15 @@ func validateName(field, s string) error {
 	case !utf8.ValidString(s):
 		return &ValidationError{field, s, ErrNotUTF8}
 	}
+	letter := false
 	for _, r := range s {
 		if unicode.IsControl(r) {
 			return &ValidationError{field, s, ErrControlChar}
 		}
+		letter = letter || unicode.IsLetter(r)
+	}
+	if !letter {
+		return &ValidationError{field, s, ErrNoLetter}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,11 +185,54 @@ func Read(dir, base string) (Pair, error) {
 	return Pair{Cert: cert, Key: signer}, nil
 }
 
+// Use says what a certificate is loaded for: Load checks the certificate
+// is one for that use, so a pair that cannot work is refused at start and
+// not at the first handshake.
+type Use func(*x509.Certificate) error
+
+// Central is the use of the central's server certificate: for TLS servers,
+// and not an agency's (a central holding an agency's pair would speak for it).
+func Central(c *x509.Certificate) error {
+	if !hasUsage(c, x509.ExtKeyUsageServerAuth) {
+		return errors.New("is not a server certificate (no serverAuth usage): is it an agency's?")
+	}
+	if id, err := AgencyID(c); err == nil {
+		return fmt.Errorf("names agency %d: it is an agency's certificate, not the central's", id)
+	}
+	return nil
+}
+
+// Agency is the use of agency id's client certificate: for TLS clients, and
+// naming that agency.
+func Agency(id int) Use {
+	return func(c *x509.Certificate) error {
+		if !hasUsage(c, x509.ExtKeyUsageClientAuth) {
+			return errors.New("is not a client certificate (no clientAuth usage): is it the central's?")
+		}
+		got, err := AgencyID(c)
+		if err != nil {
+			return fmt.Errorf("names no agency: %w", err)
+		}
+		if got != id {
+			return fmt.Errorf("is agency %d's certificate, not agency %d's", got, id)
+		}
+		return nil
+	}
+}
+
+func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true // no restriction
+	}
+	return slices.Contains(c.ExtKeyUsage, u) || slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny)
+}
+
 // Load reads a certificate and its key (PEM files) and a CA bundle, for
 // mutual TLS. It checks what would otherwise fail later and less clearly:
-// that the certificate is valid at now and signed by the CA. Errors name the
-// file and the reason.
-func Load(certFile, keyFile, caFile string, now time.Time) (tls.Certificate, *x509.CertPool, error) {
+// that the certificate is valid at now, is for use, and is signed by the
+// CA, and that every certificate in the bundle is a CA. Errors name the file
+// and the reason.
+func Load(certFile, keyFile, caFile string, use Use, now time.Time) (tls.Certificate, *x509.CertPool, error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("certificate %s with key %s: %w", certFile, keyFile, err)
@@ -206,13 +250,36 @@ func Load(certFile, keyFile, caFile string, now time.Time) (tls.Certificate, *x5
 	if now.Before(leaf.NotBefore) {
 		return tls.Certificate{}, nil, fmt.Errorf("certificate %s is not valid before %s", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
+	if use != nil {
+		if err := use(leaf); err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("certificate %s %w", certFile, err)
+		}
+	}
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("CA %s: %w", caFile, err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return tls.Certificate{}, nil, fmt.Errorf("CA %s: no PEM certificate in it", caFile)
+	for rest, n := caPEM, 0; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			if n == 0 {
+				return tls.Certificate{}, nil, fmt.Errorf("CA %s: no PEM certificate in it", caFile)
+			}
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("CA %s: %w", caFile, err)
+		}
+		if !ca.IsCA || !ca.BasicConstraintsValid {
+			return tls.Certificate{}, nil, fmt.Errorf("CA %s: %q is not a CA certificate (a leaf, such as the central's or an agency's?)", caFile, ca.Subject.CommonName)
+		}
+		pool.AddCert(ca)
 	}
 	opts := x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
 	if _, err := leaf.Verify(opts); err != nil {

@@ -51,7 +51,8 @@ func TestLoad(t *testing.T) {
 	other, _ := NewCA("other", spec)
 	good, _ := NewAgency(ca, 1, spec)
 	old, _ := NewAgency(ca, 1, Spec{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)})
-	for name, p := range map[string]Pair{"ca": ca, "other": other, "good": good, "old": old} {
+	server, _ := NewServer(ca, []string{"localhost"}, nil, spec)
+	for name, p := range map[string]Pair{"ca": ca, "other": other, "good": good, "old": old, "server": server} {
 		if err := p.Write(dir, name); err != nil {
 			t.Fatal(err)
 		}
@@ -60,18 +61,30 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("key written %v", st.Mode().Perm())
 	}
 	f := func(n string) string { return filepath.Join(dir, n) }
-	if _, _, err := Load(f("good.crt"), f("good.key"), f("ca.crt"), now); err != nil {
+	if _, _, err := Load(f("good.crt"), f("good.key"), f("ca.crt"), Agency(1), now); err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ cert, key, ca, want string }{
-		{"old.crt", "old.key", "ca.crt", "expired on"},
-		{"good.crt", "good.key", "other.crt", "not signed by the CA"},
-		{"good.crt", "old.key", "ca.crt", "private key does not match"},
-		{"none.crt", "good.key", "ca.crt", "none.crt"},
-		{"good.crt", "good.key", "none.crt", "none.crt"},
-		{"good.crt", "good.key", "good.key", "no PEM certificate"},
+	if _, _, err := Load(f("server.crt"), f("server.key"), f("ca.crt"), Central, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		cert, key, ca string
+		use           Use
+		want          string
+	}{
+		{"old.crt", "old.key", "ca.crt", nil, "expired on"},
+		{"good.crt", "good.key", "other.crt", nil, "not signed by the CA"},
+		{"good.crt", "old.key", "ca.crt", nil, "private key does not match"},
+		{"none.crt", "good.key", "ca.crt", nil, "none.crt"},
+		{"good.crt", "good.key", "none.crt", nil, "none.crt"},
+		{"good.crt", "good.key", "good.key", nil, "no PEM certificate"},
+		// Pairs that cannot work are refused at start.
+		{"good.crt", "good.key", "ca.crt", Central, "is not a server certificate"},
+		{"server.crt", "server.key", "ca.crt", Agency(1), "is not a client certificate"},
+		{"good.crt", "good.key", "ca.crt", Agency(2), "is agency 1's certificate, not agency 2's"},
+		{"server.crt", "server.key", "server.crt", Central, "is not a CA certificate"},
 	} {
-		if _, _, err := Load(f(tt.cert), f(tt.key), f(tt.ca), now); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, _, err := Load(f(tt.cert), f(tt.key), f(tt.ca), tt.use, now); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Load(%s, %s, %s) = %v, want %q", tt.cert, tt.key, tt.ca, err, tt.want)
 		}
 	}

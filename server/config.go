@@ -145,7 +145,7 @@ func loadTLS(o config, now time.Time) (*tls.Config, error) {
 			return nil, &settings.Error{Key: k.key, Value: "", Reason: "must be set with the other TLS_ keys"}
 		}
 	}
-	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, now)
+	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, pki.Central, now)
 	if err != nil {
 		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
 	}

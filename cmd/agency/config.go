@@ -87,7 +87,7 @@ func loadConfig(path string, required bool) (config, error) {
 		return c, p.Err
 	}
 	var err error
-	o.TLS, err = agency.LoadTLS(p.String("tls.ca"), p.String("tls.cert"), p.String("tls.key"), o.ServerAddress, time.Now())
+	o.TLS, err = agency.LoadTLS(o.ID, p.String("tls.ca"), p.String("tls.cert"), p.String("tls.key"), o.ServerAddress, time.Now())
 	return c, err
 }
 

@@ -51,6 +51,11 @@ func run(args []string) error {
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return err
 	}
+	// A folder that existed keeps its mode through MkdirAll: the keys'
+	// folder is the owner's alone, whatever it was.
+	if err := os.Chmod(*out, 0o700); err != nil {
+		return err
+	}
 	now := time.Now()
 	spec := pki.Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, *days)}
 	ca, made, err := ensure(*out, "ca", *force, now, func() (pki.Pair, error) {
