@@ -27,7 +27,9 @@ type conns struct {
 	fenced  map[net.Conn]time.Time // fenced connections and their write deadline
 }
 
-func newConns() *conns { return &conns{open: map[net.Conn]struct{}{}, fenced: map[net.Conn]time.Time{}} }
+func newConns() *conns {
+	return &conns{open: map[net.Conn]struct{}{}, fenced: map[net.Conn]time.Time{}}
+}
 
 // track adds conn; false when shutdown began (the caller closes conn).
 func (cs *conns) track(conn net.Conn) bool {

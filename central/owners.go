@@ -17,7 +17,7 @@ import (
 // never taken over by a plaintext session, which proves nothing: not while
 // its TLS session lives, nor later in the same run.
 type owners struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
 	live  map[int]*owner
 	tls   map[int]bool // agencies that have had a TLS session
 	fence func(net.Conn)

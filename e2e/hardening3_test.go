@@ -186,7 +186,9 @@ func TestHardening3_FlappingHellosDoNotSpendTheBudget(t *testing.T) {
 	c := startCentral(t, db, 2)
 	a := startAgency(t, c, 1, genData, "CLI_RECONNECT_ATTEMPTS=3", "CLI_RECONNECT_BACKOFF=20ms", "CLI_RECONNECT_MAXBACKOFF=40ms")
 	a.waitLine(`action: fin_envio \| result: success`, time.Minute)
-	told := func() int { return len(a.grep(`action: sesion_reemplazada \| result: fail \| agencia: 1 \| error: central: replaced`)) }
+	told := func() int {
+		return len(a.grep(`action: sesion_reemplazada \| result: fail \| agencia: 1 \| error: central: replaced`))
+	}
 	for i := 1; i <= 10; i++ {
 		cl := dial(t, c.addr)
 		cl.hello(1)
@@ -195,7 +197,9 @@ func TestHardening3_FlappingHellosDoNotSpendTheBudget(t *testing.T) {
 			t.Fatalf("takeover %d: the agency was not told:\n%s", i, a.output())
 		}
 		// It takes the session back (its hello waits for ours to end).
-		if !poll(10*time.Second, func() bool { return len(c.grep(`action: hello \| result: success .*agencia: 1 .*finalizada: true`)) >= 2*i }) {
+		if !poll(10*time.Second, func() bool {
+			return len(c.grep(`action: hello \| result: success .*agencia: 1 .*finalizada: true`)) >= 2*i
+		}) {
 			t.Fatalf("takeover %d: the agency did not come back:\n%s", i, c.output())
 		}
 	}
