@@ -7,26 +7,47 @@ COMPOSE_FILE ?= docker-compose-dev.yaml
 COMPOSE := $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(COMPOSE_FILE)
 # Mutual TLS for make demo and make docker-compose-up; TLS=0 turns it off.
 TLS ?= 1
-TLS_OVERRIDE := .data/docker-compose-tls.yaml
+# make docker-compose-up's override: the admin listener (published on the
+# host's 127.0.0.1:ADMIN_PORT, behind the token in .data/admin-token), agencies
+# that do not linger, and mutual TLS.
+OVERRIDE := .data/docker-compose-override.yaml
+ADMIN_PORT ?= 8080
+ADMIN_TOKEN_FILE := .data/admin-token
 PKI := .data/pki
 # The store folder is mounted into the central, which runs as this user.
 export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm test-short fuzz chaos bench bench-scale inspect \
-	docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
+.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm fuzz chaos bench bench-scale inspect \
+	export branches docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
 
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/server ./server
-	CGO_ENABLED=0 $(GO) build -o bin/agency ./cmd/agency
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/server ./server
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/agency ./cmd/agency
 
 # The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
-# over mutual TLS (TLS=0: plaintext).
+# over mutual TLS (TLS=0: plaintext). KEEP=1 keeps the central up after the
+# round, with its status page on DEMO_ADMIN (default 127.0.0.1:8080).
+KEEP ?= 0
+DEMO_ADMIN ?= 127.0.0.1:8080
 demo: build
-	TLS=$(TLS) scripts/demo.sh
+	TLS=$(TLS) KEEP=$(KEEP) DEMO_ADMIN=$(DEMO_ADMIN) scripts/demo.sh
+
+# Delivery: branches ej1..ej8 at HEAD, each differing from it only in
+# generar-compose.sh's EXERCISE line (the course's tests switch to them).
+branches:
+	scripts/branches.sh
+
+# The course's bets.csv and the winners of a store file, read-only:
+# make export STORE=.data/server/bets.db CSV=bets.csv WINNERS=winners.csv
+CSV ?= bets.csv
+WINNERS ?= winners.csv
+export: build
+	bin/server export --db $(STORE) --csv $(CSV) --winners $(WINNERS)
 
 # Keys and certificates for mutual TLS in $(PKI): a CA, the central's pair and
 # one per agency (AGENCIES, default 5); kept when valid, so it adds new agencies.
@@ -86,30 +107,38 @@ $(BBOLT): go.mod
 	GOBIN=$(CURDIR)/bin $(GO) install go.etcd.io/bbolt/cmd/bbolt@$(BBOLT_VERSION)
 
 # The store's buckets, per-agency state and a few rows, read with the bbolt CLI.
-inspect: $(BBOLT)
+# A running central holds the file's lock: bin/server export says so within
+# seconds, where the bbolt CLI would wait for ever.
+inspect: $(BBOLT) build
 	@test -f $(STORE) || { echo "inspect: no store at $(STORE)"; exit 1; }
+	@bin/server export --db $(STORE) --check
 	@echo "== buckets"; $(BBOLT) buckets $(STORE)
 	@for b in agencies finished winners delivered meta; do echo "== $$b"; \
 		$(BBOLT) keys $(STORE) $$b | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) $$b $$k)"; done; done
 	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) stored; first rows:"
 	@$(BBOLT) keys $(STORE) bets | head -3 | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) bets $$k)"; done
 
+# The course's images and names: server:latest and client:latest (an agency).
 docker-image:
 	docker build -f ./server/Dockerfile -t "server:latest" .
-	docker build -f ./agency/Dockerfile -t "agency:latest" .
+	docker build -f ./client/Dockerfile -t "client:latest" .
 
 # Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
-# images and starts everything in the background, over mutual TLS (TLS=0:
-# plaintext, as the course's own tests run it).
+# images and starts everything in the background with the operator's
+# override: mutual TLS (TLS=0: plaintext, as the course's own tests run it)
+# and the status page on http://127.0.0.1:$(ADMIN_PORT) (user any, password
+# the token in .data/admin-token).
 docker-compose-up: docker-image
 	@test -f $(COMPOSE_FILE) || { echo "no $(COMPOSE_FILE): run ./generar-compose.sh $(COMPOSE_FILE) N"; exit 1; }
 	n=$$(grep -c 'container_name: client' $(COMPOSE_FILE) || true); \
 	scripts/prepare-data.sh $$n && \
-	if [ "$(TLS)" = 1 ]; then \
-		$(GO) run ./scripts/certs -out $(PKI) -agencies $$n && $(GO) run ./scripts/compose -tls $(TLS_OVERRIDE) $$n; \
-	else rm -f $(TLS_OVERRIDE); fi
+	if [ "$(TLS)" = 1 ]; then $(GO) run ./scripts/certs -out $(PKI) -agencies $$n; fi && \
+	$(GO) run ./scripts/compose -override $$([ "$(TLS)" = 1 ] && echo -tls) -admin-port $(ADMIN_PORT) $(OVERRIDE) $$n
 	mkdir -p .data/server
-	$(COMPOSE) $$(test -f $(TLS_OVERRIDE) && echo -f $(TLS_OVERRIDE)) up -d --build
+	@test -s $(ADMIN_TOKEN_FILE) || { umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > $(ADMIN_TOKEN_FILE); }
+	TP0_ADMIN_TOKEN=$$(cat $(ADMIN_TOKEN_FILE)) $(COMPOSE) -f $(OVERRIDE) up -d --build || { \
+		echo "docker-compose-up: failed; if host port $(ADMIN_PORT) is in use, pick another: make docker-compose-up ADMIN_PORT=8081" >&2; exit 1; }
+	@echo "status page: http://127.0.0.1:$(ADMIN_PORT)/ (any user, password: the token in $(ADMIN_TOKEN_FILE))"
 
 # With many agencies the engine may still hold an endpoint on the network
 # when down removes it: a second down, a moment later, finishes the job.

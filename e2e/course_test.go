@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -12,13 +13,17 @@ import (
 	"time"
 )
 
-// The course's public test suite for exercises 1 to 4 runs a delivery like
-// this: it writes server/config.ini and the client's config.yaml (here
-// agency/config.yaml), runs `sh generar-compose.sh docker-compose-dev.yaml N`,
-// builds both images, `docker compose -f docker-compose-dev.yaml up -d` with
-// no data prepared, and parses every line of `docker compose logs -f`. These
-// tests do the same, with the same files and commands, and assert what the
-// suite asserts.
+// The course's public test suite runs a delivery like this: it switches to
+// the exercise's branch (git checkout ., git clean -fd, git switch ejN),
+// builds -f ./server/Dockerfile -t server:latest and -f ./client/Dockerfile
+// -t client:latest, writes server/config.ini and client/config.yaml, runs
+// `bash generar-compose.sh docker-compose-dev.yaml N`, writes
+// .data/agency-N.csv for exercises 6 to 8, `docker compose -f
+// docker-compose-dev.yaml up -d`, and parses every line of `docker compose
+// logs -f`, until what it waits for: for exercises 6 to 8, each client's
+// "exited with code" line. These tests do the same, with the same paths,
+// files and commands, on branches made by scripts/branches.sh, and assert
+// what the suite asserts.
 
 // courseServerConfig is the config.ini the suite writes.
 func courseServerConfig(backlog int, level string) string {
@@ -99,10 +104,39 @@ func newCourseRun(t *testing.T) *courseRun {
 		compose = []string{"docker-compose"}
 	}
 	r := &courseRun{dockerProject: p, compose: compose}
+	// The delivery is a git repository with branches ej1..ej8.
+	r.git("init", "-q", "-b", "main")
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "delivery")
+	r.git("config", "user.name", "course")
+	r.git("config", "user.email", "course@example.invalid")
+	r.must("sh", "scripts/branches.sh")
 	r.must("docker", "build", "-f", "./server/Dockerfile", "-t", "server:latest", ".")
-	r.must("docker", "build", "-f", "./agency/Dockerfile", "-t", "agency:latest", ".")
+	r.must("docker", "build", "-f", "./client/Dockerfile", "-t", "client:latest", ".")
 	t.Cleanup(func() { r.composeCmd("down").Run() })
 	return r
+}
+
+// git runs git in the delivery with a fixed identity.
+func (r *courseRun) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=course", "GIT_AUTHOR_EMAIL=course@example.invalid",
+		"GIT_COMMITTER_NAME=course", "GIT_COMMITTER_EMAIL=course@example.invalid")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// switchTo is the suite's git.switch_branch.
+func (r *courseRun) switchTo(t *testing.T, branch string) {
+	r.t = t
+	r.git("checkout", ".")
+	r.git("clean", "-fd")
+	r.git("switch", "-q", branch)
 }
 
 func (r *courseRun) composeCmd(args ...string) *exec.Cmd {
@@ -118,8 +152,8 @@ func (r *courseRun) setUp(t *testing.T, n int, serverIni, clientYaml string) {
 	r.t = t
 	r.down(0)
 	writeFile(t, filepath.Join(r.dir, "server/config.ini"), serverIni)
-	writeFile(t, filepath.Join(r.dir, "agency/config.yaml"), clientYaml)
-	r.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", strconv.Itoa(n))
+	writeFile(t, filepath.Join(r.dir, "client/config.yaml"), clientYaml)
+	r.must("bash", "generar-compose.sh", "docker-compose-dev.yaml", strconv.Itoa(n))
 	if out, err := r.composeCmd("up", "-d").CombinedOutput(); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
@@ -202,6 +236,7 @@ func nextAction(t *testing.T, lines <-chan string, waitingFor string) (courseLin
 
 func TestCourse_Ej1_EchoLoop(t *testing.T) {
 	r := newCourseRun(t)
+	r.switchTo(t, "ej1")
 	const clients, messages = 5, 5
 	r.setUp(t, clients, courseServerConfig(5, "INFO"), courseClientConfig(messages, "50ms", "INFO"))
 	lines := r.follow(t)
@@ -249,6 +284,7 @@ func TestCourse_Ej1_EchoLoop(t *testing.T) {
 
 func TestCourse_Ej2_ConfigLines(t *testing.T) {
 	r := newCourseRun(t)
+	r.switchTo(t, "ej2")
 	for _, tt := range []struct {
 		name           string
 		server, client string
@@ -287,6 +323,7 @@ func TestCourse_Ej2_ConfigLines(t *testing.T) {
 
 func TestCourse_Ej3_EchoScript(t *testing.T) {
 	r := newCourseRun(t)
+	r.switchTo(t, "ej3")
 	t.Run("ThisServer", func(t *testing.T) {
 		r.setUp(t, 0, courseServerConfig(5, "INFO"), courseClientConfig(3, "50ms", "INFO"))
 		r.waitLog("server", `action: listen \| result: success`, time.Minute)
@@ -339,6 +376,7 @@ networks:
 
 func TestCourse_Ej4_GracefulStop(t *testing.T) {
 	r := newCourseRun(t)
+	r.switchTo(t, "ej4")
 	for _, tt := range []struct {
 		name    string
 		clients int
@@ -398,4 +436,179 @@ func TestCourse_Ej4_GracefulStop(t *testing.T) {
 			r.down(0)
 		})
 	}
+}
+
+// courseAgencyFile writes .data/filename as the suites of exercises 6 to 8
+// do: register i is "Name,Surname,<i, 8 digits>,2000-01-01,<number>", the
+// number 7574 (a winner) for i in winners and otherwise i (i+1 from 7574 on).
+func (r *courseRun) courseAgencyFile(t *testing.T, filename string, n int, winners ...int) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		number := i
+		if i >= 7574 {
+			number = i + 1
+		}
+		for _, w := range winners {
+			if w == i {
+				number = 7574
+			}
+		}
+		fmt.Fprintf(&b, "Name,Surname,%08d,2000-01-01,%d\n", i, number)
+	}
+	writeFile(t, filepath.Join(r.dir, ".data", filename), b.String())
+}
+
+// Exercise 5, on branch ej5: one agency sends the statement's bet from its
+// environment; the agency's apuesta_enviada and the central's
+// apuesta_almacenada name the same document, and nothing fails.
+func TestCourse_Ej5_SingleBet(t *testing.T) {
+	r := newCourseRun(t)
+	r.switchTo(t, "ej5")
+	r.setUp(t, 1, courseServerConfig(5, "DEBUG"), courseClientConfig(500, "150ms", "INFO"))
+	lines := r.follow(t)
+	sent, stored := "", ""
+	for sent == "" || stored == "" {
+		l, _ := nextAction(t, lines, "apuesta_enviada and apuesta_almacenada")
+		switch l.action {
+		case "apuesta_enviada":
+			sent = l.fields["dni"]
+		case "apuesta_almacenada":
+			stored = l.fields["dni"]
+		}
+	}
+	if sent != stored || sent != "30904465" {
+		t.Fatalf("sent dni %q, stored dni %q, want the statement's 30904465 twice", sent, stored)
+	}
+	r.down(0)
+}
+
+// Exercise 6, on branch ej6: batches of at most batch.maxAmount bets, the
+// last one smaller; every bet received before the client's exit, read as the
+// suite reads it (up -d, then logs -f until an "exited with code" line,
+// which compose prints only for a container it saw running).
+func TestCourse_Ej6_Batches(t *testing.T) {
+	r := newCourseRun(t)
+	r.switchTo(t, "ej6")
+	for _, tt := range []struct{ bets, maxAmount int }{{64, 10}, {99, 10}, {16, 64}, {21, 99}} {
+		t.Run(fmt.Sprintf("%dBetsMax%d", tt.bets, tt.maxAmount), func(t *testing.T) {
+			r.switchTo(t, "ej6")
+			client := strings.Replace(courseClientConfig(500, "150ms", "INFO"), "maxAmount: 10", fmt.Sprintf("maxAmount: %d", tt.maxAmount), 1)
+			r.courseAgencyFile(t, "agency-1.csv", tt.bets)
+			r.setUp(t, 1, courseServerConfig(5, "DEBUG"), client)
+			lines := r.follow(t)
+			received := 0
+			for {
+				l, line := nextAction(t, lines, "the client's exit")
+				if l.action == "apuesta_recibida" {
+					n, _ := strconv.Atoi(l.fields["cantidad"])
+					received += n
+					if n != tt.maxAmount && received != tt.bets {
+						t.Fatalf("a batch of %d before the last (maxAmount %d): %s", n, tt.maxAmount, line)
+					}
+				}
+				if l.action == "exit" {
+					break
+				}
+			}
+			if received != tt.bets {
+				t.Fatalf("%d bets received, want %d", received, tt.bets)
+			}
+			r.down(0)
+		})
+	}
+}
+
+// courseWinners runs exercise 7's check on branch: every bet received before
+// the draw, the draw before any client's winners, every client's exit seen,
+// and each client's cant_ganadores as the mocked data says.
+func courseWinners(t *testing.T, branch string, perClient int, winners [][]int) {
+	r := newCourseRun(t)
+	r.switchTo(t, branch)
+	n := len(winners)
+	for i, w := range winners {
+		r.courseAgencyFile(t, fmt.Sprintf("agency-%d.csv", i+1), perClient, w...)
+	}
+	r.setUp(t, n, courseServerConfig(5, "DEBUG"), courseClientConfig(500, "150ms", "INFO"))
+	lines := r.follow(t)
+	got := map[string]int{}
+	drawn, received, exits := false, 0, 0
+	for exits < n {
+		l, line := nextAction(t, lines, fmt.Sprintf("the exits of %d clients", n))
+		switch {
+		case l.action == "apuesta_recibida":
+			if drawn {
+				t.Fatalf("a bet after the draw: %s", line)
+			}
+			k, _ := strconv.Atoi(l.fields["cantidad"])
+			received += k
+		case l.action == "sorteo":
+			if received != perClient*n {
+				t.Fatalf("the draw after %d of %d bets", received, perClient*n)
+			}
+			drawn = true
+		case l.action == "consulta_ganadores" && l.result == "success":
+			if !drawn {
+				t.Fatalf("winners before the draw: %s", line)
+			}
+			k, _ := strconv.Atoi(l.fields["cant_ganadores"])
+			got[l.source] = k
+		case l.action == "exit":
+			if !drawn {
+				t.Fatalf("an exit before the draw: %s", line)
+			}
+			exits++
+		}
+	}
+	for i, w := range winners {
+		if name := fmt.Sprintf("client%d", i+1); got[name] != len(w) {
+			t.Errorf("%s: %d winners, want %d", name, got[name], len(w))
+		}
+	}
+	r.down(0)
+}
+
+// Exercise 7, on branch ej7: three clients, winners 2, 1 and 0.
+func TestCourse_Ej7_Winners(t *testing.T) {
+	courseWinners(t, "ej7", 100, [][]int{{0, 99}, {50}, {}})
+}
+
+// Exercise 8, on branch ej8: five clients at once, winners 1 to 5.
+func TestCourse_Ej8_Concurrent(t *testing.T) {
+	courseWinners(t, "ej8", 60, [][]int{{1}, {1, 2}, {1, 2, 3}, {1, 2, 3, 4}, {1, 2, 3, 4, 5}})
+}
+
+// make branches: ej1..ej8 each differ from the delivered commit in one line,
+// generar-compose.sh's EXERCISE, and on each the generator writes that
+// exercise's compose file.
+func TestDelivery_Branches(t *testing.T) {
+	t.Parallel()
+	r := &courseRun{dockerProject: newDockerProject(t)}
+	r.git("init", "-q", "-b", "main")
+	r.git("config", "user.name", "course")
+	r.git("config", "user.email", "course@example.invalid")
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "delivery")
+	r.must("sh", "scripts/branches.sh")
+	for n := 1; n <= 8; n++ {
+		branch := fmt.Sprintf("ej%d", n)
+		if diff := strings.TrimSpace(r.git("diff", "--numstat", "main", branch)); diff != "1\t1\tgenerar-compose.sh" {
+			t.Fatalf("%s differs from main by %q", branch, diff)
+		}
+		r.switchTo(t, branch)
+		out := r.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", "1")
+		if !strings.Contains(out, "exercise "+branch) {
+			t.Fatalf("%s: %s", branch, out)
+		}
+		b, _ := os.ReadFile(filepath.Join(r.dir, "docker-compose-dev.yaml"))
+		if got := strings.Contains(string(b), "NUMERO=7574"); got != (n == 5) {
+			t.Errorf("%s: single bet %v", branch, got)
+		}
+		if got := strings.Contains(string(b), "./.data:/.data:ro"); got != (n >= 6) {
+			t.Errorf("%s: .data mounted %v", branch, got)
+		}
+	}
+	r.switchTo(t, "main")
+	// Running it again moves the branches, still one line each.
+	r.must("sh", "scripts/branches.sh")
 }

@@ -167,7 +167,7 @@ func (p *dockerProject) waitLog(name, re string, d time.Duration) {
 }
 
 func (p *dockerProject) imageIDs() string {
-	return p.must("docker", "image", "inspect", "--format", "{{.Id}}", "server:latest", "agency:latest")
+	return p.must("docker", "image", "inspect", "--format", "{{.Id}}", "server:latest", "client:latest")
 }
 
 func TestDocker_Compose(t *testing.T) {
@@ -189,7 +189,7 @@ func TestDocker_Compose(t *testing.T) {
 			dataDir, want = officialDir, map[int]int{1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
 		}
 		// Exercise 2: edited config files take effect without rebuilding images.
-		p.edit("agency/config.yaml", "maxAmount: 400", "maxAmount: 123")
+		p.edit("client/config.yaml", "maxAmount: 400", "maxAmount: 123")
 		p.edit("server/config.ini", "IDLE_TIMEOUT = 30s", "IDLE_TIMEOUT = 45s")
 		p.scenario(t, 5, dataDir, want)
 		if p.imageIDs() != images {
@@ -330,14 +330,20 @@ func TestDocker_ComposeThousandAgencies(t *testing.T) {
 	needDocker(t)
 	p := newDockerProject(t)
 	p.must("sh", "generar-compose.sh", "docker-compose-dev.yaml", "1000")
-	p.must("go", "run", "./scripts/compose", "-tls", ".data/docker-compose-tls.yaml", "1000")
+	p.must("go", "run", "./scripts/compose", "-override", "-tls", ".data/docker-compose-override.yaml", "1000")
 	compose := []string{"docker", "compose"}
 	if exec.Command("docker", "compose", "version").Run() != nil {
 		compose = []string{"docker-compose"}
 	}
-	for _, files := range [][]string{{"-f", "docker-compose-dev.yaml"}, {"-f", "docker-compose-dev.yaml", "-f", ".data/docker-compose-tls.yaml"}} {
+	for _, files := range [][]string{{"-f", "docker-compose-dev.yaml"}, {"-f", "docker-compose-dev.yaml", "-f", ".data/docker-compose-override.yaml"}} {
 		args := append(append(compose[1:], files...), "config", "--services")
-		out := p.must(compose[0], args...)
+		cmd := exec.Command(compose[0], args...)
+		cmd.Dir, cmd.Env = p.dir, append(os.Environ(), "TP0_ADMIN_TOKEN=t")
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("compose %v config: %v\n%s", files, err, b)
+		}
+		out := string(b)
 		if n := strings.Count(out, "client"); n != 1000 {
 			t.Fatalf("compose %v config lists %d agencies, want 1000", files, n)
 		}

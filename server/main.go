@@ -127,6 +127,7 @@ func listenAgencies(cfg config) (net.Listener, error) {
 
 // usage is what --help prints.
 const usage = `usage: server [--help] [--version]
+       server export --db PATH [--csv FILE] [--winners FILE] [--check]
 
 The lottery central: it listens for agencies, stores their bets, runs the
 draw once every agency has finished and answers each agency's winners.
@@ -147,6 +148,8 @@ func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) 
 		return 0, false
 	}
 	switch args[0] {
+	case "export":
+		return export(args[1:], stdout, stderr), true
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0, true

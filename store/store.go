@@ -23,6 +23,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now is the clock of the round's start and of deliveries; nil is time.Now.
 	Now func() time.Time
+	// ReadOnly opens an existing store for reading only (export, inspect):
+	// a missing file is an error, and every write fails.
+	ReadOnly bool
 }
 
 // Store is the bets store over one bbolt file. It is safe for concurrent use.
@@ -127,10 +131,16 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := checkFile(path); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
 	db, err := openBolt(path, &bolt.Options{
 		Timeout:        timeout,
 		NoFreelistSync: opts.NoFreelistSync,
 		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       opts.ReadOnly,
 	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
@@ -144,7 +154,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now != nil {
 		s.now = opts.Now
 	}
-	if err := s.init(); err != nil {
+	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -173,8 +183,24 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o600, o)
 }
 
-// init creates the buckets of a new file, or checks the format of an old one.
-func (s *Store) init() error {
+// init creates the buckets of a new file, or checks the format of an old
+// one (only that, read-only).
+func (s *Store) init(readOnly bool) error {
+	if readOnly {
+		return s.view(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, firstBucket(tx), bucketMeta)
+			}
+			if got := string(meta.Get(keyFormat)); got != formatVersion {
+				return fmt.Errorf("%w: format %q, want %q", ErrInvalidFile, got, formatVersion)
+			}
+			if tx.Bucket(bucketDigests) == nil {
+				return fmt.Errorf("%w: no %q bucket (a store from before digests: open it read-write once)", ErrInvalidFile, bucketDigests)
+			}
+			return nil
+		})
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if got := string(meta.Get(keyFormat)); got != formatVersion {

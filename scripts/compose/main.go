@@ -1,40 +1,53 @@
 // Command compose writes the Docker Compose file for the central and N
 // agencies (course exercise 1). ./generar-compose.sh FILE N runs it.
 //
-//	go run ./scripts/compose FILE N
-//	go run ./scripts/compose -tls FILE N   # the mutual TLS override (make docker-compose-up)
+//	go run ./scripts/compose [-exercise E] [-single-bet] FILE N
+//	go run ./scripts/compose -override [-tls] [-admin-port P] FILE N   # make docker-compose-up
 //
 // FILE must end in .yaml or .yml; N is a whole number, 0 or more (0: the
-// central alone). The output depends only on N. The file is written whole or
-// not at all.
+// central alone). The output depends only on the arguments. The file is
+// written whole or not at all.
 package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 )
 
-const usage = `usage: generar-compose.sh [-tls] FILE N
-  FILE  the compose file to write, ending in .yaml or .yml
-  N     how many agencies (client1..clientN), a whole number >= 0
-  -tls  write instead the override that turns on mutual TLS (keys from .data/pki)`
+const usage = `usage: generar-compose.sh [--single-bet] FILE N
+  FILE          the compose file to write, ending in .yaml or .yml
+  N             how many agencies (client1..clientN), a whole number >= 0
+  --single-bet  every agency sends the statement's one bet, from NOMBRE,
+                APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO (exercise 5)
+internal (make docker-compose-up):
+  -override [-tls] [-admin-port P] FILE N   the operator's override: the
+                admin listener published on 127.0.0.1:P, mutual TLS`
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "generar-compose: %v\n%s\n", err, usage)
 		os.Exit(2)
 	}
 }
 
-func run(args []string) error {
-	tls := len(args) > 0 && args[0] == "-tls"
-	if tls {
-		args = args[1:]
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("generar-compose", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	exercise := fs.String("exercise", "main", "the course exercise this delivery is: main (the whole system), ej1 ... ej8")
+	single := fs.Bool("single-bet", false, "every agency sends the statement's one bet (exercise 5)")
+	override := fs.Bool("override", false, "write the operator's override instead")
+	tls := fs.Bool("tls", false, "with -override: mutual TLS (keys from .data/pki)")
+	adminPort := fs.Int("admin-port", 8080, "with -override: the host port of the admin listener, on 127.0.0.1")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
+	args = fs.Args()
 	if len(args) != 2 {
 		return fmt.Errorf("want 2 arguments, got %d", len(args))
 	}
@@ -49,13 +62,25 @@ func run(args []string) error {
 	if n < 0 {
 		return fmt.Errorf("the agency count N = %d is negative", n)
 	}
-	if tls {
-		return writeAtomic(path, []byte(TLSOverride(n)))
+	if *override {
+		if *adminPort < 1 || *adminPort > 65535 {
+			return fmt.Errorf("-admin-port %d is not a port", *adminPort)
+		}
+		return writeAtomic(path, []byte(Override(OverrideSpec{Agencies: n, TLS: *tls, AdminPort: *adminPort})))
 	}
-	return writeAtomic(path, []byte(Compose(n)))
+	spec := Spec{Agencies: n, Exercise: *exercise, SingleBet: *single}
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := writeAtomic(path, []byte(Compose(spec))); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "generar-compose: wrote %s: the central and %d agencies (%s)\n", path, n, spec.Describe())
+	return nil
 }
 
-// writeAtomic writes data to a temp file beside path and renames it over path.
+// writeAtomic writes data to path through a temp file in the same folder,
+// so a reader never sees a half-written compose file.
 func writeAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".compose-*.tmp")
 	if err != nil {
@@ -78,13 +103,75 @@ func writeAtomic(path string, data []byte) error {
 	return nil
 }
 
-// Compose returns the compose file for n agencies. Paths are relative to the
+// Spec says what compose file to write.
+type Spec struct {
+	Agencies int
+	// Exercise is the course exercise the delivery is ("main": the whole
+	// system). Branches ej1..ej8 differ from main only in generar-compose.sh's
+	// EXERCISE line: ej1..ej4 run the echo loop (no data is mounted), ej5
+	// sends the statement's single bet, ej6..ej8 (and main) read
+	// .data/agency-N.csv.
+	Exercise string
+	// SingleBet gives every agency the statement's bet in its environment.
+	SingleBet bool
+}
+
+// exercises are the values Exercise takes.
+var exercises = []string{"main", "ej1", "ej2", "ej3", "ej4", "ej5", "ej6", "ej7", "ej8"}
+
+// Validate reports an exercise that is not one of the course's.
+func (s Spec) Validate() error {
+	for _, e := range exercises {
+		if s.Exercise == e {
+			return nil
+		}
+	}
+	return fmt.Errorf("exercise %q is not one of %s", s.Exercise, strings.Join(exercises, ", "))
+}
+
+// echoLoop: the agencies run the course's echo loop (exercises 1 to 4).
+func (s Spec) echoLoop() bool {
+	return s.Exercise >= "ej1" && s.Exercise <= "ej4" && !s.SingleBet
+}
+
+// singleBet: the agencies send the statement's bet (exercise 5, or the flag).
+func (s Spec) singleBet() bool { return s.SingleBet || s.Exercise == "ej5" }
+
+// Describe says in words what the agencies do.
+func (s Spec) Describe() string {
+	switch {
+	case s.singleBet():
+		return "exercise " + s.Exercise + ": each agency sends the statement's single bet"
+	case s.echoLoop():
+		return "exercise " + s.Exercise + ": the echo loop"
+	default:
+		return "exercise " + s.Exercise + ": each agency sends .data/agency-N.csv, or runs the echo loop without one"
+	}
+}
+
+// The statement's bet (exercise 5).
+const statementBet = `      - NOMBRE=Santiago Lionel
+      - APELLIDO=Lorca
+      - DOCUMENTO=30904465
+      - NACIMIENTO=1999-03-17
+      - NUMERO=7574
+`
+
+// Linger is how long each agency of this file stays up after its last line
+// (the agency's exit.linger): suites that wait for `docker compose logs -f`
+// to print "clientN exited with code 0" see it only for containers still
+// running when it attached, and a small agency finishes within milliseconds
+// of `up -d`. make docker-compose-up's override sets it back to 0.
+const Linger = "3s"
+
+// Compose returns the compose file of spec. Paths are relative to the
 // project directory (the repository root).
-func Compose(n int) string {
+func Compose(spec Spec) string {
+	n := spec.Agencies
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Generated by ./generar-compose.sh for %d agencies. Do not edit; run it again.
-# Agencies mount the whole .data folder read-only and look for their own
-# agency-N.csv there; an agency without one runs the course's echo loop.
+	fmt.Fprintf(&b, `# Generated by ./generar-compose.sh for %d agencies (%s). Do not edit; run it again.
+# No host port is published: the operator's admin listener is in the override
+# that make docker-compose-up writes (.data/docker-compose-override.yaml).
 services:
   server:
     container_name: server
@@ -94,9 +181,7 @@ services:
     environment:
       - AGENCIES=%d
       - DB_PATH=/data/bets.db
-      - ADMIN_ADDR=:8080
-    ports:
-      - "127.0.0.1:8080:8080"
+      - ADMIN_ADDR=
     volumes:
       - ./server/config.ini:/config.ini:ro
       - ./.data/server:/data
@@ -109,24 +194,32 @@ services:
       interval: 1s
       timeout: 3s
       retries: 60
-`, n, max(n, 1))
+`, n, spec.Describe(), max(n, 1))
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, `
   client%[1]d:
     container_name: client%[1]d
-    image: agency:latest
+    image: client:latest
     entrypoint: /agency
     environment:
       - CLI_ID=%[1]d
-    volumes:
-      - ./agency/config.yaml:/config.yaml:ro
-      - ./.data:/.data:ro
-    networks:
+      - CLI_EXIT_LINGER=%[2]s
+`, i, Linger)
+		if spec.singleBet() {
+			b.WriteString(statementBet)
+		}
+		b.WriteString(`    volumes:
+      - ./client/config.yaml:/config.yaml:ro
+`)
+		if !spec.echoLoop() && !spec.singleBet() {
+			b.WriteString("      - ./.data:/.data:ro\n")
+		}
+		b.WriteString(`    networks:
       - testing_net
     depends_on:
       server:
         condition: service_healthy
-`, i)
+`)
 	}
 	fmt.Fprintf(&b, `
 networks:
@@ -149,19 +242,33 @@ func Subnet(n int) string {
 	return "172.25.0.0/16"
 }
 
-// TLSOverride returns the compose override that turns on mutual TLS for the
-// central and n agencies, with the pairs `make certs` writes to .data/pki.
-// Each agency gets its own pair and the CA only; the rest of .data/pki, which
-// its .data mount would show, is hidden under an empty tmpfs. Keys are 0600
-// and the agencies run as the key files' owner (TP0_UID), like the central.
-func TLSOverride(n int) string {
+// OverrideSpec says what the operator's override holds.
+type OverrideSpec struct {
+	Agencies  int
+	TLS       bool // mutual TLS with the pairs `make certs` writes to .data/pki
+	AdminPort int  // host port of the admin listener, published on 127.0.0.1 only
+}
+
+// Override returns the compose override of make docker-compose-up: the
+// admin listener on every interface of the central's container, behind
+// ADMIN_TOKEN (from the environment: make reads .data/admin-token) and
+// published on the host's 127.0.0.1 only; agencies that do not linger; and,
+// with TLS, mutual TLS for the central and every agency. Each agency gets
+// its own pair and the CA only; the rest of .data/pki, which its .data mount
+// would show, is hidden under an empty tmpfs. Keys are 0600 and the agencies
+// run as the key files' owner (TP0_UID), like the central.
+func Override(o OverrideSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Generated by scripts/compose -tls for %d agencies (make docker-compose-up). Do not edit.
-# Mutual TLS: use with -f docker-compose-dev.yaml -f this file.
+	fmt.Fprintf(&b, `# Generated by scripts/compose -override for %d agencies (make docker-compose-up). Do not edit.
+# Use with -f docker-compose-dev.yaml -f this file.
 services:
   server:
     environment:
-      - TLS_CERT=/pki/server.crt
+      - ADMIN_ADDR=:8080
+      - ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?the admin token: make docker-compose-up reads it from .data/admin-token}
+`, o.Agencies)
+	if o.TLS {
+		b.WriteString(`      - TLS_CERT=/pki/server.crt
       - TLS_KEY=/pki/server.key
       - TLS_CLIENT_CA=/pki/ca.crt
       - TLS_REQUIRED=true
@@ -169,15 +276,24 @@ services:
       - ./.data/pki/server.crt:/pki/server.crt:ro
       - ./.data/pki/server.key:/pki/server.key:ro
       - ./.data/pki/ca.crt:/pki/ca.crt:ro
-`, n)
-	for i := 1; i <= n; i++ {
+`)
+	}
+	fmt.Fprintf(&b, `    ports:
+      - "127.0.0.1:%d:8080"
+`, o.AdminPort)
+	for i := 1; i <= o.Agencies; i++ {
 		fmt.Fprintf(&b, `
   client%[1]d:
-    user: "${TP0_UID:-0}:${TP0_GID:-0}"
     environment:
-      - CLI_TLS_CA=/pki/ca.crt
+      - CLI_EXIT_LINGER=0s
+`, i)
+		if !o.TLS {
+			continue
+		}
+		fmt.Fprintf(&b, `      - CLI_TLS_CA=/pki/ca.crt
       - CLI_TLS_CERT=/pki/agency.crt
       - CLI_TLS_KEY=/pki/agency.key
+    user: "${TP0_UID:-0}:${TP0_GID:-0}"
     volumes:
       - ./.data/pki/ca.crt:/pki/ca.crt:ro
       - ./.data/pki/agency-%[1]d.crt:/pki/agency.crt:ro

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 )
 
 func TestRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -16,6 +18,11 @@ func TestRun(t *testing.T) {
 	}{
 		{"OK", []string{filepath.Join(dir, "ok.yaml"), "3"}, true},
 		{"OKYml", []string{filepath.Join(dir, "ok.yml"), "0"}, true},
+		{"OKSingleBet", []string{"-single-bet", filepath.Join(dir, "single.yaml"), "2"}, true},
+		{"OKExercise", []string{"-exercise", "ej5", filepath.Join(dir, "ej5.yaml"), "1"}, true},
+		{"OKOverride", []string{"-override", "-tls", "-admin-port", "8081", filepath.Join(dir, "o.yaml"), "2"}, true},
+		{"ErrExercise", []string{"-exercise", "ej9", filepath.Join(dir, "ej9.yaml"), "1"}, false},
+		{"ErrAdminPort", []string{"-override", "-admin-port", "0", filepath.Join(dir, "p.yaml"), "1"}, false},
 		{"ErrMissing", []string{filepath.Join(dir, "a.yaml")}, false},
 		{"ErrExtra", []string{filepath.Join(dir, "b.yaml"), "1", "2"}, false},
 		{"ErrNotNumber", []string{filepath.Join(dir, "c.yaml"), "tres"}, false},
@@ -25,13 +32,14 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(tt.args)
+			err := run(tt.args, io.Discard)
 			if (err == nil) != tt.ok {
 				t.Fatalf("run(%q) = %v", tt.args, err)
 			}
-			if !tt.ok && len(tt.args) > 0 {
-				if _, err := os.Stat(tt.args[0]); !os.IsNotExist(err) {
-					t.Fatalf("%s was written despite the error", tt.args[0])
+			if path := tt.args[len(tt.args)-1]; !tt.ok && len(tt.args) > 1 {
+				path = tt.args[len(tt.args)-2]
+				if _, err := os.Stat(path); !os.IsNotExist(err) {
+					t.Fatalf("%s was written despite the error", path)
 				}
 			}
 		})
@@ -44,22 +52,45 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// client returns agency id's block of a compose file.
+func client(t *testing.T, compose string, id string) string {
+	t.Helper()
+	i := strings.Index(compose, "\n  client"+id+":\n")
+	if i < 0 {
+		t.Fatalf("no client%s in:\n%s", id, compose)
+	}
+	block := compose[i+1:]
+	if j := strings.Index(block[1:], "\n  client"); j >= 0 {
+		block = block[:j+1]
+	} else if j := strings.Index(block, "\nnetworks:"); j >= 0 {
+		block = block[:j]
+	}
+	return block
+}
+
 func TestCompose(t *testing.T) {
-	if first, again := Compose(5), Compose(5); first != again {
+	t.Parallel()
+	if first, again := Compose(Spec{Agencies: 5, Exercise: "main"}), Compose(Spec{Agencies: 5, Exercise: "main"}); first != again {
 		t.Fatal("output is not deterministic")
 	}
-	c := Compose(3)
+	c := Compose(Spec{Agencies: 3, Exercise: "main"})
 	for _, want := range []string{
 		"container_name: server", "container_name: client1", "container_name: client3", "CLI_ID=3",
-		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:",
-		"./server/config.ini:/config.ini:ro", "./agency/config.yaml:/config.yaml:ro",
-		"./.data:/.data:ro", "./.data/server:/data", "condition: service_healthy", "healthcheck:", `"127.0.0.1:8080:8080"`,
+		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:", "image: client:latest",
+		"./server/config.ini:/config.ini:ro", "./client/config.yaml:/config.yaml:ro",
+		"./.data:/.data:ro", "./.data/server:/data", "condition: service_healthy", "healthcheck:",
+		"CLI_EXIT_LINGER=" + Linger, "ADMIN_ADDR=\n",
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose for 3 lacks %q", want)
 		}
 	}
-	if strings.Contains(c, "client4") || strings.Contains(Compose(0), "client1") {
+	// The course's file publishes no host port: a busy port on the grader's
+	// machine must not fail docker compose up.
+	if strings.Contains(c, "ports:") || strings.Contains(c, "8080") {
+		t.Error("the course's compose file publishes a port")
+	}
+	if strings.Contains(c, "client4") || strings.Contains(Compose(Spec{Exercise: "main"}), "client1") {
 		t.Error("wrong number of clients")
 	}
 	// A mount of a file that does not exist makes Docker create a directory
@@ -69,23 +100,60 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+// Each exercise's agencies do what that exercise's suite expects.
+func TestCompose_Exercises(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		spec        Spec
+		data, bet   bool
+		description string
+	}{
+		{Spec{Agencies: 2, Exercise: "main"}, true, false, "agency-N.csv"},
+		{Spec{Agencies: 2, Exercise: "main", SingleBet: true}, false, true, "single bet"},
+		{Spec{Agencies: 2, Exercise: "ej1"}, false, false, "echo loop"},
+		{Spec{Agencies: 2, Exercise: "ej4"}, false, false, "echo loop"},
+		{Spec{Agencies: 2, Exercise: "ej5"}, false, true, "single bet"},
+		{Spec{Agencies: 2, Exercise: "ej6"}, true, false, "agency-N.csv"},
+		{Spec{Agencies: 2, Exercise: "ej8"}, true, false, "agency-N.csv"},
+	} {
+		t.Run(tt.spec.Exercise+map[bool]string{true: "SingleBet"}[tt.spec.SingleBet], func(t *testing.T) {
+			c := Compose(tt.spec)
+			for _, id := range []string{"1", "2"} {
+				b := client(t, c, id)
+				if got := strings.Contains(b, "./.data:/.data:ro"); got != tt.data {
+					t.Errorf("client%s mounts .data: %v, want %v\n%s", id, got, tt.data, b)
+				}
+				if got := strings.Contains(b, "NUMERO=7574") && strings.Contains(b, "DOCUMENTO=30904465"); got != tt.bet {
+					t.Errorf("client%s has the statement's bet: %v, want %v\n%s", id, got, tt.bet, b)
+				}
+			}
+			if !strings.Contains(tt.spec.Describe(), tt.description) {
+				t.Errorf("described as %q", tt.spec.Describe())
+			}
+		})
+	}
+}
+
 // The committed docker-compose-dev.yaml is what the generator writes for 5.
 func TestCommittedComposeIsCurrent(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../docker-compose-dev.yaml")
 	if err != nil {
 		t.Skip(err)
 	}
-	if string(b) != Compose(5) {
+	if string(b) != Compose(Spec{Agencies: 5, Exercise: "main"}) {
 		t.Fatal("docker-compose-dev.yaml is stale: run ./generar-compose.sh docker-compose-dev.yaml 5")
 	}
 }
 
-func TestTLSOverride(t *testing.T) {
-	o := TLSOverride(2)
+func TestOverride(t *testing.T) {
+	t.Parallel()
+	o := Override(OverrideSpec{Agencies: 2, TLS: true, AdminPort: 8081})
 	for _, want := range []string{"TLS_REQUIRED=true", "./.data/pki/server.key:/pki/server.key:ro",
-		"./.data/pki/agency-2.key:/pki/agency.key:ro", "- /.data/pki", "CLI_TLS_CERT=/pki/agency.crt"} {
+		"./.data/pki/agency-2.key:/pki/agency.key:ro", "- /.data/pki", "CLI_TLS_CERT=/pki/agency.crt",
+		`"127.0.0.1:8081:8080"`, "ADMIN_ADDR=:8080", "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?", "CLI_EXIT_LINGER=0s"} {
 		if !strings.Contains(o, want) {
-			t.Errorf("TLS override lacks %q", want)
+			t.Errorf("override lacks %q", want)
 		}
 	}
 	// Each agency mounts its own key and no other.
@@ -95,17 +163,18 @@ func TestTLSOverride(t *testing.T) {
 			t.Errorf("client%s mounts keys other than its own:\n%s", id, block)
 		}
 	}
-	if err := run([]string{"-tls", filepath.Join(t.TempDir(), "tls.yaml"), "3"}); err != nil {
-		t.Fatal(err)
+	if plain := Override(OverrideSpec{Agencies: 2, AdminPort: 8080}); strings.Contains(plain, "TLS_") || !strings.Contains(plain, "CLI_EXIT_LINGER=0s") {
+		t.Errorf("the plaintext override:\n%s", plain)
 	}
 }
 
 // A national network: 1,000 agencies get a subnet with room for them.
 func TestComposeLarge(t *testing.T) {
+	t.Parallel()
 	if Subnet(252) != "172.25.125.0/24" || Subnet(253) != "172.25.0.0/16" {
 		t.Fatalf("subnets: %s for 252, %s for 253", Subnet(252), Subnet(253))
 	}
-	c := Compose(1000)
+	c := Compose(Spec{Agencies: 1000, Exercise: "main"})
 	if strings.Count(c, "container_name: client") != 1000 || !strings.Contains(c, "container_name: client1000") ||
 		!strings.Contains(c, "subnet: 172.25.0.0/16") || !strings.Contains(c, "AGENCIES=1000") {
 		t.Fatal("compose for 1,000 agencies is incomplete")
