@@ -31,9 +31,9 @@ build:
 
 # The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
 # over mutual TLS (TLS=0: plaintext). KEEP=1 keeps the central up after the
-# round, with its status page on DEMO_ADMIN (default 127.0.0.1:8080).
+# round, with its status page on DEMO_ADMIN (default 127.0.0.1:8080 with KEEP=1).
 KEEP ?= 0
-DEMO_ADMIN ?= 127.0.0.1:8080
+DEMO_ADMIN ?=
 demo: build
 	TLS=$(TLS) KEEP=$(KEEP) DEMO_ADMIN=$(DEMO_ADMIN) scripts/demo.sh
 

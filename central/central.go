@@ -150,6 +150,13 @@ func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, e
 			return nil, store.Round{}, err
 		}
 		log.Infof("action: archivar_ronda | result: success | archivo: %s | apuestas: %d", logformat.Value(dst), r.Bets)
+		removed, err := store.PruneArchives(opts.DBPath, opts.ArchiveKeep)
+		for _, old := range removed {
+			log.Infof("action: borrar_archivo | result: success | archivo: %s | conservar: %d", logformat.Value(old), opts.ArchiveKeep)
+		}
+		if err != nil {
+			log.Errorf("action: borrar_archivo | result: fail | error: %s", logformat.Value(err.Error()))
+		}
 		if s, err = store.Open(opts.DBPath, sopts); err != nil {
 			return nil, store.Round{}, err
 		}

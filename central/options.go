@@ -28,6 +28,9 @@ type Options struct {
 	MaxConns int
 	// GroupCommit lets agencies' batches share commits (store.Options.GroupCommit).
 	GroupCommit bool
+	// ArchiveKeep is how many archived rounds stay beside the store when a
+	// finished round is archived (the oldest go); 0 keeps them all.
+	ArchiveKeep int
 	// TLS is mutual TLS for agencies (the central's pair, the agencies'
 	// CA, revocation); nil without.
 	TLS *tls.Config
@@ -74,6 +77,9 @@ func (o Options) Validate() error {
 	}
 	if o.IdleTimeout < 100*time.Millisecond || o.IdleTimeout > time.Hour {
 		bad("IdleTimeout", o.IdleTimeout, "must be between 100ms and 1h")
+	}
+	if o.ArchiveKeep < 0 {
+		bad("ArchiveKeep", o.ArchiveKeep, "must be 0 (keep all) or more")
 	}
 	if o.MaxConns < 0 {
 		bad("MaxConns", o.MaxConns, "must be 0 (derived) or more")

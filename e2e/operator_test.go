@@ -118,3 +118,29 @@ func TestOperator_Export(t *testing.T) {
 		t.Errorf("export of a missing store: exit %d\n%s", code, errOut)
 	}
 }
+
+// ARCHIVE_KEEP=1: each finished round is archived at the next start and
+// only the newest archive stays.
+func TestOperator_ArchiveRetention(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bets.db")
+	data := t.TempDir()
+	writeFile(t, filepath.Join(data, "agency-1.csv"), "Ana,Paz,1,1990-01-01,7574\nLuis,Sol,2,1980-02-02,1\n")
+	for round := 1; round <= 3; round++ {
+		c := startCentral(t, db, 1, "ARCHIVE_KEEP=1")
+		a := startAgency(t, c, 1, data)
+		if code := a.wait(time.Minute); code != 0 {
+			t.Fatalf("round %d: agency exited %d", round, code)
+		}
+		c.signal(sigterm)
+		c.wait(time.Minute)
+		if round == 3 {
+			c.waitLine(`action: borrar_archivo \| result: success \| archivo: .*bets-.*\.db \| conservar: 1`, time.Second)
+		}
+	}
+	archives, err := store.Archives(db)
+	if err != nil || len(archives) != 1 {
+		t.Fatalf("archives %v (%v), want the newest one", archives, err)
+	}
+}

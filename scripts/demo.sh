@@ -3,8 +3,10 @@
 # N agencies (default 5) as local processes on 127.0.0.1, waits for the draw,
 # prints each agency's winners and a summary, and stops the central. The store
 # stays in .data/server/bets.db and the logs in .data/logs/. Agencies speak
-# mutual TLS (keys in .data/pki, made on first use) unless TLS=0.
-#   AGENCIES=N  PORT=12345  TLS=0|1  make demo
+# mutual TLS (keys in .data/pki, made on first use) unless TLS=0. With KEEP=1
+# the central stays up after the round, its status page on DEMO_ADMIN
+# (default 127.0.0.1:8080), until Ctrl-C.
+#   AGENCIES=N  PORT=12345  TLS=0|1  KEEP=0|1  DEMO_ADMIN=host:port  make demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${AGENCIES:-5}
@@ -18,14 +20,24 @@ if [[ ${TLS:-1} == 1 ]]; then
   server_tls=(TLS_CERT=.data/pki/server.crt TLS_KEY=.data/pki/server.key TLS_CLIENT_CA=.data/pki/ca.crt TLS_REQUIRED=true)
 fi
 
+# The status page: on with KEEP=1 (the demo's central otherwise lives about
+# a second), on 127.0.0.1:8080 unless DEMO_ADMIN names another address.
+admin=${DEMO_ADMIN:-}
+[[ ${KEEP:-0} == 1 && -z $admin ]] && admin=127.0.0.1:8080
 start=$(date +%s%N)
 env "${server_tls[@]}" SERVER_CONFIG=server/config.ini SERVER_IP=127.0.0.1 SERVER_PORT="$port" AGENCIES="$n" \
-  DB_PATH=.data/server/bets.db bin/server >.data/logs/server.log 2>&1 &
+  DB_PATH=.data/server/bets.db ADMIN_ADDR="$admin" bin/server >.data/logs/server.log 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do # up to 10 s for the central to listen (agencies would retry anyway)
   grep -q 'action: listen | result: success' .data/logs/server.log 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat .data/logs/server.log >&2; exit 1; }
+  if ! kill -0 "$server" 2>/dev/null; then
+    cat .data/logs/server.log >&2
+    if grep -q 'action: admin_listen | result: fail.*address already in use' .data/logs/server.log; then
+      echo "demo: $admin is in use; pick another: make demo DEMO_ADMIN=127.0.0.1:8081" >&2
+    fi
+    exit 1
+  fi
   sleep 0.1
 done
 
@@ -34,7 +46,7 @@ for i in $(seq 1 "$n"); do
   if [[ ${TLS:-1} == 1 ]]; then
     agency_tls=(CLI_TLS_CA=.data/pki/ca.crt "CLI_TLS_CERT=.data/pki/agency-$i.crt" "CLI_TLS_KEY=.data/pki/agency-$i.key")
   fi
-  env "${agency_tls[@]}" CLI_CONFIG=agency/config.yaml CLI_ID="$i" CLI_SERVER_ADDRESS=127.0.0.1:"$port" \
+  env "${agency_tls[@]}" CLI_CONFIG=client/config.yaml CLI_ID="$i" CLI_SERVER_ADDRESS=127.0.0.1:"$port" \
     CLI_DATA_PATH=.data/agency-"$i".csv bin/agency >".data/logs/agency-$i.log" 2>&1 &
   pids+=($!)
 done
@@ -47,8 +59,15 @@ for i in $(seq 1 "$n"); do
   fi
 done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
-kill -TERM "$server"
-wait "$server" || failed=$((failed + 1))
+if [[ ${KEEP:-0} == 1 ]]; then
+  echo "demo: the round is over; the central stays up: status page http://$admin/ (Ctrl-C stops it)"
+  trap 'kill -TERM $server 2>/dev/null || true' INT TERM
+  wait "$server" || true
+  trap - INT TERM
+else
+  kill -TERM "$server"
+  wait "$server" || failed=$((failed + 1))
+fi
 trap - EXIT
 
 total=0

@@ -50,6 +50,7 @@ var defaults = []settings.Default{
 	{Key: "IDLE_TIMEOUT", Value: "30s"},
 	{Key: "MAX_CONNECTIONS", Value: ""},
 	{Key: "GROUP_COMMIT", Value: "true"},
+	{Key: "ARCHIVE_KEEP", Value: "0"},
 	{Key: "TLS_CERT", Value: ""},
 	{Key: "TLS_KEY", Value: ""},
 	{Key: "TLS_CLIENT_CA", Value: ""},
@@ -91,6 +92,7 @@ func loadConfig(path string, required bool) (config, error) {
 		o.Central.MaxConns = p.IntIn("MAX_CONNECTIONS", 1, 1<<20)
 	}
 	o.Central.GroupCommit = p.Bool("GROUP_COMMIT")
+	o.Central.ArchiveKeep = p.IntIn("ARCHIVE_KEEP", 0, 1_000_000)
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
 	tlsRequired := p.String("TLS_REQUIRED")
 	if tlsRequired != "" {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -603,5 +604,41 @@ func TestStore_GroupCommitClosed(t *testing.T) {
 	s.Close()
 	if _, err := s.Append(1, 1, tricky()[:1]); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Append after Close: %v", err)
+	}
+}
+
+// ARCHIVE_KEEP: the newest archived rounds stay, the oldest go; nothing
+// else beside the store is touched.
+func TestPruneArchives(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bets.db")
+	base := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var names []string
+	for i, at := range []time.Time{base, base.Add(time.Hour), base.Add(time.Hour), base.Add(2 * time.Hour)} {
+		os.WriteFile(path, []byte(fmt.Sprint(i)), 0o600)
+		dst, err := store.Archive(path, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, dst)
+	}
+	os.WriteFile(path, []byte("current"), 0o600)
+	os.WriteFile(filepath.Join(dir, "other.db"), nil, 0o600)
+	removed, err := store.PruneArchives(path, 2)
+	if err != nil || len(removed) != 2 || removed[0] != names[0] || removed[1] != names[1] {
+		t.Fatalf("removed %v, %v; want %v", removed, err, names[:2])
+	}
+	left, _ := store.Archives(path)
+	if len(left) != 2 || left[0] != names[2] || left[1] != names[3] {
+		t.Fatalf("left %v, want %v", left, names[2:])
+	}
+	for _, keep := range []string{path, filepath.Join(dir, "other.db")} {
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("%s was touched: %v", keep, err)
+		}
+	}
+	if removed, _ := store.PruneArchives(path, 0); removed != nil {
+		t.Fatal("keep 0 removed archives")
 	}
 }
