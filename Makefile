@@ -9,7 +9,7 @@ COMPOSE := $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(COMPOSE_FILE)
 TLS ?= 1
 # make docker-compose-up's override: the admin listener (published on the
 # host's 127.0.0.1:ADMIN_PORT, behind the token in .data/admin-token), agencies
-# that do not linger, and mutual TLS.
+# that start at once (no start.delay), and mutual TLS.
 OVERRIDE := .data/docker-compose-override.yaml
 ADMIN_PORT ?= 8080
 ADMIN_TOKEN_FILE := .data/admin-token

@@ -34,7 +34,7 @@ var defaults = []settings.Default{
 	{Key: "tls.ca", Value: ""},
 	{Key: "tls.cert", Value: ""},
 	{Key: "tls.key", Value: ""},
-	{Key: "exit.linger", Value: "0s"},
+	{Key: "start.delay", Value: "0s"},
 }
 
 // config is the command's configuration: the agency's options and what only
@@ -45,11 +45,14 @@ type config struct {
 	// LoopPeriodText is loop.period as written, for the config line (the
 	// course's tests compare it with what they wrote).
 	LoopPeriodText string
-	// Linger is how long the process stays up after its last line
-	// (exit.linger): the course's compose file sets it, so that a
-	// `docker compose logs -f` that attaches after a quick agency finished
-	// still sees it running and prints its "exited with code" line.
-	Linger time.Duration
+	// StartDelay is how long the agency waits after its config line before
+	// it starts (start.delay). The course's compose file sets it: its suites
+	// run `up -d`, then `docker compose logs -f`, which prints a container's
+	// "exited with code" line only if it saw it running, and prints what
+	// came before it attached container by container, in no set order. A
+	// small agency would finish before the attach; delayed, its whole
+	// round streams live, in the order it happens.
+	StartDelay time.Duration
 }
 
 // loadConfig reads path (missing is fine unless required; malformed is not)
@@ -88,7 +91,7 @@ func loadConfig(path string, required bool) (config, error) {
 	o.MaxBackoff = p.DurationIn("reconnect.maxBackoff", time.Millisecond, time.Hour)
 	o.LoopAmount = p.IntIn("loop.amount", 0, 1<<31-1)
 	c.LoopPeriodText = p.String("loop.period")
-	c.Linger = p.DurationIn("exit.linger", 0, time.Minute)
+	c.StartDelay = p.DurationIn("start.delay", 0, time.Minute)
 	o.LoopPeriod = p.DurationIn("loop.period", 0, 24*time.Hour)
 	if p.Err != nil {
 		return c, p.Err

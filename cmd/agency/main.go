@@ -63,15 +63,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	data, mode := a.Work()
-	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s | tls: %t | exit_linger: %s",
+	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s | tls: %t | start_delay: %s",
 		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, cfg.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
-		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(cfg.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil, cfg.Linger)
+		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(cfg.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil, cfg.StartDelay)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// The first signal stops the agency gracefully; a second one, with the
 	// default action restored, ends it at once.
 	context.AfterFunc(ctx, stop)
+	if cfg.StartDelay > 0 {
+		t := time.NewTimer(cfg.StartDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done(): // a signal during the wait: Run sees it and stops at once
+		}
+		t.Stop()
+	}
 	err = a.Run(ctx)
 	code := 0
 	switch {
@@ -81,15 +89,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		log.Errorf("action: agencia | result: fail | error: %s", logformat.Value(err.Error()))
 		code = 1
-	}
-	if cfg.Linger > 0 && ctx.Err() == nil {
-		// Nothing more is logged; a signal ends the wait.
-		t := time.NewTimer(cfg.Linger)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
 	}
 	return code
 }

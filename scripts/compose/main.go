@@ -157,12 +157,14 @@ const statementBet = `      - NOMBRE=Santiago Lionel
       - NUMERO=7574
 `
 
-// Linger is how long each agency of this file stays up after its last line
-// (the agency's exit.linger): suites that wait for `docker compose logs -f`
-// to print "clientN exited with code 0" see it only for containers still
-// running when it attached, and a small agency finishes within milliseconds
-// of `up -d`. make docker-compose-up's override sets it back to 0.
-const Linger = "3s"
+// StartDelay is how long each agency of this file waits before it starts
+// (the agency's start.delay). The course's suites run `up -d` and then
+// `docker compose logs -f`, which prints "clientN exited with code 0" only
+// for a container it saw running, and what happened before it attached
+// container by container, in no set order; a small agency finishes within
+// milliseconds of `up -d`. Delayed, the round streams live, in the order it
+// happens. make docker-compose-up's override sets it back to 0.
+const StartDelay = "3s"
 
 // Compose returns the compose file of spec. Paths are relative to the
 // project directory (the repository root).
@@ -203,8 +205,8 @@ services:
     entrypoint: /agency
     environment:
       - CLI_ID=%[1]d
-      - CLI_EXIT_LINGER=%[2]s
-`, i, Linger)
+      - CLI_START_DELAY=%[2]s
+`, i, StartDelay)
 		if spec.singleBet() {
 			b.WriteString(statementBet)
 		}
@@ -252,7 +254,7 @@ type OverrideSpec struct {
 // Override returns the compose override of make docker-compose-up: the
 // admin listener on every interface of the central's container, behind
 // ADMIN_TOKEN (from the environment: make reads .data/admin-token) and
-// published on the host's 127.0.0.1 only; agencies that do not linger; and,
+// published on the host's 127.0.0.1 only; agencies that start at once; and,
 // with TLS, mutual TLS for the central and every agency. Each agency gets
 // its own pair and the CA only; the rest of .data/pki, which its .data mount
 // would show, is hidden under an empty tmpfs. Keys are 0600 and the agencies
@@ -265,7 +267,7 @@ services:
   server:
     environment:
       - ADMIN_ADDR=:8080
-      - ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?the admin token: make docker-compose-up reads it from .data/admin-token}
+      - "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?make docker-compose-up reads it from .data/admin-token}"
 `, o.Agencies)
 	if o.TLS {
 		b.WriteString(`      - TLS_CERT=/pki/server.crt
@@ -285,7 +287,7 @@ services:
 		fmt.Fprintf(&b, `
   client%[1]d:
     environment:
-      - CLI_EXIT_LINGER=0s
+      - CLI_START_DELAY=0s
 `, i)
 		if !o.TLS {
 			continue

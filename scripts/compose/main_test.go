@@ -79,7 +79,7 @@ func TestCompose(t *testing.T) {
 		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:", "image: client:latest",
 		"./server/config.ini:/config.ini:ro", "./client/config.yaml:/config.yaml:ro",
 		"./.data:/.data:ro", "./.data/server:/data", "condition: service_healthy", "healthcheck:",
-		"CLI_EXIT_LINGER=" + Linger, "ADMIN_ADDR=\n",
+		"CLI_START_DELAY=" + StartDelay, "ADMIN_ADDR=\n",
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose for 3 lacks %q", want)
@@ -151,7 +151,7 @@ func TestOverride(t *testing.T) {
 	o := Override(OverrideSpec{Agencies: 2, TLS: true, AdminPort: 8081})
 	for _, want := range []string{"TLS_REQUIRED=true", "./.data/pki/server.key:/pki/server.key:ro",
 		"./.data/pki/agency-2.key:/pki/agency.key:ro", "- /.data/pki", "CLI_TLS_CERT=/pki/agency.crt",
-		`"127.0.0.1:8081:8080"`, "ADMIN_ADDR=:8080", "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?", "CLI_EXIT_LINGER=0s"} {
+		`"127.0.0.1:8081:8080"`, "ADMIN_ADDR=:8080", `"ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?`, "CLI_START_DELAY=0s"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("override lacks %q", want)
 		}
@@ -163,7 +163,7 @@ func TestOverride(t *testing.T) {
 			t.Errorf("client%s mounts keys other than its own:\n%s", id, block)
 		}
 	}
-	if plain := Override(OverrideSpec{Agencies: 2, AdminPort: 8080}); strings.Contains(plain, "TLS_") || !strings.Contains(plain, "CLI_EXIT_LINGER=0s") {
+	if plain := Override(OverrideSpec{Agencies: 2, AdminPort: 8080}); strings.Contains(plain, "TLS_") || !strings.Contains(plain, "CLI_START_DELAY=0s") {
 		t.Errorf("the plaintext override:\n%s", plain)
 	}
 }
