@@ -88,7 +88,8 @@ cross:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./protocol
-	$(GO) test -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME) ./central
+	$(GO) test -run '^$$' -fuzz FuzzOpenDamaged -fuzztime $(FUZZTIME) ./store
 
 # The full kill -9 set: 5 runs x 5 kill points of the central, CHAOS_COUNT times
 # (make test runs one run of 5 points).

@@ -39,18 +39,18 @@ func TestCodes(t *testing.T) {
 	}
 }
 
-// The README's table of error codes is this package's table: a code added
-// or a policy changed here without the README fails this test.
+// docs/protocol.md's table of error codes is this package's table: a code added
+// or a policy changed here without the document fails this test.
 func TestReadmeCodeTable(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
 		t.Skip(err)
 	}
 	row := regexp.MustCompile(`(?m)^\| (\d+) \| (\w+) \| [^|]+ \| (closes|goes on) \| (retries|gives up)[^|]*\|$`)
 	rows := row.FindAllStringSubmatch(string(b), -1)
 	if len(rows) != len(Codes()) {
-		t.Fatalf("README has %d error code rows, protocol has %d codes", len(rows), len(Codes()))
+		t.Fatalf("docs/protocol.md has %d error code rows, protocol has %d codes", len(rows), len(Codes()))
 	}
 	for _, r := range rows {
 		n, _ := strconv.Atoi(r[1])
@@ -58,7 +58,7 @@ func TestReadmeCodeTable(t *testing.T) {
 		want := []string{c.String(), map[bool]string{true: "closes", false: "goes on"}[c.Fatal()],
 			map[bool]string{true: "retries", false: "gives up"}[c.Retryable()]}
 		if got := []string{r[2], r[3], r[4]}; strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("README row for code %d says %v, protocol says %v", n, got, want)
+			t.Errorf("docs/protocol.md row for code %d says %v, protocol says %v", n, got, want)
 		}
 	}
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The README's table of the agency's keys states the defaults this command
+// has, and what the shipped client/config.yaml changes is said there too.
+func TestReadmeStatesTheDefaults(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z.A-Z]+)` \\| `CLI_[A-Z_]+` \\| ([^|]+) \\|").FindAllStringSubmatch(string(b), -1) {
+		rows[m[1]] = strings.TrimSpace(m[2])
+	}
+	if len(rows) < 10 {
+		t.Fatalf("README's agency table: %d rows read", len(rows))
+	}
+	for _, d := range defaults {
+		if got, ok := rows[d.Key]; ok && d.Value != "" && !strings.HasPrefix(got, d.Value) {
+			t.Errorf("README says %s defaults to %q; the code says %q", d.Key, got, d.Value)
+		}
+	}
+	shipped, err := os.ReadFile("../../client/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"id": "1", "attempts": "10"} {
+		if !regexp.MustCompile(`(?m)^\s*` + key + `: ` + want + `\b`).Match(shipped) {
+			t.Errorf("client/config.yaml does not ship %s: %s, as the README says", key, want)
+		}
+	}
+	if !strings.Contains(rows["id"], "ships 1") || !strings.Contains(rows["reconnect.attempts"], "ships 10") {
+		t.Errorf("README does not say what client/config.yaml ships: %q, %q", rows["id"], rows["reconnect.attempts"])
+	}
+}
