@@ -36,10 +36,11 @@ func TestRun(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("run(%q) = %v", tt.args, err)
 			}
-			if path := tt.args[len(tt.args)-1]; !tt.ok && len(tt.args) > 1 {
-				path = tt.args[len(tt.args)-2]
-				if _, err := os.Stat(path); !os.IsNotExist(err) {
-					t.Fatalf("%s was written despite the error", path)
+			for _, path := range tt.args {
+				if !tt.ok && strings.HasPrefix(path, dir) {
+					if _, err := os.Stat(path); !os.IsNotExist(err) {
+						t.Fatalf("%s was written despite the error", path)
+					}
 				}
 			}
 		})
