@@ -29,6 +29,12 @@ type Agency struct {
 	bets Bets // where the bets come from; nil in echo mode
 	echo bool // no bets: the course's echo loop (exercises 1 to 4)
 
+	// addrs are the central's addresses (a cluster's nodes); cur is the one
+	// sessions go to: moved to the leader a follower names, or to the next
+	// when one fails.
+	addrs []string
+	cur   int
+
 	round   uint64   // the round of the first welcome; 0 before it
 	winners []string // set once the central sent them
 	// own is what the winners must be: the documents of this agency's valid
@@ -93,6 +99,7 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 		if isPermanent(err) {
 			return err
 		}
+		a.follow(err)
 		if replaced(err) {
 			// A newer session spoke for this agency (a second copy of it, or,
 			// without TLS, anyone on the network): take the session back
@@ -118,6 +125,44 @@ func (a *Agency) retry(ctx context.Context, op func() (progress bool, err error)
 			return err
 		}
 	}
+}
+
+// addr is the address sessions go to.
+func (a *Agency) addr() string {
+	if len(a.addrs) == 0 {
+		a.addrs = addresses(a.opts.ServerAddress)
+	}
+	return a.addrs[a.cur]
+}
+
+// follow moves the next session after err: to the leader a follower of a
+// cluster names, else, with several addresses, to the next one.
+func (a *Agency) follow(err error) {
+	a.addr()
+	if len(a.addrs) == 1 && !notLeader(err) {
+		return
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeNotLeader && pe.Message != "" {
+		for i, ad := range a.addrs {
+			if ad == pe.Message {
+				a.cur = i
+				return
+			}
+		}
+		if _, _, err := net.SplitHostPort(pe.Message); err == nil {
+			a.addrs = append(a.addrs, pe.Message)
+			a.cur = len(a.addrs) - 1
+			return
+		}
+	}
+	a.cur = (a.cur + 1) % len(a.addrs)
+}
+
+// notLeader reports whether err is a follower's not_leader.
+func notLeader(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == protocol.CodeNotLeader
 }
 
 // replaced reports whether err is the central's word that a newer session
@@ -202,7 +247,7 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	defer func() {
 		stop()
 		if nc.Close() == nil || ctx.Err() != nil {
-			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.opts.ServerAddress))
+			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.addr()))
 		}
 	}()
 	c := &conn{Conn: nc, r: protocol.NewReader(nc, protocol.MaxFrame)}

@@ -58,16 +58,16 @@ func (a *Agency) echoOnce(ctx context.Context, msg string) (string, error) {
 		stop()
 		nc.Close()
 		if ctx.Err() != nil {
-			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.opts.ServerAddress))
+			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.addr()))
 		}
 	}()
 	nc.SetDeadline(time.Now().Add(a.opts.ServerTimeout))
 	if _, err := io.WriteString(nc, msg+"\n"); err != nil {
-		return "", fmt.Errorf("send to %s: %w", a.opts.ServerAddress, err)
+		return "", fmt.Errorf("send to %s: %w", a.addr(), err)
 	}
 	line, err := bufio.NewReader(io.LimitReader(nc, maxEchoReply)).ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {
-		return "", fmt.Errorf("read the echo from %s: %w", a.opts.ServerAddress, err)
+		return "", fmt.Errorf("read the echo from %s: %w", a.addr(), err)
 	}
 	return trimEOL(line), nil
 }
@@ -82,9 +82,9 @@ func trimEOL(s string) string {
 // dial connects to the central within server.timeout.
 func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 	d := net.Dialer{Timeout: a.opts.ServerTimeout}
-	nc, err := d.DialContext(ctx, "tcp", a.opts.ServerAddress)
+	nc, err := d.DialContext(ctx, "tcp", a.addr())
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", a.opts.ServerAddress, err)
+		return nil, fmt.Errorf("connect to %s: %w", a.addr(), err)
 	}
 	return nc, nil
 }
@@ -96,7 +96,12 @@ func (a *Agency) dialSession(ctx context.Context) (net.Conn, error) {
 	if err != nil || a.opts.TLS == nil {
 		return nc, err
 	}
-	tc := tls.Client(nc, a.opts.TLS)
+	conf := a.opts.TLS
+	if host, _, err := net.SplitHostPort(a.addr()); err == nil && host != conf.ServerName {
+		conf = conf.Clone() // a cluster: the name of the node being dialled
+		conf.ServerName = host
+	}
+	tc := tls.Client(nc, conf)
 	hctx, cancel := context.WithTimeout(ctx, a.opts.ServerTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -125,14 +130,14 @@ func (a *Agency) tlsFailed(err error) error {
 			what = "the plaintext protocol: it is not configured for TLS (TLS_CERT, TLS_KEY, TLS_CLIENT_CA)"
 		}
 		err = fmt.Errorf("the central does not speak TLS: it answered with %s", what)
-		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.opts.ServerAddress), logformat.Value(err.Error()))
-		return permanent(fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err))
+		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
+		return permanent(fmt.Errorf("tls with %s: %w", a.addr(), err))
 	}
 	if remoteTLSAlert(err) || errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) {
-		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.opts.ServerAddress), logformat.Value(err.Error()))
-		return permanent(fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err))
+		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
+		return permanent(fmt.Errorf("tls with %s: %w", a.addr(), err))
 	}
-	return fmt.Errorf("tls with %s: %w", a.opts.ServerAddress, err)
+	return fmt.Errorf("tls with %s: %w", a.addr(), err)
 }
 
 // remoteTLSAlert reports whether err is an alert the central sent, as

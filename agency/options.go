@@ -17,7 +17,7 @@ import (
 // ServerAddress: New validates the rest.
 type Options struct {
 	ID             int           // the agency's number, 1 and up
-	ServerAddress  string        // the central, host:port
+	ServerAddress  string        // the central, host:port; a cluster's nodes, comma-separated
 	ServerTimeout  time.Duration // bounds each wait for a reply (and a dial)
 	BatchMaxAmount int           // bets per batch at most (each batch also fits protocol.MaxBatchFrame)
 	BatchWindow    int           // batches in flight, unacknowledged, at most (1..64)
@@ -66,8 +66,14 @@ func (o Options) Validate() error {
 	if o.ID < 1 {
 		bad("ID", o.ID, "must be 1 or more")
 	}
-	if _, _, err := net.SplitHostPort(o.ServerAddress); err != nil {
+	if addrs := addresses(o.ServerAddress); len(addrs) == 0 {
 		bad("ServerAddress", fmt.Sprintf("%q", o.ServerAddress), "not host:port")
+	} else {
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("ServerAddress", fmt.Sprintf("%q", o.ServerAddress), fmt.Sprintf("%s is not host:port", a))
+			}
+		}
 	}
 	for _, d := range []struct {
 		name string

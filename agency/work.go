@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
@@ -20,7 +21,18 @@ func New(opts Options, getenv func(string) string) (*Agency, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agency{opts: opts, log: opts.Logger, bets: b, echo: echo}, nil
+	return &Agency{opts: opts, log: opts.Logger, bets: b, echo: echo, addrs: addresses(opts.ServerAddress)}, nil
+}
+
+// addresses splits a comma-separated server.address.
+func addresses(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // NewWithBets validates opts and returns an agency that sends the bets of b
@@ -29,7 +41,7 @@ func NewWithBets(opts Options, b Bets) (*Agency, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agency{opts: opts, log: opts.Logger, bets: b}, nil
+	return &Agency{opts: opts, log: opts.Logger, bets: b, addrs: addresses(opts.ServerAddress)}, nil
 }
 
 // Work names what the agency does, for its config line: the input and the

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
@@ -48,16 +49,20 @@ type Central struct {
 	tls   *tls.Config // mutual TLS for agencies; nil without it
 	store betStore
 	log   logformat.Logger
-	round uint64 // identifies this round to agencies: its start time in ns
+	round atomic.Uint64 // identifies this round to agencies: its start time in ns
 
 	slots chan struct{} // one token per connection being served: the connection limit
 	wg    sync.WaitGroup
 
 	conns   *conns
 	owners  *owners
-	barrier *barrier
+	bar     atomic.Pointer[barrier] // replaced when a replica begins to lead
 	metrics *metrics
-	ready   atomic.Bool // accepting, and not shutting down (/readyz)
+	cluster *cluster.Node // nil on one node
+
+	replicaMu sync.Mutex
+	replicas  map[net.Conn]bool // connections handed to raft
+	ready     atomic.Bool       // accepting, and not shutting down (/readyz)
 
 	abort         context.CancelCauseFunc // ends Serve with a cause (a damaged store)
 	adminTimeouts adminTimeouts
@@ -80,8 +85,16 @@ func New(opts Options) (*Central, error) {
 	}
 	opts.MaxConns, _ = ConnectionLimit(opts.MaxConns)
 	log := opts.Logger
-	s, r, err := openRound(opts, log)
-	if err != nil {
+	var s betStore
+	var r store.Round
+	var err error
+	if opts.Cluster != nil {
+		// A replica: the round is the cluster's (its first leader begins it).
+		s = opts.Cluster
+		if r, err = s.Round(); err != nil {
+			return nil, err
+		}
+	} else if s, r, err = openRound(opts, log); err != nil {
 		return nil, err
 	}
 	var winners map[int][]string
@@ -94,17 +107,23 @@ func New(opts Options) (*Central, error) {
 		tls:     opts.TLS,
 		store:   s,
 		log:     log,
-		round:   uint64(r.Started.UnixNano()),
-		slots:   make(chan struct{}, opts.MaxConns),
-		conns:   conns,
-		owners:  newOwners(conns.fence),
-		barrier: newBarrier(opts.Agencies, r.Finished, winners),
+		cluster: opts.Cluster,
+
+		replicas: map[net.Conn]bool{},
+		slots:    make(chan struct{}, opts.MaxConns),
+		conns:    conns,
+		owners:   newOwners(func(c net.Conn) { conns.fence(c, protocol.CodeReplaced) }),
 
 		adminTimeouts: defaultAdminTimeouts,
 	}
+	c.round.Store(uint64(r.Started.UnixNano()))
+	c.bar.Store(newBarrier(opts.Agencies, r.Finished, winners))
 	c.metrics = newMetrics(c)
 	return c, nil
 }
+
+// barrier is the draw barrier of the round being served.
+func (c *Central) barrier() *barrier { return c.bar.Load() }
 
 // ErrAgencies means AGENCIES differs from the count the round started with.
 var ErrAgencies = errors.New("AGENCIES differs from the round in the store")
@@ -196,7 +215,9 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 	defer c.abort(nil)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	if c.barrier.resume() {
+	if c.cluster != nil {
+		c.serveCluster(ctx)
+	} else if c.barrier().resume() {
 		c.startDraw(ctx)
 	}
 	c.ready.Store(true)

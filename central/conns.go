@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/loteria-nacional/tp0/protocol"
 )
 
 // shutdownGrace bounds how long, once shutdown began, a reply may still take
@@ -24,11 +26,16 @@ type conns struct {
 	closing bool
 	grace   time.Time // when closing: writes must end by then
 	open    map[net.Conn]struct{}
-	fenced  map[net.Conn]time.Time // fenced connections and their write deadline
+	fenced  map[net.Conn]fence // fenced connections: their write deadline and why
+}
+
+type fence struct {
+	grace time.Time
+	code  protocol.Code // what the session tells its agency: replaced, not_leader
 }
 
 func newConns() *conns {
-	return &conns{open: map[net.Conn]struct{}{}, fenced: map[net.Conn]time.Time{}}
+	return &conns{open: map[net.Conn]struct{}{}, fenced: map[net.Conn]fence{}}
 }
 
 // track adds conn; false when shutdown began (the caller closes conn).
@@ -50,14 +57,37 @@ func (cs *conns) untrack(conn net.Conn) {
 }
 
 // fence makes conn's pending read return now and its writes end within
-// shutdownGrace; its reads get no fresh deadline after (see armRead).
-func (cs *conns) fence(conn net.Conn) {
+// shutdownGrace; its reads get no fresh deadline after (see armRead). Its
+// session tells its agency code (replaced, not_leader) and ends.
+func (cs *conns) fence(conn net.Conn, code protocol.Code) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.fenceLocked(conn, code)
+}
+
+func (cs *conns) fenceLocked(conn net.Conn, code protocol.Code) {
 	grace := time.Now().Add(shutdownGrace)
-	cs.fenced[conn] = grace
+	cs.fenced[conn] = fence{grace: grace, code: code}
 	conn.SetReadDeadline(time.Unix(1, 0))
 	conn.SetWriteDeadline(grace)
+}
+
+// fenceAll fences every connection that keep selects with code.
+func (cs *conns) fenceAll(keep func(net.Conn) bool, code protocol.Code) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for conn := range cs.open {
+		if keep(conn) {
+			cs.fenceLocked(conn, code)
+		}
+	}
+}
+
+// fenceCode is why conn was fenced.
+func (cs *conns) fenceCode(conn net.Conn) protocol.Code {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.fenced[conn].code
 }
 
 // isFenced reports whether conn was fenced.
@@ -116,8 +146,8 @@ func (cs *conns) armWrite(conn net.Conn, d time.Duration) {
 	if cs.closing && cs.grace.Before(t) {
 		t = cs.grace
 	}
-	if g, fenced := cs.fenced[conn]; fenced && g.Before(t) {
-		t = g
+	if f, fenced := cs.fenced[conn]; fenced && f.grace.Before(t) {
+		t = f.grace
 	}
 	conn.SetWriteDeadline(t)
 }

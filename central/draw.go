@@ -110,7 +110,7 @@ func (c *Central) startDraw(ctx context.Context) {
 		for attempt := 1; ; attempt++ {
 			winners, err := c.draw(ctx)
 			if err == nil {
-				c.barrier.release(winners)
+				c.barrier().release(winners)
 				return
 			}
 			if ctx.Err() != nil {
@@ -132,7 +132,12 @@ func (c *Central) startDraw(ctx context.Context) {
 }
 
 // draw scans every stored bet with lottery.HasWon and stores the result.
+// A replica reads the result instead: the entry of the last finish ran the
+// draw on every replica.
 func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
+	if c.cluster != nil {
+		return c.replicatedDraw()
+	}
 	start := time.Now()
 	winners := make(map[int][]string, c.opts.Agencies)
 	for a := 1; a <= c.opts.Agencies; a++ {
@@ -161,4 +166,23 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | duracion: %s",
 		total, scanned, time.Since(start).Round(time.Millisecond))
 	return winners, nil
+}
+
+// errNotDrawn means the replicated round has not been drawn yet.
+var errNotDrawn = errors.New("the last finish is applied but the round is not drawn")
+
+func (c *Central) replicatedDraw() (map[int][]string, error) {
+	r, err := c.store.Round()
+	if err != nil {
+		return nil, err
+	}
+	if !r.Drawn {
+		return nil, errNotDrawn
+	}
+	total := 0
+	for _, w := range r.Winners {
+		total += len(w)
+	}
+	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | sorteo: %s", total, r.Bets, r.DrawTime.UTC().Format(time.RFC3339Nano))
+	return r.Winners, nil
 }

@@ -53,13 +53,13 @@ func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 	c.store = flaky
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, start := c.barrier.finish(1); !start {
+	if _, start := c.barrier().finish(1); !start {
 		t.Fatal("the last finish did not start the draw")
 	}
 	c.startDraw(ctx)
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	docs, err := c.barrier.wait(wctx, nil, 1)
+	docs, err := c.barrier().wait(wctx, nil, 1)
 	if err != nil || len(docs) != 1 || docs[0] != "30904465" {
 		t.Fatalf("winners %v, %v", docs, err)
 	}

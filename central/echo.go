@@ -32,6 +32,9 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, release func()) 
 	switch b := first[0]; {
 	case b == tlsRecord:
 		c.serveTLS(ctx, conn, br, release)
+	case b == protocol.ReplicaMarker && c.tls == nil:
+		br.Discard(1)
+		c.handoff(ctx, conn, &peekedConn{Conn: conn, br: br})
 	case b == protocol.Marker && c.opts.TLSRequired:
 		c.log.Warningf("action: receive_message | result: fail | ip: %s | code: forbidden | error: plaintext protocol refused: TLS is required (TLS_REQUIRED)", remoteIP(conn))
 		c.conns.armWrite(conn, c.opts.IdleTimeout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 )
 
@@ -41,6 +42,11 @@ type Options struct {
 	// Now is the central's clock (time.Now by default): the round's start,
 	// the draw's time and deliveries are read from it.
 	Now func() time.Time
+	// Cluster, when set, is this central's replica of a cluster: its store
+	// (DBPath and GroupCommit are the node's then), and who leads. The
+	// central serves agencies only while this node leads; followers answer
+	// a hello with not_leader and the leader's address.
+	Cluster *cluster.Node
 
 	// The admin listener (ServeAdmin; see adminguard.go). AdminToken, when
 	// set, is required on every route but /healthz and /readyz; AdminHosts

@@ -122,8 +122,14 @@ func (s *session) fenced() bool {
 	}
 	if !s.toldReplaced {
 		s.toldReplaced = true
-		s.c.log.Infof("action: sesion_reemplazada | result: success | ip: %s | agencia: %d", s.ip, s.agency)
-		s.send(protocol.NewError(protocol.CodeReplaced, "a newer session of agency %d took over this one", s.agency))
+		if code := s.c.conns.fenceCode(s.raw); code == protocol.CodeNotLeader {
+			_, leader := s.c.cluster.Leader()
+			s.c.log.Infof("action: sesion_cerrada | result: success | ip: %s | agencia: %d | motivo: not_leader | leader: %s", s.ip, s.agency, logformat.Value(leader))
+			s.send(&protocol.Error{Code: protocol.CodeNotLeader, Index: -1, Message: leader})
+		} else {
+			s.c.log.Infof("action: sesion_reemplazada | result: success | ip: %s | agencia: %d", s.ip, s.agency)
+			s.send(protocol.NewError(protocol.CodeReplaced, "a newer session of agency %d took over this one", s.agency))
+		}
 	}
 	return true
 }
@@ -175,6 +181,11 @@ func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 	if s.certAgency != 0 && m.Agency != s.certAgency {
 		return s.fail("hello", protocol.NewError(protocol.CodeForbidden, "the certificate names agency %d, not agency %d", s.certAgency, m.Agency))
 	}
+	if s.c.cluster != nil {
+		if serving, leader := s.c.cluster.Leader(); !serving {
+			return s.fail("hello", &protocol.Error{Code: protocol.CodeNotLeader, Index: -1, Message: leader})
+		}
+	}
 	if m.Agency < 1 || m.Agency > s.c.opts.Agencies {
 		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, s.c.opts.Agencies))
 	}
@@ -196,7 +207,7 @@ func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 	}
 	s.c.log.Infof("action: hello | result: success | ip: %s | agencia: %d | modo: %s | confirmadas: %d | finalizada: %t%s",
 		s.ip, s.agency, s.mode, st.Committed, st.Finished, takeover)
-	w := &protocol.Welcome{Round: s.c.round, Committed: st.Committed, Finished: st.Finished}
+	w := &protocol.Welcome{Round: s.c.round.Load(), Committed: st.Committed, Finished: st.Finished}
 	if st.HasDigest {
 		w.Digest = st.Digest
 	}
@@ -283,7 +294,7 @@ func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 			return s.internal("agencia_finalizada", "recording the finish", err)
 		}
 	}
-	n, start := s.c.barrier.finish(s.agency)
+	n, start := s.c.barrier().finish(s.agency)
 	if start {
 		s.c.startDraw(ctx)
 	}
@@ -325,7 +336,7 @@ func (s *session) awaitWinners(ctx context.Context) error {
 		var b [1]byte
 		s.conn.Read(b[:])
 	}()
-	docs, err := s.c.barrier.wait(ctx, gone, s.agency)
+	docs, err := s.c.barrier().wait(ctx, gone, s.agency)
 	s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-gone
 	if errors.Is(err, errGone) && s.fenced() {

@@ -54,7 +54,7 @@ func (c *Central) status() (roundStatus, error) {
 		return roundStatus{}, err
 	}
 	live := c.owners.connected()
-	st := roundStatus{Round: time.Unix(0, int64(c.round)).UTC().Format(time.RFC3339), Agencies: c.opts.Agencies,
+	st := roundStatus{Round: time.Unix(0, int64(c.round.Load())).UTC().Format(time.RFC3339), Agencies: c.opts.Agencies,
 		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits()}
 	seen := map[int]bool{}
 	for _, m := range []map[int]bool{live, r.Finished, r.Delivered} {

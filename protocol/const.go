@@ -18,6 +18,9 @@ const (
 	// Marker is the first byte of every frame: protocol version 1. It is not
 	// printable ASCII, so a netcat line is told apart from a frame by its first byte.
 	Marker byte = 0xA1
+	// ReplicaMarker is the first byte of a replica's connection to another
+	// on the same port (package cluster), inside TLS when TLS is on.
+	ReplicaMarker byte = 0xA2
 
 	batchFixed = 4 + 8 + 2 // agency, first, count
 	// betFixed is the size of a bet with three empty strings; it bounds counts.

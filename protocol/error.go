@@ -24,6 +24,7 @@ const (
 	CodeInternal                      // the central failed to store
 	CodeForbidden                     // the agency's certificate does not allow what it asked
 	CodeReplaced                      // a newer session of the same agency took over this one
+	CodeNotLeader                     // this node of a cluster does not lead: the message is the leader's address, or empty
 )
 
 // CodeInfo is the policy of one error code.
@@ -53,6 +54,7 @@ var codes = [...]CodeInfo{
 	CodeInternal:      {"internal", "the central failed to store", true, true},
 	CodeForbidden:     {"forbidden", "the agency's certificate names another agency, or TLS is required", true, false},
 	CodeReplaced:      {"replaced", "a newer session of the same agency took over this one", true, true},
+	CodeNotLeader:     {"not_leader", "this node of a cluster does not lead; the message is the leader's address (empty: unknown)", true, true},
 }
 
 // Codes lists every defined code in order.

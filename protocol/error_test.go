@@ -11,8 +11,8 @@ import (
 
 func TestCodes(t *testing.T) {
 	t.Parallel()
-	if len(Codes()) != int(CodeReplaced) {
-		t.Fatalf("Codes() has %d codes, want %d", len(Codes()), CodeReplaced)
+	if len(Codes()) != int(CodeNotLeader) {
+		t.Fatalf("Codes() has %d codes, want %d", len(Codes()), CodeNotLeader)
 	}
 	for _, c := range Codes() {
 		if c.Info().Name == "" || c.Info().Meaning == "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"strconv"
+	"time"
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
@@ -93,9 +94,14 @@ func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, e
 	return receipt, nil
 }
 
-// appendTx is Append inside tx; every write to the bets goes through it.
-// mem holds keys and rows until the transaction commits.
+// appendTx is Append inside tx, validating as of the round's day.
 func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
+	return appendTxAt(tx, mem, agency, first, bets, s.today)
+}
+
+// appendTxAt is Append inside tx, validating as of day; every write to the
+// bets goes through it. mem holds keys and rows until the transaction commits.
+func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lottery.Bet, day time.Time) (Receipt, error) {
 	key := agencyKey(agency)
 	if tx.Bucket(bucketMeta).Get(keyDrawTime) != nil {
 		return Receipt{}, ErrDrawDone
@@ -122,7 +128,7 @@ func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets
 		if bet.Agency != agency {
 			return Receipt{}, &BetError{Index: i, Err: fmt.Errorf("%w: %d in a batch of agency %d", ErrAgencyMismatch, bet.Agency, agency)}
 		}
-		if err := bet.ValidateAt(s.today); err != nil {
+		if err := bet.ValidateAt(day); err != nil {
 			return Receipt{}, &BetError{Index: i, Err: err}
 		}
 	}

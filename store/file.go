@@ -3,12 +3,15 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The store file's life beyond one round: archiving a finished round.
@@ -108,4 +111,66 @@ func PruneArchives(path string, keep int) ([]string, error) {
 		removed = append(removed, old)
 	}
 	return removed, nil
+}
+
+// Snapshot is a consistent view of the whole store, taken at once and
+// written later (bbolt's read transactions do not block writers): a
+// replica's snapshot for its peers.
+type Snapshot struct {
+	s  *Store
+	tx *bolt.Tx
+}
+
+// Snapshot takes a snapshot; Release it when done.
+func (s *Store) Snapshot() (*Snapshot, error) {
+	if err := s.damage(); err != nil {
+		return nil, err
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{s: s, tx: tx}, nil
+}
+
+// WriteTo writes the snapshot as a store file.
+func (sn *Snapshot) WriteTo(w io.Writer) (n int64, err error) {
+	err = sn.s.safe(func() error {
+		var werr error
+		n, werr = sn.tx.WriteTo(w)
+		return werr
+	})
+	return n, err
+}
+
+// Release ends the snapshot's read transaction.
+func (sn *Snapshot) Release() { sn.tx.Rollback() }
+
+// Restore replaces the (closed) store file at path with the copy read from
+// r: written to a temp file beside it, synced, checked to be a store, then
+// renamed over path, so a crash leaves the old file or the new, never half.
+func Restore(path string, r io.Reader) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-restore-*")
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, werr := io.Copy(f, r)
+	if err := errors.Join(werr, f.Sync(), f.Close(), os.Chmod(tmp, 0o600)); err != nil {
+		return fmt.Errorf("restore %s: %w", path, err)
+	}
+	s, err := Open(tmp, Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("restore %s: the snapshot is not a store: %w", path, err)
+	}
+	s.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("restore %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

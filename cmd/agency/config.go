@@ -75,7 +75,7 @@ func loadConfig(path string, required bool) (config, error) {
 	c := config{Agency: agency.NewOptions()}
 	o := &c.Agency
 	o.ID = p.IntIn("id", 1, 1<<31-1)
-	o.ServerAddress = settings.Parse(&p, "server.address", parseHostPort)
+	o.ServerAddress = settings.Parse(&p, "server.address", parseAddresses)
 	o.ServerTimeout = p.DurationIn("server.timeout", time.Millisecond, time.Hour)
 	c.LogLevel = settings.Parse(&p, "log.level", logformat.ParseLevel)
 	o.BatchMaxAmount = p.IntIn("batch.maxAmount", 1, 100000)
@@ -99,6 +99,17 @@ func loadConfig(path string, required bool) (config, error) {
 	var err error
 	o.TLS, err = agency.LoadTLS(o.ID, p.String("tls.ca"), p.String("tls.cert"), p.String("tls.key"), o.ServerAddress, time.Now())
 	return c, err
+}
+
+// parseAddresses accepts host:port, or a cluster's nodes as a
+// comma-separated list of them.
+func parseAddresses(s string) (string, error) {
+	for _, a := range strings.Split(s, ",") {
+		if _, err := parseHostPort(strings.TrimSpace(a)); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
 }
 
 // parseHostPort accepts host:port with a port in 1..65535, as a dial needs.

@@ -1,0 +1,241 @@
+package central
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/op/go-logging"
+
+	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/internal/swarm"
+	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/store"
+)
+
+// replica is one node of an in-process cluster: a central on its own port
+// over its own store and raft state.
+type replica struct {
+	id     int
+	addr   string
+	dir    string
+	node   *cluster.Node
+	c      *Central
+	cancel context.CancelFunc
+	served chan error
+}
+
+// testCluster is n replicas on loopback, each with its own logger.
+type testCluster struct {
+	t        *testing.T
+	agencies int
+	nodes    map[int]string
+	replicas map[int]*replica
+	mu       sync.Mutex
+}
+
+func newTestCluster(t *testing.T, n, agencies int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, agencies: agencies, nodes: map[int]string{}, replicas: map[int]*replica{}}
+	lns := map[int]net.Listener{}
+	for id := 1; id <= n; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[id], tc.nodes[id] = ln, ln.Addr().String()
+	}
+	for id := 1; id <= n; id++ {
+		tc.start(id, lns[id], t.TempDir())
+	}
+	t.Cleanup(func() {
+		for id := range tc.replicas {
+			tc.stop(id)
+		}
+	})
+	return tc
+}
+
+// start runs replica id on ln (nil: listen again on its address) in dir.
+func (tc *testCluster) start(id int, ln net.Listener, dir string) {
+	tc.t.Helper()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", tc.nodes[id]); err != nil {
+			tc.t.Fatal(err)
+		}
+	}
+	log := testkit.Logger(tc.t, logging.WARNING)
+	db := filepath.Join(dir, "bets.db")
+	node, err := cluster.Start(cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	opts := NewOptions()
+	opts.Agencies, opts.DBPath, opts.Cluster, opts.Logger, opts.IdleTimeout = tc.agencies, db, node, log, 5*time.Second
+	c, err := New(opts)
+	if err != nil {
+		node.Close()
+		tc.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{id: id, addr: tc.nodes[id], dir: dir, node: node, c: c, cancel: cancel, served: make(chan error, 1)}
+	go func() { r.served <- c.Serve(ctx, ln) }()
+	tc.mu.Lock()
+	tc.replicas[id] = r
+	tc.mu.Unlock()
+}
+
+// stop ends replica id as the loss of its machine would, for the others:
+// its port closes and its raft goes silent. Its files stay.
+func (tc *testCluster) stop(id int) {
+	tc.mu.Lock()
+	r := tc.replicas[id]
+	delete(tc.replicas, id)
+	tc.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.cancel()
+	<-r.served
+	r.c.Close()
+	r.node.Close()
+}
+
+// leader waits for a replica that serves agencies.
+func (tc *testCluster) leader() *replica {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		tc.mu.Lock()
+		for _, r := range tc.replicas {
+			if serving, _ := r.node.Leader(); serving {
+				tc.mu.Unlock()
+				return r
+			}
+		}
+		tc.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.t.Fatal("no leader within 30 s")
+	return nil
+}
+
+func (tc *testCluster) addresses() string {
+	var out []string
+	for id := 1; id <= len(tc.nodes); id++ {
+		out = append(out, tc.nodes[id])
+	}
+	return strings.Join(out, ",")
+}
+
+// checkInvariants waits until every live replica applied the same log and
+// checks what the cluster promises: each agency's bets stored exactly once
+// (committed = sent), every replica's store identical (bets' rows hashed,
+// the same draw time and winners), one draw, and each agency's winners
+// those recomputed from the final store.
+func (tc *testCluster) checkInvariants(bets int, res swarm.Result) {
+	tc.t.Helper()
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	var want uint64
+	for _, r := range tc.replicas {
+		want = max(want, r.node.Status().Applied)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, r := range tc.replicas {
+		for r.node.Status().Applied < want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var first string
+	var firstRound store.Round
+	for _, r := range tc.replicas {
+		st, err := r.node.Round()
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+		var rows bytes.Buffer
+		h := sha256.New()
+		err = r.node.ScanBets(func(b *lottery.Bet) error {
+			rows.Reset()
+			fmt.Fprintf(&rows, "%d,%s,%s,%s,%s,%d\n", b.Agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+			h.Write(rows.Bytes())
+			return nil
+		})
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+		sum := fmt.Sprintf("%x", h.Sum(nil))
+		if !st.Drawn {
+			tc.t.Fatalf("replica %d: not drawn (%+v; want applied %d)", r.id, r.node.Status(), want)
+		}
+		for a := 1; a <= tc.agencies; a++ {
+			if st.Committed[a] != uint64(bets) {
+				tc.t.Fatalf("replica %d: agency %d has %d bets, want %d", r.id, a, st.Committed[a], bets)
+			}
+		}
+		if first == "" {
+			first, firstRound = sum, st
+			continue
+		}
+		if sum != first || !st.DrawTime.Equal(firstRound.DrawTime) || fmt.Sprint(st.Winners) != fmt.Sprint(firstRound.Winners) {
+			tc.t.Fatalf("replica %d differs: rows %s vs %s, draw %s vs %s", r.id, sum, first, st.DrawTime, firstRound.DrawTime)
+		}
+	}
+	wantWinners := swarm.Expected(tc.agencies, bets)
+	for a := 1; a <= tc.agencies; a++ {
+		if len(firstRound.Winners[a]) != wantWinners[a] || len(res.Winners[a]) != wantWinners[a] {
+			tc.t.Fatalf("agency %d: %d stored winners, %d answered, want %d", a, len(firstRound.Winners[a]), len(res.Winners[a]), wantWinners[a])
+		}
+	}
+}
+
+// Three replicas lose their leader mid-ingest: the agencies go to the new
+// leader and the round finishes exactly once, the same on every replica,
+// the lost one included once it is back.
+func TestCluster_LeaderLostMidIngest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 3, 3000
+	tc := newTestCluster(t, 3, agencies)
+	old := tc.leader()
+	done := make(chan struct{})
+	var res swarm.Result
+	var runErr error
+	go func() {
+		defer close(done)
+		res, runErr = swarm.Run(context.Background(), swarm.Config{Addr: tc.addresses(), Agencies: agencies, Bets: bets, Window: 2, RetryTimeout: time.Minute})
+	}()
+	// Lose the leader once it stored some bets.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r, err := old.node.Round(); err == nil && r.Bets > 1000 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tc.stop(old.id)
+	if next := tc.leader(); next.id == old.id {
+		t.Fatal("the lost node still leads")
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the round did not finish after the leader was lost")
+	}
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	tc.start(old.id, nil, old.dir) // back, from its own files
+	tc.checkInvariants(bets, res)
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loteria-nacional/tp0/lottery"
+)
+
+// The replicated write path: a replica's store applies the entries of the
+// cluster's log (package cluster decodes them into Commands). Everything an
+// entry needs is in it, the leader's clock included, so every replica
+// computes the same state: the same rows, counts, digests, finishes, draw
+// time and winners. A batch of entries is one bbolt transaction that also
+// records the last applied index, so a replica restarted after a crash skips
+// exactly what it had applied: no bet twice, none hidden.
+
+// CommandKind is the kind of a replicated write.
+type CommandKind byte
+
+// The replicated writes.
+const (
+	// CmdBegin starts the round: its start time (the day bets are
+	// validated as of) and AGENCIES. A begun round ignores it.
+	CmdBegin CommandKind = iota + 1
+	// CmdAppend stores a batch of an agency's bets by offset, as Append.
+	CmdAppend
+	// CmdFinish records an agency's finish, as Finish; the finish that
+	// completes the set of agencies runs the draw in the same transaction,
+	// at the entry's time.
+	CmdFinish
+	// CmdDelivered records that an agency has its winners, at the entry's time.
+	CmdDelivered
+)
+
+// Command is one replicated write.
+type Command struct {
+	Kind     CommandKind
+	Agency   int
+	First    uint64        // CmdAppend
+	Bets     []lottery.Bet // CmdAppend
+	Total    uint64        // CmdFinish
+	Agencies int           // CmdBegin
+	At       time.Time     // the leader's clock: CmdBegin, CmdFinish, CmdDelivered
+}
+
+// Entry is a command at its index in the log.
+type Entry struct {
+	Index uint64
+	Cmd   Command
+}
+
+// Applied is an entry's outcome: what Append (or Finish) would have
+// returned. Err holds a refusal (ErrGap, a *BetError, ErrFinished,
+// ErrDrawDone, ErrIncomplete): deterministic, the same on every replica.
+type Applied struct {
+	Receipt Receipt
+	Err     error
+	Drawn   bool // this entry ran the draw
+	Skipped bool // at or below the applied index: applied before
+}
+
+// ErrIncomplete means a finish announced more bets than are committed.
+var ErrIncomplete = errors.New("finish announces more bets than are committed")
+
+// ErrUnknownCommand means an entry this version cannot apply: the replica
+// stops rather than diverge.
+var ErrUnknownCommand = errors.New("unknown replicated command")
+
+var keyApplied = []byte("applied_index")
+
+// AppliedIndex returns the index of the last entry applied (0: none).
+func (s *Store) AppliedIndex() (uint64, error) {
+	var n uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = getUint(tx.Bucket(bucketMeta), bucketMeta, keyApplied)
+		return err
+	})
+	return n, err
+}
+
+// Apply applies entries, in order, in one transaction, and records the
+// last one's index in it. Entries at or below the recorded index are
+// skipped. It returns each entry's outcome; an error (a damaged store, a
+// failing disk, ErrUnknownCommand) means none was applied.
+func (s *Store) Apply(entries []Entry) ([]Applied, error) {
+	out := make([]Applied, len(entries))
+	var today *time.Time
+	err := s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		applied, err := getUint(meta, bucketMeta, keyApplied)
+		if err != nil {
+			return err
+		}
+		mem := &arena{}
+		last := applied
+		for i, e := range entries {
+			if e.Index <= applied {
+				out[i].Skipped = true
+				continue
+			}
+			if out[i], err = s.applyTx(tx, mem, e.Cmd, &today); err != nil {
+				return fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			last = e.Index
+		}
+		if last == applied {
+			return nil
+		}
+		return meta.Put(keyApplied, strconv.AppendUint(nil, last, 10))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if today != nil {
+		s.today = *today // a begun round: bets are validated as of its day
+	}
+	return out, nil
+}
+
+// applyTx applies one command inside tx.
+func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (Applied, error) {
+	var a Applied
+	var err error
+	switch c.Kind {
+	case CmdBegin:
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyApplied) != nil {
+			return a, nil // a round begins once; the cluster's first entry begins it
+		}
+		at := c.At.UTC()
+		if err := meta.Put(keyRoundStarted, []byte(at.Format(time.RFC3339Nano))); err != nil {
+			return a, err
+		}
+		*today = &at
+		return a, meta.Put(keyAgencies, strconv.AppendInt(nil, int64(c.Agencies), 10))
+	case CmdAppend:
+		day := s.today
+		if *today != nil {
+			day = **today
+		}
+		a.Receipt, err = appendTxAt(tx, mem, c.Agency, c.First, c.Bets, day)
+	case CmdFinish:
+		a.Drawn, err = finishTx(tx, c.Agency, c.Total, c.At)
+	case CmdDelivered:
+		key := agencyKey(c.Agency)
+		if tx.Bucket(bucketDelivery).Get(key) == nil {
+			err = tx.Bucket(bucketDelivery).Put(key, []byte(c.At.UTC().Format(time.RFC3339Nano)))
+		}
+	default:
+		return a, fmt.Errorf("%w: kind %d", ErrUnknownCommand, c.Kind)
+	}
+	if err != nil && (refusal(err) || errors.Is(err, ErrIncomplete)) {
+		a.Err, err = err, nil
+	}
+	return a, err
+}
+
+// finishTx records agency's finish with total bets, refusing a total that
+// is not its committed count, and runs the draw at at when it completes the
+// round's set of agencies. drawn reports that it ran the draw.
+func finishTx(tx *bolt.Tx, agency int, total uint64, at time.Time) (drawn bool, err error) {
+	key := agencyKey(agency)
+	committed, err := getUint(tx.Bucket(bucketAgencies), bucketAgencies, key)
+	if err != nil {
+		return false, err
+	}
+	if committed != total {
+		return false, fmt.Errorf("%w: agency %d announced %d, %d are committed", ErrIncomplete, agency, total, committed)
+	}
+	fin := tx.Bucket(bucketFinished)
+	if fin.Get(key) == nil {
+		if err := fin.Put(key, strconv.AppendUint(nil, total, 10)); err != nil {
+			return false, err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyDrawTime) != nil {
+		return false, nil
+	}
+	agencies, err := getUint(meta, bucketMeta, keyAgencies)
+	if err != nil || agencies == 0 {
+		return false, err
+	}
+	finished := 0
+	for a := 1; a <= int(agencies); a++ {
+		if fin.Get(agencyKey(a)) != nil {
+			finished++
+		}
+	}
+	if finished < int(agencies) {
+		return false, nil
+	}
+	return true, drawTx(tx, int(agencies), at)
+}
+
+// drawTx scans every stored bet with lottery.HasWon and records each
+// agency's winners and the draw's time, inside tx.
+func drawTx(tx *bolt.Tx, agencies int, at time.Time) error {
+	winners := make(map[int][]string, agencies)
+	c := tx.Bucket(bucketBets).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) == 0 {
+			return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
+		}
+		bet, err := ParseRow(unsafe.String(&v[0], len(v)))
+		if err != nil {
+			return fmt.Errorf("bet %s: %w", k, err)
+		}
+		if lottery.HasWon(bet) {
+			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
+		}
+	}
+	wb := tx.Bucket(bucketWinners)
+	for a := 1; a <= agencies; a++ {
+		if err := wb.Put(agencyKey(a), []byte(strings.Join(winners[a], ","))); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyDrawTime, []byte(at.UTC().Format(time.RFC3339Nano)))
+}
