@@ -395,11 +395,11 @@ func (n *Node) SaveDraw(time.Time, int, map[int][]string) error {
 // The reads are the local replica's: on the leader, after Barrier, they see
 // every committed entry.
 
-func (n *Node) Committed(agency int) (uint64, bool, error) { return n.fsm.store().Committed(agency) }
+func (n *Node) Committed(agency int) (uint64, bool, error)   { return n.fsm.store().Committed(agency) }
 func (n *Node) Agency(agency int) (store.AgencyState, error) { return n.fsm.store().Agency(agency) }
-func (n *Node) Round() (store.Round, error)                { return n.fsm.store().Round() }
-func (n *Node) Commits() uint64                            { return n.fsm.store().Commits() }
-func (n *Node) ScanBets(fn func(*lottery.Bet) error) error { return n.fsm.store().ScanBets(fn) }
+func (n *Node) Round() (store.Round, error)                  { return n.fsm.store().Round() }
+func (n *Node) Commits() uint64                              { return n.fsm.store().Commits() }
+func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.store().ScanBets(fn) }
 
 // Status is a node's view of the cluster, for operators.
 type Status struct {
