@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/hashicorp/go-hclog v1.6.2
+	// raft v1.8.0 needs go-metrics v0.7.0, which dropped the go-metrics/compat
+	// package that raft-boltdb/v2 v2.3.1 imports: v1.7.3 builds with both.
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	github.com/op/go-logging v0.0.0-20160315200505-970db520ece7

@@ -71,6 +71,12 @@ func (c *Central) adminHandler() http.Handler {
 			http.Error(w, "not accepting agencies", http.StatusServiceUnavailable)
 			return
 		}
+		if c.cluster != nil {
+			if serving, leader := c.cluster.Leader(); !serving {
+				http.Error(w, "a follower: agencies go to the leader, "+leader, http.StatusServiceUnavailable)
+				return
+			}
+		}
 		w.Write([]byte("ok\n"))
 	})
 	rate := &rateMeter{}

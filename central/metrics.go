@@ -62,10 +62,16 @@ var (
 	descDelivered = prometheus.NewDesc("tp0_winners_delivered", "Agencies that confirmed receipt of their winners.", nil, nil)
 	descCommits   = prometheus.NewDesc("tp0_commits_total", "Write transactions committed (each one fsync).", nil, nil)
 	descScrapeErr = prometheus.NewDesc("tp0_store_read_errors_total", "Scrapes that could not read the store.", nil, nil)
+	descRole      = prometheus.NewDesc("tp0_cluster_role", "1 for this node's raft role (a cluster only).", []string{"node", "role"}, nil)
+	descTerm      = prometheus.NewDesc("tp0_cluster_term", "This node's raft term.", []string{"node"}, nil)
+	descCommit    = prometheus.NewDesc("tp0_cluster_commit_index", "The last log index this node knows committed.", []string{"node"}, nil)
+	descApplied   = prometheus.NewDesc("tp0_cluster_applied_index", "The last log index durable in this replica's store.", []string{"node"}, nil)
+	descServing   = prometheus.NewDesc("tp0_cluster_serving", "1 while this node leads and serves agencies.", []string{"node"}, nil)
 )
 
 func (rc *roundCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr,
+		descRole, descTerm, descCommit, descApplied, descServing} {
 		ch <- d
 	}
 }
@@ -88,6 +94,14 @@ func (rc *roundCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDrawn, prometheus.GaugeValue, b2f(st.Drawn))
 	ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.GaugeValue, float64(st.Delivered))
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.commits))
+	if cs := st.Cluster; cs != nil {
+		node := itoa(cs.Node)
+		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, 1, node, cs.Role)
+		ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(cs.Term), node)
+		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(cs.Commit), node)
+		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(cs.Applied), node)
+		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, b2f(cs.Serving), node)
+	}
 }
 
 func b2f(b bool) float64 {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/loteria-nacional/tp0/cluster"
 )
 
 // roundStatus is a snapshot of the round for operators: the status page,
@@ -24,6 +26,8 @@ type roundStatus struct {
 	// not connected. Rows, metrics series and their cost are only for the
 	// agencies seen, however large AGENCIES is.
 	Unseen int `json:"unseen"`
+	// Cluster is this replica's view of its cluster; absent on one central.
+	Cluster *cluster.Status `json:"cluster,omitempty"`
 
 	rows    []agencyStatus
 	commits uint64
@@ -88,6 +92,10 @@ func (c *Central) status() (roundStatus, error) {
 		st.rows = append(st.rows, row)
 	}
 	st.Unseen = c.opts.Agencies - len(st.rows)
+	if c.cluster != nil {
+		cs := c.cluster.Status()
+		st.Cluster = &cs
+	}
 	switch {
 	case st.Drawn && st.Delivered >= st.Agencies:
 		st.State = stateDone

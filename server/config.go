@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/loteria-nacional/tp0/central"
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/settings"
@@ -37,6 +38,11 @@ type config struct {
 	TLSPlaintext bool
 
 	AdminAddr string // the operators' HTTP listener (metrics, health, status page); "" is off
+
+	// ClusterNodes are a cluster's nodes (CLUSTER_NODES: id → address); nil
+	// for one central. ClusterID is this node's (CLUSTER_NODE_ID).
+	ClusterNodes map[int]string
+	ClusterID    int
 }
 
 // defaults are the keys of config.ini with their default values.
@@ -60,6 +66,8 @@ var defaults = []settings.Default{
 	{Key: "ADMIN_TOKEN", Value: ""},
 	{Key: "ADMIN_HOSTS", Value: ""},
 	{Key: "ADMIN_PPROF", Value: "false"},
+	{Key: "CLUSTER_NODES", Value: ""},
+	{Key: "CLUSTER_NODE_ID", Value: ""},
 }
 
 // loadConfig reads the config file at path (a missing file is fine unless
@@ -116,6 +124,15 @@ func loadConfig(path string, required bool) (config, error) {
 		}
 	}
 	o.Central.AdminPprof = p.Bool("ADMIN_PPROF")
+	if p.String("CLUSTER_NODES") != "" {
+		o.ClusterNodes = settings.Parse(&p, "CLUSTER_NODES", cluster.ParseNodes)
+		o.ClusterID = p.IntIn("CLUSTER_NODE_ID", 1, 1<<20)
+		if _, ok := o.ClusterNodes[o.ClusterID]; o.ClusterNodes != nil && o.ClusterID > 0 && !ok {
+			settings.Parse(&p, "CLUSTER_NODE_ID", func(s string) (int, error) {
+				return 0, fmt.Errorf("is not one of CLUSTER_NODES")
+			})
+		}
+	}
 	if p.Err != nil {
 		return o, p.Err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/central"
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
 	"github.com/loteria-nacional/tp0/store"
@@ -80,8 +81,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if cfg.ClusterNodes != nil {
+		if cfg.Central.TLS != nil {
+			log.Criticalf("action: config | result: fail | error: %s", logformat.Value("a cluster over TLS is not supported yet: run the replicas without the TLS_ keys, on a network of their own"))
+			ln.Close()
+			return 1
+		}
+		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, DBPath: opts.DBPath,
+			Agencies: opts.Agencies, Logger: log, Now: opts.Now})
+		if err != nil {
+			log.Criticalf("action: cluster_start | result: fail | node: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
+			ln.Close()
+			return 1
+		}
+		log.Infof("action: cluster_start | result: success | node: %d | nodes: %d | address: %s | raft_dir: %s", cfg.ClusterID, len(cfg.ClusterNodes),
+			logformat.Value(cfg.ClusterNodes[cfg.ClusterID]), logformat.Value(opts.DBPath+".raft"))
+		opts.Cluster = node
+	}
 	c, err := central.New(opts)
 	if err != nil {
+		if opts.Cluster != nil {
+			opts.Cluster.Close()
+		}
 		hint := ""
 		if errors.Is(err, store.ErrInvalidFile) {
 			hint = " | hint: " + store.Hint
