@@ -32,10 +32,14 @@ build:
 # The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
 # over mutual TLS (TLS=0: plaintext). KEEP=1 keeps the central up after the
 # round, with its status page on DEMO_ADMIN (default 127.0.0.1:8080 with KEEP=1).
+# REPLICAS=3: a replicated central instead, whose leader is killed (-9)
+# mid-round (scripts/demo-cluster.sh, plaintext).
 KEEP ?= 0
 DEMO_ADMIN ?=
+REPLICAS ?= 1
 demo: build
-	TLS=$(TLS) KEEP=$(KEEP) DEMO_ADMIN=$(DEMO_ADMIN) scripts/demo.sh
+	@if [ "$(REPLICAS)" -gt 1 ]; then REPLICAS=$(REPLICAS) scripts/demo-cluster.sh; \
+	else TLS=$(TLS) KEEP=$(KEEP) DEMO_ADMIN=$(DEMO_ADMIN) scripts/demo.sh; fi
 
 # Delivery: branches ej1..ej8 at HEAD, each differing from it only in
 # generar-compose.sh's EXERCISE line (the course's tests switch to them).
