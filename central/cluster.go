@@ -68,7 +68,7 @@ func (c *Central) isAgencySession(conn net.Conn) bool {
 // handoff gives a replica's connection to raft and waits until raft closes
 // it (or the central shuts down), so that the connection is tracked, and
 // closed at shutdown, like any other.
-func (c *Central) handoff(ctx context.Context, conn net.Conn, r *peekedConn) {
+func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn) {
 	if c.cluster == nil {
 		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: a replica's connection, but this central is not in a cluster (CLUSTER_NODES)", remoteIP(conn))
 		return

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/loteria-nacional/tp0/logformat"
@@ -20,8 +21,10 @@ const tlsRecord = 0x16
 // AgencyTLS returns the TLS config of a central that serves agencies over
 // mutual TLS: TLS 1.3, its own pair, client certificates required and
 // verified against agencies (the lottery's CA), each naming one agency
-// (pki.AgencyID), none of them revoked (revoked may be nil: none is).
-func AgencyTLS(pair tls.Certificate, agencies *x509.CertPool, revoked func(*x509.Certificate) bool) *tls.Config {
+// (pki.AgencyID), none of them revoked (revoked may be nil: none is). With
+// replicas, a replica's certificate (pki.ReplicaID) is accepted too: the
+// other nodes of its cluster dial in on the same port.
+func AgencyTLS(pair tls.Certificate, agencies *x509.CertPool, revoked func(*x509.Certificate) bool, replicas bool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{pair},
@@ -31,6 +34,11 @@ func AgencyTLS(pair tls.Certificate, agencies *x509.CertPool, revoked func(*x509
 			leaf := cs.PeerCertificates[0]
 			if revoked != nil && revoked(leaf) {
 				return fmt.Errorf("certificate %s (%s) is revoked by TLS_DENY_SERIALS", pki.Serial(leaf), leaf.Subject.CommonName)
+			}
+			if replicas {
+				if _, err := pki.ReplicaID(leaf); err == nil {
+					return nil
+				}
 			}
 			_, err := pki.AgencyID(leaf)
 			return err
@@ -77,7 +85,19 @@ func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader,
 		c.log.Warningf("action: tls_handshake | result: fail | ip: %s | error: %s", ip, logformat.Value(err.Error()))
 		return
 	}
-	agency, err := pki.AgencyID(tc.ConnectionState().PeerCertificates[0])
+	leaf := tc.ConnectionState().PeerCertificates[0]
+	if id, err := pki.ReplicaID(leaf); err == nil {
+		// Another replica of the cluster: its first byte inside the tunnel
+		// says so; a replica's certificate never speaks as an agency.
+		var b [1]byte
+		if _, err := io.ReadFull(tc, b[:]); err != nil || b[0] != protocol.ReplicaMarker {
+			c.log.Warningf("action: tls_handshake | result: fail | ip: %s | replica: %d | error: a replica's certificate, but not a replica's connection", ip, id)
+			return
+		}
+		c.handoff(ctx, conn, tc)
+		return
+	}
+	agency, err := pki.AgencyID(leaf)
 	if err != nil { // VerifyConnection already refused it
 		return
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/pki"
+	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
 
@@ -44,11 +47,41 @@ type processCluster struct {
 	procs  []*central
 	admin  [3]string // each node's admin listener, for its /api/status
 	agency int
+	tlsDir string // with mutual TLS: the CA, central-N and agency-N pairs
 }
 
-func startProcessCluster(t *testing.T, agencies int) *processCluster {
+// clusterPKI writes a CA, replicas 1..3's pairs and agencies 1..2's in a dir.
+func clusterPKI(t *testing.T) string {
 	t.Helper()
-	pc := &processCluster{t: t, agency: agencies}
+	dir := t.TempDir()
+	now := time.Now()
+	spec := pki.Spec{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	ca, err := pki.NewCA("test CA", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := map[string]pki.Pair{"ca": ca}
+	for k := 1; k <= 3; k++ {
+		if pairs[fmt.Sprintf("central-%d", k)], err = pki.NewReplica(ca, k, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for a := 1; a <= 2; a++ {
+		if pairs[fmt.Sprintf("agency-%d", a)], err = pki.NewAgency(ca, a, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, p := range pairs {
+		if err := p.Write(dir, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func startProcessCluster(t *testing.T, agencies int, tlsDir string) *processCluster {
+	t.Helper()
+	pc := &processCluster{t: t, agency: agencies, tlsDir: tlsDir}
 	var parts []string
 	for i, port := range freePorts(t, 3) {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -67,8 +100,13 @@ func startProcessCluster(t *testing.T, agencies int) *processCluster {
 func (pc *processCluster) start(i int) {
 	pc.t.Helper()
 	port := pc.addrs[i][strings.LastIndex(pc.addrs[i], ":")+1:]
-	p := start(pc.t, "server", pc.t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT="+port, fmt.Sprintf("AGENCIES=%d", pc.agency),
-		"DB_PATH="+pc.dbs[i], "CLUSTER_NODES="+pc.nodes, fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s", "ADMIN_ADDR=127.0.0.1:0")
+	env := []string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, fmt.Sprintf("AGENCIES=%d", pc.agency),
+		"DB_PATH=" + pc.dbs[i], "CLUSTER_NODES=" + pc.nodes, fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s", "ADMIN_ADDR=127.0.0.1:0"}
+	if pc.tlsDir != "" {
+		base := filepath.Join(pc.tlsDir, fmt.Sprintf("central-%d", i+1))
+		env = append(env, "TLS_CERT="+base+".crt", "TLS_KEY="+base+".key", "TLS_CLIENT_CA="+filepath.Join(pc.tlsDir, "ca.crt"))
+	}
+	p := start(pc.t, "server", pc.t.TempDir(), env...)
 	line := p.waitLine(`action: admin_listen \| result: success \| address: `, 20*time.Second)
 	pc.admin[i] = "http://" + line[strings.LastIndex(line, " ")+1:]
 	listenAddr(p)
@@ -135,22 +173,38 @@ func (pc *processCluster) leader(not int) int {
 // Three central processes lose their leader to kill -9 mid-round: the
 // agencies go on with the new leader, the round finishes exactly once, and
 // every replica, the killed one restarted and caught up included, holds the
-// same store (bets.csv rows, counts, draw and winners).
+// same store (bets.csv rows, counts, draw and winners). In plaintext and
+// over mutual TLS (replicas with their own certificates).
 func TestCluster_KillLeaderMidRound(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short mode")
 	}
-	data := bigData
-	pc := startProcessCluster(t, 2)
+	t.Run("Plaintext", func(t *testing.T) { t.Parallel(); killLeaderMidRound(t, "") })
+	t.Run("MutualTLS", func(t *testing.T) { t.Parallel(); killLeaderMidRound(t, clusterPKI(t)) })
+}
+
+func killLeaderMidRound(t *testing.T, tlsDir string) {
+	data := genData
+	pc := startProcessCluster(t, 2, tlsDir)
 	lead := pc.leader(-1)
-	addrs := strings.Join(pc.addrs, ",")
+	var addrs []string
+	for _, a := range pc.addrs {
+		if tlsDir != "" {
+			a = "localhost" + a[strings.LastIndex(a, ":"):] // the name in the replicas' certificates
+		}
+		addrs = append(addrs, a)
+	}
 	procs := []*proc{nil}
 	for id := 1; id <= 2; id++ {
-		procs = append(procs, startAgency(t, pc.procs[lead], id, data, "CLI_SERVER_ADDRESS="+addrs, "CLI_BATCH_WINDOW=2"))
+		env := []string{"CLI_SERVER_ADDRESS=" + strings.Join(addrs, ","), "CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40"}
+		if tlsDir != "" {
+			f := func(n string) string { return filepath.Join(tlsDir, n) }
+			env = append(env, "CLI_TLS_CA="+f("ca.crt"), fmt.Sprintf("CLI_TLS_CERT=%s/agency-%d.crt", tlsDir, id), fmt.Sprintf("CLI_TLS_KEY=%s/agency-%d.key", tlsDir, id))
+		}
+		procs = append(procs, startAgency(t, pc.procs[lead], id, data, env...))
 	}
 	pc.procs[lead].waitLine(`action: apuesta_recibida \| result: success`, time.Minute)
-	procs[1].waitLine(`action: progreso \| result: in_progress .*porcentaje: 10`, 2*time.Minute)
 	pc.procs[lead].cmd.Process.Kill()
 	pc.procs[lead].wait(time.Minute)
 	next := pc.leader(lead)
@@ -202,4 +256,60 @@ func TestCluster_KillLeaderMidRound(t *testing.T) {
 			t.Fatalf("agency %d: %d winners stored, want %d", a, len(draws[0].Winners[a]), want[a])
 		}
 	}
+}
+
+// Over TLS, an agency's certificate cannot join the cluster and a
+// replica's cannot speak as an agency.
+func TestCluster_IdentitiesOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := clusterPKI(t)
+	port := freePorts(t, 1)[0]
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", fmt.Sprintf("SERVER_PORT=%d", port), "AGENCIES=1",
+		"DB_PATH="+filepath.Join(t.TempDir(), "bets.db"), "CLUSTER_NODES=1="+addr, "CLUSTER_NODE_ID=1",
+		"TLS_CERT="+filepath.Join(dir, "central-1.crt"), "TLS_KEY="+filepath.Join(dir, "central-1.key"), "TLS_CLIENT_CA="+filepath.Join(dir, "ca.crt"))
+	listenAddr(c)
+	c.waitLine(`action: cluster_role \| result: success \| node: 1 \| role: leader`, 30*time.Second)
+	dialAs := func(base string) *tls.Conn {
+		pair, pool, err := pki.Load(filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key"), filepath.Join(dir, "ca.crt"), nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+			&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// An agency's certificate, speaking as a replica: refused.
+	ag := dialAs("agency-1")
+	ag.Write([]byte{protocol.ReplicaMarker})
+	ag.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if m, err := protocol.NewReader(ag, 0).Next(); err == nil {
+		if e, ok := m.(*protocol.Error); !ok || e.Code != protocol.CodeMalformed {
+			t.Fatalf("an agency's certificate as a replica got %#v", m)
+		}
+	}
+	// A replica's certificate, speaking as an agency: refused.
+	rp := dialAs("central-2")
+	if _, err := rp.Write(testkitHello(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLine(`action: tls_handshake \| result: fail .*replica: 2 \| error: a replica's certificate, but not a replica's connection`, 10*time.Second)
+	rp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := protocol.NewReader(rp, 0).Next(); err == nil {
+		t.Fatal("a replica's certificate got an answer as an agency")
+	}
+	c.signal(syscall.SIGTERM)
+	c.wait(time.Minute)
+}
+
+func testkitHello(t *testing.T) []byte {
+	b, err := protocol.Append(nil, &protocol.Hello{Agency: 1, Mode: protocol.ModeCSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

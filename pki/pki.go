@@ -32,6 +32,23 @@ const agencyURIPrefix = "urn:loteria:agency:"
 // ErrNoAgency means a certificate names no agency (or more than one).
 var ErrNoAgency = errors.New("certificate names no agency")
 
+// replicaURIPrefix starts the URI SAN that names a replica of the central.
+const replicaURIPrefix = "urn:loteria:central:"
+
+// ErrNoReplica means a certificate names no replica (or more than one).
+var ErrNoReplica = errors.New("certificate names no replica of the central")
+
+// ReplicaURI is the URI SAN of replica id's certificate.
+func ReplicaURI(id int) *url.URL {
+	u, _ := url.Parse(replicaURIPrefix + strconv.Itoa(id))
+	return u
+}
+
+// ReplicaID returns the replica a certificate names in its URI SAN.
+func ReplicaID(cert *x509.Certificate) (int, error) {
+	return uriID(cert, replicaURIPrefix, ErrNoReplica)
+}
+
 // AgencyURI is the URI SAN of agency id's certificate.
 func AgencyURI(id int) *url.URL {
 	u, _ := url.Parse(agencyURIPrefix + strconv.Itoa(id))
@@ -40,20 +57,25 @@ func AgencyURI(id int) *url.URL {
 
 // AgencyID returns the agency a certificate names in its URI SAN.
 func AgencyID(cert *x509.Certificate) (int, error) {
+	return uriID(cert, agencyURIPrefix, ErrNoAgency)
+}
+
+// uriID reads the one id a certificate's URI SANs give after prefix.
+func uriID(cert *x509.Certificate, prefix string, none error) (int, error) {
 	id := 0
 	for _, u := range cert.URIs {
 		s := u.String()
-		if !strings.HasPrefix(s, agencyURIPrefix) {
+		if !strings.HasPrefix(s, prefix) {
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimPrefix(s, agencyURIPrefix))
+		n, err := strconv.Atoi(strings.TrimPrefix(s, prefix))
 		if err != nil || n < 1 || id != 0 {
-			return 0, fmt.Errorf("%w: URI SAN %q", ErrNoAgency, s)
+			return 0, fmt.Errorf("%w: URI SAN %q", none, s)
 		}
 		id = n
 	}
 	if id == 0 {
-		return 0, ErrNoAgency
+		return 0, none
 	}
 	return id, nil
 }
@@ -87,6 +109,20 @@ func NewServer(ca Pair, names []string, ips []net.IP, s Spec) (Pair, error) {
 		IPAddresses: ips,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, s, ca)
+}
+
+// NewReplica issues replica id's certificate: the central's server
+// certificate for agencies (its names and addresses) and, as a client, its
+// identity to the other replicas (the URI SAN urn:loteria:central:N).
+func NewReplica(ca Pair, id int, names []string, ips []net.IP, s Spec) (Pair, error) {
+	return issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: fmt.Sprintf("central %d", id), Organization: []string{"Lotería Nacional"}},
+		DNSNames:    names,
+		IPAddresses: ips,
+		URIs:        []*url.URL{ReplicaURI(id)},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}, s, ca)
 }
 
@@ -200,6 +236,28 @@ func Central(c *x509.Certificate) error {
 		return fmt.Errorf("names agency %d: it is an agency's certificate, not the central's", id)
 	}
 	return nil
+}
+
+// Replica is the use of replica id's certificate: a server certificate for
+// agencies and a client one for the other replicas, naming that replica and
+// no agency.
+func Replica(id int) Use {
+	return func(c *x509.Certificate) error {
+		if err := Central(c); err != nil {
+			return err
+		}
+		if !hasUsage(c, x509.ExtKeyUsageClientAuth) {
+			return errors.New("is not a replica's certificate (no clientAuth usage to dial the other replicas): make certs -replicas N")
+		}
+		got, err := ReplicaID(c)
+		if err != nil {
+			return fmt.Errorf("names no replica (make certs -replicas N issues central-N.crt): %w", err)
+		}
+		if got != id {
+			return fmt.Errorf("is replica %d's certificate, not replica %d's", got, id)
+		}
+		return nil
+	}
 }
 
 // Agency is the use of agency id's client certificate: for TLS clients, and

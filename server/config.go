@@ -164,11 +164,15 @@ func loadTLS(o config, now time.Time) (*tls.Config, error) {
 			return nil, &settings.Error{Key: k.key, Value: "", Reason: "must be set with the other TLS_ keys"}
 		}
 	}
-	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, pki.Central, now)
+	use := pki.Central
+	if o.ClusterNodes != nil {
+		use = pki.Replica(o.ClusterID) // one pair: the server's for agencies, the client's for the other replicas
+	}
+	pair, pool, err := pki.Load(o.TLSCert, o.TLSKey, o.TLSClientCA, use, now)
 	if err != nil {
 		return nil, &settings.Error{Key: "TLS_CERT", Value: o.TLSCert, Reason: err.Error()}
 	}
-	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return o.TLSDeny[pki.Serial(c)] }), nil
+	return central.AgencyTLS(pair, pool, func(c *x509.Certificate) bool { return o.TLSDeny[pki.Serial(c)] }, o.ClusterNodes != nil), nil
 }
 
 // parseAdminAddr accepts host:port for the admin listener ("" is off).

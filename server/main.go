@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,13 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if cfg.ClusterNodes != nil {
-		if cfg.Central.TLS != nil {
-			log.Criticalf("action: config | result: fail | error: %s", logformat.Value("a cluster over TLS is not supported yet: run the replicas without the TLS_ keys, on a network of their own"))
-			ln.Close()
-			return 1
+		var peers *tls.Config
+		if srv := cfg.Central.TLS; srv != nil {
+			// The replica's own pair and the lottery's CA, to dial the others.
+			peers = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: srv.Certificates, RootCAs: srv.ClientCAs}
 		}
 		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, DBPath: opts.DBPath,
-			Agencies: opts.Agencies, Logger: log, Now: opts.Now})
+			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers})
 		if err != nil {
 			log.Criticalf("action: cluster_start | result: fail | node: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
 			ln.Close()

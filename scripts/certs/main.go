@@ -42,11 +42,12 @@ func run(args []string) error {
 	names := fs.String("names", "server,localhost", "the central's DNS names, comma-separated")
 	ips := fs.String("ips", "127.0.0.1", "the central's IP addresses, comma-separated")
 	force := fs.Bool("force", false, "start over with a new CA")
+	replicas := fs.Int("replicas", 0, "replicas 1..N of a clustered central get a pair central-N (names centralN, localhost, 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *agencies < 0 || *days < 1 {
-		return fmt.Errorf("-agencies must be 0 or more and -days 1 or more")
+	if *agencies < 0 || *replicas < 0 || *days < 1 {
+		return fmt.Errorf("-agencies and -replicas must be 0 or more and -days 1 or more")
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return err
@@ -81,6 +82,13 @@ func run(args []string) error {
 	for id := 1; id <= *agencies; id++ {
 		if _, _, err := ensure(*out, fmt.Sprintf("agency-%d", id), renew, now, func() (pki.Pair, error) {
 			return pki.NewAgency(ca, id, spec)
+		}); err != nil {
+			return err
+		}
+	}
+	for id := 1; id <= *replicas; id++ {
+		if _, _, err := ensure(*out, fmt.Sprintf("central-%d", id), renew, now, func() (pki.Pair, error) {
+			return pki.NewReplica(ca, id, []string{fmt.Sprintf("central%d", id), "server", "localhost"}, ipList, spec)
 		}); err != nil {
 			return err
 		}
