@@ -130,15 +130,18 @@ docker-image:
 
 # Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
 # images and starts everything in the background with the operator's
+# override (REPLICAS=3: $(COMPOSE_FILE) is written again with a replicated
+# central, server, central2 and central3, over mutual TLS between them too):
 # override: mutual TLS (TLS=0: plaintext, as the course's own tests run it)
 # and the status page on http://127.0.0.1:$(ADMIN_PORT) (user any, password
 # the token in .data/admin-token).
 docker-compose-up: docker-image
 	@test -f $(COMPOSE_FILE) || { echo "no $(COMPOSE_FILE): run ./generar-compose.sh $(COMPOSE_FILE) N"; exit 1; }
 	n=$$(grep -c 'container_name: client' $(COMPOSE_FILE) || true); \
+	if [ "$(REPLICAS)" -gt 1 ]; then ./generar-compose.sh $(COMPOSE_FILE) $$n --replicas $(REPLICAS) || exit 1; fi && \
 	scripts/prepare-data.sh $$n && \
-	if [ "$(TLS)" = 1 ]; then $(GO) run ./scripts/certs -out $(PKI) -agencies $$n; fi && \
-	$(GO) run ./scripts/compose -override $$([ "$(TLS)" = 1 ] && echo -tls) -admin-port $(ADMIN_PORT) $(OVERRIDE) $$n
+	if [ "$(TLS)" = 1 ]; then $(GO) run ./scripts/certs -out $(PKI) -agencies $$n -replicas $(REPLICAS); fi && \
+	$(GO) run ./scripts/compose -override $$([ "$(TLS)" = 1 ] && echo -tls) -admin-port $(ADMIN_PORT) -replicas $(REPLICAS) $(OVERRIDE) $$n
 	mkdir -p .data/server
 	@test -s $(ADMIN_TOKEN_FILE) || { umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > $(ADMIN_TOKEN_FILE); }
 	TP0_ADMIN_TOKEN=$$(cat $(ADMIN_TOKEN_FILE)) $(COMPOSE) -f $(OVERRIDE) up -d --build || { \

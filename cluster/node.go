@@ -189,9 +189,39 @@ func Start(cfg Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	n.done.Add(1)
+	n.done.Add(2)
 	go n.watch()
+	go n.watchSync()
 	return n, nil
+}
+
+// watchSync logs, once after the start, when this replica's store holds
+// every entry the cluster committed (a restarted or replaced node caught up):
+// `action: cluster_sync | result: success | node: N | applied: I`.
+func (n *Node) watchSync() {
+	defer n.done.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		// raft's applied index counts every entry handed to the store (and
+		// the no-op and configuration entries it keeps itself); the store's
+		// counts the writes it made durable.
+		commit := n.raft.CommitIndex()
+		if commit == 0 || n.raft.AppliedIndex() < commit {
+			continue
+		}
+		applied, err := n.fsm.store().AppliedIndex()
+		if err != nil {
+			continue
+		}
+		n.log.Infof("action: cluster_sync | result: success | node: %d | applied: %d | commit: %d", n.cfg.ID, applied, commit)
+		return
+	}
 }
 
 func sortedIDs(m map[int]string) []int {

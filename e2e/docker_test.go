@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // dockerProject is a copy of the repository in a temp dir, where the Docker
@@ -90,7 +92,7 @@ func (p *dockerProject) must(name string, args ...string) string {
 
 // removeContainers removes what any scenario may have left (names are fixed).
 func (p *dockerProject) removeContainers() {
-	names := []string{"rm", "-f", "server"}
+	names := []string{"rm", "-f", "server", "central2", "central3"}
 	for i := 1; i <= 50; i++ {
 		names = append(names, fmt.Sprintf("client%d", i))
 	}
@@ -381,4 +383,73 @@ func TestDocker_FiftyAgencies(t *testing.T) {
 		t.Fatalf("server logged a failure:\n%s", p.logs("server"))
 	}
 	p.down(t)
+}
+
+// make docker-compose-up REPLICAS=3: the central as three containers of one
+// cluster (server, central2, central3) over mutual TLS; the leader's
+// container is killed (-9) mid-round, the agencies finish with the new
+// leader, the killed container is started again and catches up, and the
+// three stores are the same.
+func TestDocker_ClusterOfThree(t *testing.T) {
+	needDocker(t)
+	p := newDockerProject(t)
+	p.removeContainers()
+	const n = 2
+	p.useData(bigData, n)
+	p.must("./generar-compose.sh", "docker-compose-dev.yaml", fmt.Sprint(n))
+	p.must("make", "docker-compose-up", "REPLICAS=3")
+	nodes := []string{"server", "central2", "central3"}
+	leader := func(not string) string {
+		var found string
+		if !poll(time.Minute, func() bool {
+			for _, c := range nodes {
+				roles := regexp.MustCompile(`action: cluster_role \| result: success \| node: \d \| role: \w+`).FindAllString(p.logs(c), -1)
+				if c != not && len(roles) > 0 && strings.HasSuffix(roles[len(roles)-1], "leader") {
+					found = c
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatal("no leader within a minute")
+		}
+		return found
+	}
+	lead := leader("")
+	p.waitLog(lead, `action: apuesta_recibida \| result: success`, 2*time.Minute)
+	p.must("docker", "kill", "-s", "KILL", lead)
+	next := leader(lead)
+	want := expectedWinners(t, bigData, n)
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("client%d", i)
+		if code := p.waitExited(name, 5*time.Minute); code != 0 {
+			t.Fatalf("%s exited with code %d:\n%s", name, code, p.logs(name))
+		}
+		p.waitLog(name, fmt.Sprintf(`action: consulta_ganadores \| result: success \| cant_ganadores: %d\s`, want[i]), time.Second)
+	}
+	p.waitLog(next, `action: sorteo \| result: success`, time.Minute)
+	p.must("docker", "start", lead)
+	p.waitLog(lead, `action: cluster_sync \| result: success`, time.Minute)
+	p.must("make", "docker-compose-down")
+	var first []byte
+	for k := 1; k <= 3; k++ {
+		s, err := store.Open(filepath.Join(p.dir, ".data", "server", fmt.Sprintf("node-%d", k), "bets.db"), store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		err = s.Export(&b)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 {
+			first = b.Bytes()
+		} else if !bytes.Equal(b.Bytes(), first) {
+			t.Fatalf("node %d's bets.csv (%d bytes) differs from node 1's (%d bytes)", k, b.Len(), len(first))
+		}
+	}
+	if wantBets := len(fileBets(t, bigData, 1)) + len(fileBets(t, bigData, 2)); bytes.Count(first, []byte("\n")) != wantBets {
+		t.Fatalf("%d bets stored, want %d", bytes.Count(first, []byte("\n")), wantBets)
+	}
 }

@@ -21,6 +21,8 @@ func TestRun(t *testing.T) {
 		{"OKSingleBet", []string{"-single-bet", filepath.Join(dir, "single.yaml"), "2"}, true},
 		{"OKExercise", []string{"-exercise", "ej5", filepath.Join(dir, "ej5.yaml"), "1"}, true},
 		{"OKOverride", []string{"-override", "-tls", "-admin-port", "8081", filepath.Join(dir, "o.yaml"), "2"}, true},
+		{"OKReplicasAfter", []string{filepath.Join(dir, "r.yaml"), "2", "--replicas", "3"}, true},
+		{"ErrReplicasEven", []string{filepath.Join(dir, "r2.yaml"), "2", "--replicas", "2"}, false},
 		{"ErrExercise", []string{"-exercise", "ej9", filepath.Join(dir, "ej9.yaml"), "1"}, false},
 		{"ErrAdminPort", []string{"-override", "-admin-port", "0", filepath.Join(dir, "p.yaml"), "1"}, false},
 		{"ErrMissing", []string{filepath.Join(dir, "a.yaml")}, false},
@@ -179,5 +181,25 @@ func TestComposeLarge(t *testing.T) {
 	if strings.Count(c, "container_name: client") != 1000 || !strings.Contains(c, "container_name: client1000") ||
 		!strings.Contains(c, "subnet: 172.25.0.0/16") || !strings.Contains(c, "AGENCIES=1000") {
 		t.Fatal("compose for 1,000 agencies is incomplete")
+	}
+}
+
+// --replicas 3: the course's server container is node 1, beside central2
+// and central3, and agencies know all three.
+func TestCompose_Replicas(t *testing.T) {
+	t.Parallel()
+	c := Compose(Spec{Agencies: 2, Exercise: "main", Replicas: 3})
+	for _, want := range []string{"container_name: server", "container_name: central2", "container_name: central3",
+		"CLUSTER_NODES=1=server:12345,2=central2:12345,3=central3:12345", "CLUSTER_NODE_ID=3", "DB_PATH=/data/node-2/bets.db",
+		"CLI_SERVER_ADDRESS=server:12345,central2:12345,central3:12345", "nc -w 2 central3"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("compose with 3 replicas lacks %q", want)
+		}
+	}
+	o := Override(OverrideSpec{Agencies: 2, Replicas: 3, TLS: true, AdminPort: 8080})
+	for _, want := range []string{"./.data/pki/central-1.crt:/pki/server.crt:ro", "  central3:\n", "./.data/pki/central-3.key:/pki/server.key:ro"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("override with 3 replicas lacks %q", want)
+		}
 	}
 }
