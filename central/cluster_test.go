@@ -75,7 +75,7 @@ func (tc *testCluster) start(id int, ln net.Listener, dir string) {
 	}
 	log := testkit.Logger(tc.t, logging.WARNING)
 	db := filepath.Join(dir, "bets.db")
-	node, err := cluster.Start(cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log})
+	node, err := cluster.Start(cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, TrailingLogs: 16})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -237,5 +237,76 @@ func TestCluster_LeaderLostMidIngest(t *testing.T) {
 		t.Fatal(runErr)
 	}
 	tc.start(old.id, nil, old.dir) // back, from its own files
+	tc.checkInvariants(bets, res)
+}
+
+// runRound runs agencies × bets through the cluster and returns the result.
+func (tc *testCluster) runRound(bets int) swarm.Result {
+	tc.t.Helper()
+	res, err := swarm.Run(context.Background(), swarm.Config{Addr: tc.addresses(), Agencies: tc.agencies, Bets: bets, Window: 2, RetryTimeout: time.Minute})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return res
+}
+
+// A replica whose disk was lost (no store, no raft state) joins again
+// under its id and catches up from a snapshot plus the log: the leader
+// compacted its log behind a snapshot, so the log alone cannot do it.
+func TestCluster_FreshReplicaFromSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 3, 2000
+	tc := newTestCluster(t, 3, agencies)
+	res := tc.runRound(bets)
+	lead := tc.leader()
+	if err := lead.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	var lost *replica
+	for _, r := range tc.replicas {
+		if r.id != lead.id {
+			lost = r
+			break
+		}
+	}
+	tc.stop(lost.id)
+	fresh := t.TempDir()
+	tc.start(lost.id, nil, fresh) // an empty disk
+	tc.checkInvariants(bets, res)
+	if snaps, _ := filepath.Glob(filepath.Join(fresh, "bets.db.raft", "snapshots", "*", "state.bin")); len(snaps) == 0 {
+		t.Fatal("the fresh replica caught up without installing a snapshot")
+	}
+}
+
+// A follower restarted mid-round replays its own log, skipping what its
+// store had applied, and ends with the same store.
+func TestCluster_FollowerRestartedMidRound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 3, 3000
+	tc := newTestCluster(t, 3, agencies)
+	lead := tc.leader()
+	var follower *replica
+	for _, r := range tc.replicas {
+		if r.id != lead.id {
+			follower = r
+			break
+		}
+	}
+	done := make(chan swarm.Result, 1)
+	go func() { done <- tc.runRound(bets) }()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r, err := follower.node.Round(); err == nil && r.Bets > 1000 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tc.stop(follower.id)
+	tc.start(follower.id, nil, follower.dir)
+	res := <-done
 	tc.checkInvariants(bets, res)
 }

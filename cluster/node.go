@@ -56,6 +56,9 @@ type Config struct {
 	TLS *tls.Config
 	// Timeouts; zero values take the defaults (DefaultTimeouts).
 	Timeouts Timeouts
+	// SnapshotThreshold and TrailingLogs: raft snapshots after that many
+	// new entries and keeps that many behind a snapshot (0: 4096 each).
+	SnapshotThreshold, TrailingLogs uint64
 }
 
 // Timeouts are raft's timing.
@@ -170,8 +173,13 @@ func Start(cfg Config) (*Node, error) {
 	rc.LocalID = raft.ServerID(strconv.Itoa(cfg.ID))
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = t.Heartbeat, t.Election, t.LeaderLease, t.Commit
-	rc.SnapshotThreshold = 4096
-	rc.TrailingLogs = 4096
+	rc.SnapshotThreshold, rc.TrailingLogs = 4096, 4096
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err == nil && !has {
 		var servers []raft.Server
@@ -195,24 +203,30 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// watchSync logs, once after the start, when this replica's store holds
-// every entry the cluster committed (a restarted or replaced node caught up):
-// `action: cluster_sync | result: success | node: N | applied: I`.
+// watchSync logs, once after the start, when this replica caught up: its
+// store holds every entry it knows committed, that has not moved for a
+// second, and it hears from a leader (or leads): `action: cluster_sync |
+// result: success | node: N | applied: I`. A follower learns the commit
+// index only up to the entries it holds, hence the quiet second.
 func (n *Node) watchSync() {
 	defer n.done.Done()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var last uint64
+	since := time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-tick.C:
 		}
-		// raft's applied index counts every entry handed to the store (and
-		// the no-op and configuration entries it keeps itself); the store's
-		// counts the writes it made durable.
 		commit := n.raft.CommitIndex()
-		if commit == 0 || n.raft.AppliedIndex() < commit {
+		if commit != last {
+			last, since = commit, time.Now()
+			continue
+		}
+		heard := n.raft.State() == raft.Leader || time.Since(n.raft.LastContact()) < time.Second
+		if commit == 0 || n.raft.AppliedIndex() < commit || time.Since(since) < time.Second || !heard {
 			continue
 		}
 		applied, err := n.fsm.store().AppliedIndex()
@@ -430,6 +444,10 @@ func (n *Node) Agency(agency int) (store.AgencyState, error) { return n.fsm.stor
 func (n *Node) Round() (store.Round, error)                  { return n.fsm.store().Round() }
 func (n *Node) Commits() uint64                              { return n.fsm.store().Commits() }
 func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.store().ScanBets(fn) }
+
+// Snapshot takes a snapshot now and compacts the log behind it (raft does
+// so by itself past SnapshotThreshold new entries).
+func (n *Node) Snapshot() error { return wait(n.raft.Snapshot(), time.Minute) }
 
 // Status is a node's view of the cluster, for operators.
 type Status struct {
