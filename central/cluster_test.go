@@ -310,3 +310,28 @@ func TestCluster_FollowerRestartedMidRound(t *testing.T) {
 	res := <-done
 	tc.checkInvariants(bets, res)
 }
+
+// The leader lost right after the last finish: the draw was in that entry,
+// so the new leader answers every agency's winners from it, on every
+// replica the same.
+func TestCluster_LeaderLostAfterTheLastFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 3, 1500
+	tc := newTestCluster(t, 3, agencies)
+	old := tc.leader()
+	done := make(chan swarm.Result, 1)
+	go func() { done <- tc.runRound(bets) }()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r, err := old.node.Round(); err == nil && len(r.Finished) == agencies {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	tc.stop(old.id)
+	res := <-done
+	tc.start(old.id, nil, old.dir)
+	tc.checkInvariants(bets, res)
+}

@@ -184,6 +184,36 @@ func TestCluster_KillLeaderMidRound(t *testing.T) {
 	t.Run("MutualTLS", func(t *testing.T) { t.Parallel(); killLeaderMidRound(t, clusterPKI(t)) })
 }
 
+// A leader paused (SIGSTOP) mid-round loses its lease: the others elect a
+// new one and the agencies finish with it; resumed, the old leader steps
+// down, acknowledges nothing more, and catches up to the same store.
+func TestCluster_PausedLeader(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	pc := startProcessCluster(t, 2, "")
+	lead := pc.leader(-1)
+	procs := []*proc{nil}
+	for id := 1; id <= 2; id++ {
+		procs = append(procs, startAgency(t, pc.procs[lead], id, genData, "CLI_SERVER_ADDRESS="+strings.Join(pc.addrs, ","),
+			"CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40", "CLI_SERVER_TIMEOUT=2s"))
+	}
+	pc.procs[lead].waitLine(`action: apuesta_recibida \| result: success`, time.Minute)
+	pc.procs[lead].signal(syscall.SIGSTOP)
+	next := pc.leader(lead)
+	waitAgencies(t, procs, expectedWinners(t, genData, 2))
+	before := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`))
+	pc.procs[lead].signal(syscall.SIGCONT)
+	pc.procs[lead].waitLine(`action: cluster_role \| result: success .*role: follower`, time.Minute)
+	pc.procs[next].waitLine(`action: sorteo \| result: success`, time.Minute)
+	pc.waitApplied()
+	if after := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`)); after != before {
+		t.Fatalf("the paused leader acknowledged %d batches after it was resumed", after-before)
+	}
+	pc.compareStores(t, genData)
+}
+
 func killLeaderMidRound(t *testing.T, tlsDir string) {
 	data := genData
 	pc := startProcessCluster(t, 2, tlsDir)
@@ -216,46 +246,7 @@ func killLeaderMidRound(t *testing.T, tlsDir string) {
 	pc.procs[next].waitLine(`action: sorteo \| result: success`, time.Minute)
 	pc.start(lead) // back from its own files: it catches up from the leader
 	pc.waitApplied()
-	for _, c := range pc.procs {
-		c.signal(syscall.SIGTERM)
-		if code := c.wait(time.Minute); code != 0 {
-			t.Fatalf("node exited %d:\n%s", code, c.output())
-		}
-	}
-	var exports [3]bytes.Buffer
-	var draws [3]store.Round
-	for i, db := range pc.dbs {
-		s, err := store.Open(db, store.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Check(); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Export(&exports[i]); err != nil {
-			t.Fatal(err)
-		}
-		if draws[i], err = s.Round(); err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-	}
-	for i := 1; i < 3; i++ {
-		if !bytes.Equal(exports[i].Bytes(), exports[0].Bytes()) || !draws[i].DrawTime.Equal(draws[0].DrawTime) ||
-			fmt.Sprint(draws[i].Winners) != fmt.Sprint(draws[0].Winners) {
-			t.Fatalf("replica %d differs from replica 1 (%d vs %d bytes of bets.csv, draw %s vs %s)", i+1,
-				exports[i].Len(), exports[0].Len(), draws[i].DrawTime, draws[0].DrawTime)
-		}
-	}
-	rep := verifyStore(t, pc.dbs[0], data, 2)
-	if rep.total != len(fileBets(t, data, 1))+len(fileBets(t, data, 2)) {
-		t.Fatalf("stored %d bets", rep.total)
-	}
-	for a := 1; a <= 2; a++ {
-		if len(draws[0].Winners[a]) != want[a] {
-			t.Fatalf("agency %d: %d winners stored, want %d", a, len(draws[0].Winners[a]), want[a])
-		}
-	}
+	pc.compareStores(t, data)
 }
 
 // Over TLS, an agency's certificate cannot join the cluster and a
@@ -312,4 +303,51 @@ func testkitHello(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// compareStores stops the nodes and requires their stores identical: the
+// same bets.csv, draw and winners, every bet of data once.
+func (pc *processCluster) compareStores(t *testing.T, data string) {
+	t.Helper()
+	want := expectedWinners(t, data, 2)
+	for _, c := range pc.procs {
+		c.signal(syscall.SIGTERM)
+		if code := c.wait(time.Minute); code != 0 {
+			t.Fatalf("node exited %d:\n%s", code, c.output())
+		}
+	}
+	var exports [3]bytes.Buffer
+	var draws [3]store.Round
+	for i, db := range pc.dbs {
+		s, err := store.Open(db, store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Export(&exports[i]); err != nil {
+			t.Fatal(err)
+		}
+		if draws[i], err = s.Round(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for i := 1; i < 3; i++ {
+		if !bytes.Equal(exports[i].Bytes(), exports[0].Bytes()) || !draws[i].DrawTime.Equal(draws[0].DrawTime) ||
+			fmt.Sprint(draws[i].Winners) != fmt.Sprint(draws[0].Winners) {
+			t.Fatalf("replica %d differs from replica 1 (%d vs %d bytes of bets.csv, draw %s vs %s)", i+1,
+				exports[i].Len(), exports[0].Len(), draws[i].DrawTime, draws[0].DrawTime)
+		}
+	}
+	rep := verifyStore(t, pc.dbs[0], data, 2)
+	if rep.total != len(fileBets(t, data, 1))+len(fileBets(t, data, 2)) {
+		t.Fatalf("stored %d bets", rep.total)
+	}
+	for a := 1; a <= 2; a++ {
+		if len(draws[0].Winners[a]) != want[a] {
+			t.Fatalf("agency %d: %d winners stored, want %d", a, len(draws[0].Winners[a]), want[a])
+		}
+	}
 }
