@@ -19,7 +19,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm bench-cluster fuzz chaos bench bench-scale inspect \
 	export branches docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -181,6 +181,12 @@ bench-swarm: build
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM_KILL) -bets 1000 -kill-after 2s
 	$(GO) run ./scripts/bench -mode swarm -hold -agencies 10000 -bets 100
+
+# One central against a cluster of 3 (processes on this machine): the
+# official dataset's size over 5 agencies, and 1,000 agencies; then the
+# failover time (kill -9 of the leader → new leader → first ack).
+bench-cluster: build
+	$(GO) run ./scripts/bench -mode cluster -agencies 5,1000 -bets 0 -replicas 3
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

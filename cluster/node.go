@@ -197,45 +197,9 @@ func Start(cfg Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	n.done.Add(2)
+	n.done.Add(1)
 	go n.watch()
-	go n.watchSync()
 	return n, nil
-}
-
-// watchSync logs, once after the start, when this replica caught up: its
-// store holds every entry it knows committed, that has not moved for a
-// second, and it hears from a leader (or leads): `action: cluster_sync |
-// result: success | node: N | applied: I`. A follower learns the commit
-// index only up to the entries it holds, hence the quiet second.
-func (n *Node) watchSync() {
-	defer n.done.Done()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last uint64
-	since := time.Now()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-tick.C:
-		}
-		commit := n.raft.CommitIndex()
-		if commit != last {
-			last, since = commit, time.Now()
-			continue
-		}
-		heard := n.raft.State() == raft.Leader || time.Since(n.raft.LastContact()) < time.Second
-		if commit == 0 || n.raft.AppliedIndex() < commit || time.Since(since) < time.Second || !heard {
-			continue
-		}
-		applied, err := n.fsm.store().AppliedIndex()
-		if err != nil {
-			continue
-		}
-		n.log.Infof("action: cluster_sync | result: success | node: %d | applied: %d | commit: %d", n.cfg.ID, applied, commit)
-		return
-	}
 }
 
 func sortedIDs(m map[int]string) []int {

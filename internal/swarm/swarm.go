@@ -26,6 +26,9 @@ type Config struct {
 	Window   int    // batches in flight per agency (batch.window)
 	// Retry budget per agency: long enough for a central restart.
 	RetryTimeout time.Duration
+	// LastAck, when set, is kept at the unix ns of the last bet
+	// acknowledged anywhere, while the run goes on (failover figures).
+	LastAck *atomic.Int64
 }
 
 // Result is what a run did.
@@ -111,14 +114,17 @@ func (s *source) Close() error      { return nil }
 
 // Run runs the swarm until every agency holds its winners or one fails.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	var lastAck atomic.Int64
+	lastAck := cfg.LastAck
+	if lastAck == nil {
+		lastAck = new(atomic.Int64)
+	}
 	agencies := make([]*agency.Agency, cfg.Agencies+1)
 	for id := 1; id <= cfg.Agencies; id++ {
 		// Thousands of agencies: no logs (the options' default).
 		opts := agency.NewOptions()
 		opts.ID, opts.ServerAddress, opts.ServerTimeout, opts.WinnersTimeout = id, cfg.Addr, time.Minute, time.Hour
 		opts.BatchWindow, opts.Attempts, opts.RetryTimeout, opts.MaxBackoff = max(cfg.Window, 1), 1<<20, cfg.RetryTimeout, 5*time.Second
-		a, err := agency.NewWithBets(opts, &generated{agency: id, n: cfg.Bets, lastAck: &lastAck})
+		a, err := agency.NewWithBets(opts, &generated{agency: id, n: cfg.Bets, lastAck: lastAck})
 		if err != nil {
 			return Result{}, err
 		}

@@ -31,7 +31,7 @@ func main() {
 		}
 		return
 	}
-	mode := flag.String("mode", "flow", "flow, scale or swarm")
+	mode := flag.String("mode", "flow", "flow, scale, swarm or cluster")
 	runs := flag.Int("runs", 5, "repetitions per configuration")
 	bin := flag.String("bin", "bin", "folder with server and agency binaries")
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
@@ -43,6 +43,7 @@ func main() {
 	window := flag.Int("window", 4, "swarm: batches in flight per agency")
 	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
 	hold := flag.Bool("hold", false, "swarm: measure what agencies waiting for the draw cost the central (the first count of -agencies)")
+	replicas := flag.Int("replicas", 3, "cluster: the cluster's nodes, beside one central")
 	flag.Parse()
 	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
@@ -51,7 +52,7 @@ func main() {
 		err = b.flow(*data, *runs)
 	case "scale":
 		err = b.scale(*runs)
-	case "swarm":
+	case "swarm", "cluster":
 		var counts []int
 		for _, f := range strings.Split(*swarmCounts, ",") {
 			n, cerr := strconv.Atoi(strings.TrimSpace(f))
@@ -63,6 +64,8 @@ func main() {
 		}
 		switch {
 		case err != nil:
+		case *mode == "cluster":
+			err = b.clusterTable(counts, *perAgency, *replicas)
 		case *hold:
 			err = b.holdCost(counts[0], *perAgency)
 		default:

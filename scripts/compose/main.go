@@ -339,19 +339,27 @@ services:
 	fmt.Fprintf(&b, `    ports:
       - "127.0.0.1:%d:8080"
 `, o.AdminPort)
-	for k := 2; o.TLS && k <= o.Replicas; k++ {
+	for k := 2; k <= o.Replicas; k++ {
+		// Every replica's admin listener, unpublished: reached with docker
+		// exec (its /api/status says how far it applied the log).
 		fmt.Fprintf(&b, `
   %[1]s:
     environment:
-      - TLS_CERT=/pki/server.crt
+      - ADMIN_ADDR=:8080
+      - "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?make docker-compose-up reads it from .data/admin-token}"
+`, replicaName(k))
+		if !o.TLS {
+			continue
+		}
+		fmt.Fprintf(&b, `      - TLS_CERT=/pki/server.crt
       - TLS_KEY=/pki/server.key
       - TLS_CLIENT_CA=/pki/ca.crt
       - TLS_REQUIRED=true
     volumes:
-      - ./.data/pki/central-%[2]d.crt:/pki/server.crt:ro
-      - ./.data/pki/central-%[2]d.key:/pki/server.key:ro
+      - ./.data/pki/central-%[1]d.crt:/pki/server.crt:ro
+      - ./.data/pki/central-%[1]d.key:/pki/server.key:ro
       - ./.data/pki/ca.crt:/pki/ca.crt:ro
-`, replicaName(k), k)
+`, k)
 	}
 	for i := 1; i <= o.Agencies; i++ {
 		fmt.Fprintf(&b, `
