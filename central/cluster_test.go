@@ -39,12 +39,20 @@ type testCluster struct {
 	agencies int
 	nodes    map[int]string
 	replicas map[int]*replica
+	net      *netsim
 	mu       sync.Mutex
 }
 
 func newTestCluster(t *testing.T, n, agencies int) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, agencies: agencies, nodes: map[int]string{}, replicas: map[int]*replica{}}
+	return newTestClusterWith(t, n, agencies, nil)
+}
+
+// newTestClusterWith is newTestCluster with the replicas' traffic through
+// ns (nil: the loopback as it is).
+func newTestClusterWith(t *testing.T, n, agencies int, ns *netsim) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, agencies: agencies, nodes: map[int]string{}, replicas: map[int]*replica{}, net: ns}
 	lns := map[int]net.Listener{}
 	for id := 1; id <= n; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -52,6 +60,9 @@ func newTestCluster(t *testing.T, n, agencies int) *testCluster {
 			t.Fatal(err)
 		}
 		lns[id], tc.nodes[id] = ln, ln.Addr().String()
+		if ns != nil {
+			ns.ids[tc.nodes[id]] = id
+		}
 	}
 	for id := 1; id <= n; id++ {
 		tc.start(id, lns[id], t.TempDir())
@@ -75,7 +86,11 @@ func (tc *testCluster) start(id int, ln net.Listener, dir string) {
 	}
 	log := testkit.Logger(tc.t, logging.WARNING)
 	db := filepath.Join(dir, "bets.db")
-	node, err := cluster.Start(cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, TrailingLogs: 16})
+	cfg := cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, TrailingLogs: 16}
+	if tc.net != nil {
+		cfg.Dial = tc.net.dialer(id)
+	}
+	node, err := cluster.Start(cfg)
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -110,23 +125,48 @@ func (tc *testCluster) stop(id int) {
 	r.node.Close()
 }
 
-// leader waits for a replica that serves agencies.
-func (tc *testCluster) leader() *replica {
+// poll calls cond every 5 ms until it is true or d has passed; it reports
+// whether cond became true. Raft gives the tests no event to wait on.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// leader waits for a replica that serves agencies, other than not (0: any).
+func (tc *testCluster) leader(not ...int) *replica {
 	tc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *replica
+	if !poll(30*time.Second, func() bool {
 		tc.mu.Lock()
+		defer tc.mu.Unlock()
 		for _, r := range tc.replicas {
-			if serving, _ := r.node.Leader(); serving {
-				tc.mu.Unlock()
-				return r
+			if serving, _ := r.node.Leader(); serving && (len(not) == 0 || r.id != not[0]) {
+				found = r
+				return true
 			}
 		}
-		tc.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		tc.t.Fatal("no leader within 30 s")
 	}
-	tc.t.Fatal("no leader within 30 s")
-	return nil
+	return found
+}
+
+// waitStored waits until r's store holds more than n bets.
+func waitStored(t *testing.T, r *replica, n uint64) {
+	t.Helper()
+	if !poll(time.Minute, func() bool { st, err := r.node.Round(); return err == nil && st.Bets > n }) {
+		t.Fatalf("replica %d stored no more than %d bets within a minute", r.id, n)
+	}
 }
 
 func (tc *testCluster) addresses() string {
@@ -146,15 +186,21 @@ func (tc *testCluster) checkInvariants(bets int, res swarm.Result) {
 	tc.t.Helper()
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
+	// No write follows the round: the replicas converged once every
+	// store applied the same last entry.
 	var want uint64
-	for _, r := range tc.replicas {
-		want = max(want, r.node.Status().Applied)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, r := range tc.replicas {
-		for r.node.Status().Applied < want && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	if !poll(30*time.Second, func() bool {
+		want = 0
+		for _, r := range tc.replicas {
+			a := r.node.Status().Applied
+			if want != 0 && a != want || a == 0 {
+				return false
+			}
+			want = a
 		}
+		return true
+	}) {
+		tc.t.Fatal("the replicas did not apply the same log within 30 s")
 	}
 	var first string
 	var firstRound store.Round
@@ -217,17 +263,9 @@ func TestCluster_LeaderLostMidIngest(t *testing.T) {
 		res, runErr = swarm.Run(context.Background(), swarm.Config{Addr: tc.addresses(), Agencies: agencies, Bets: bets, Window: 2, RetryTimeout: time.Minute})
 	}()
 	// Lose the leader once it stored some bets.
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if r, err := old.node.Round(); err == nil && r.Bets > 1000 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStored(t, old, 1000)
 	tc.stop(old.id)
-	if next := tc.leader(); next.id == old.id {
-		t.Fatal("the lost node still leads")
-	}
+	tc.leader(old.id)
 	select {
 	case <-done:
 	case <-time.After(2 * time.Minute):
@@ -298,13 +336,7 @@ func TestCluster_FollowerRestartedMidRound(t *testing.T) {
 	}
 	done := make(chan swarm.Result, 1)
 	go func() { done <- tc.runRound(bets) }()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if r, err := follower.node.Round(); err == nil && r.Bets > 1000 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStored(t, follower, 1000)
 	tc.stop(follower.id)
 	tc.start(follower.id, nil, follower.dir)
 	res := <-done
@@ -323,15 +355,83 @@ func TestCluster_LeaderLostAfterTheLastFinish(t *testing.T) {
 	old := tc.leader()
 	done := make(chan swarm.Result, 1)
 	go func() { done <- tc.runRound(bets) }()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if r, err := old.node.Round(); err == nil && len(r.Finished) == agencies {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if !poll(time.Minute, func() bool { r, err := old.node.Round(); return err == nil && len(r.Finished) == agencies }) {
+		t.Fatal("the agencies did not finish within a minute")
 	}
 	tc.stop(old.id)
 	res := <-done
 	tc.start(old.id, nil, old.dir)
+	tc.checkInvariants(bets, res)
+}
+
+// netsim carries the replicas' connections and can cut a node off from
+// the others, both ways: its connections close and new ones are refused.
+type netsim struct {
+	mu    sync.Mutex
+	cut   map[int]bool
+	conns map[[2]int][]net.Conn
+	ids   map[string]int // address → node
+}
+
+func (ns *netsim) dialer(from int) func(string, time.Duration) (net.Conn, error) {
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		ns.mu.Lock()
+		to := ns.ids[addr]
+		if ns.cut[from] || ns.cut[to] {
+			ns.mu.Unlock()
+			return nil, fmt.Errorf("netsim: %d and %d are partitioned", from, to)
+		}
+		ns.mu.Unlock()
+		conn, err := net.DialTimeout("tcp", addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		ns.mu.Lock()
+		ns.conns[[2]int{from, to}] = append(ns.conns[[2]int{from, to}], conn)
+		ns.mu.Unlock()
+		return conn, nil
+	}
+}
+
+// partition cuts node id off (heal with heal).
+func (ns *netsim) partition(id int) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.cut[id] = true
+	for pair, cs := range ns.conns {
+		if pair[0] == id || pair[1] == id {
+			for _, c := range cs {
+				c.Close()
+			}
+			delete(ns.conns, pair)
+		}
+	}
+}
+
+func (ns *netsim) heal(id int) {
+	ns.mu.Lock()
+	delete(ns.cut, id)
+	ns.mu.Unlock()
+}
+
+// The leader partitioned from the other replicas mid-ingest (it still
+// takes agencies' connections, but has no quorum): it commits nothing more,
+// the others elect a new leader, the agencies go there, and once healed the
+// old leader steps down and ends with the same store.
+func TestCluster_LeaderPartitionedMidIngest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 3, 3000
+	ns := &netsim{cut: map[int]bool{}, conns: map[[2]int][]net.Conn{}, ids: map[string]int{}}
+	tc := newTestClusterWith(t, 3, agencies, ns)
+	old := tc.leader()
+	done := make(chan swarm.Result, 1)
+	go func() { done <- tc.runRound(bets) }()
+	waitStored(t, old, 1000)
+	ns.partition(old.id)
+	tc.leader(old.id) // the others elect a new leader
+	res := <-done
+	ns.heal(old.id)
 	tc.checkInvariants(bets, res)
 }

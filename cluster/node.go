@@ -56,6 +56,9 @@ type Config struct {
 	TLS *tls.Config
 	// Timeouts; zero values take the defaults (DefaultTimeouts).
 	Timeouts Timeouts
+	// Dial, when set, opens the TCP connections to the other replicas (a
+	// test's network that can partition them); nil is net.Dialer.
+	Dial func(address string, timeout time.Duration) (net.Conn, error)
 	// SnapshotThreshold and TrailingLogs: raft snapshots after that many
 	// new entries and keeps that many behind a snapshot (0: 4096 each).
 	SnapshotThreshold, TrailingLogs uint64
@@ -167,6 +170,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	self := raft.ServerAddress(cfg.Nodes[cfg.ID])
 	n.stream = newStreamLayer(staticAddr(self), cfg.TLS)
+	n.stream.dial = cfg.Dial
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog})
 	rc := raft.DefaultConfig()

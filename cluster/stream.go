@@ -24,6 +24,7 @@ type streamLayer struct {
 	addr  net.Addr
 	conns chan net.Conn
 	tls   *tls.Config // a replica's client config for its peers; nil: plaintext
+	dial  func(address string, timeout time.Duration) (net.Conn, error)
 
 	once   sync.Once
 	closed chan struct{}
@@ -66,8 +67,11 @@ func (s *streamLayer) Addr() net.Addr { return s.addr }
 
 // Dial connects to a peer's central port and announces a replica.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.Dial("tcp", string(address))
+	dial := s.dial
+	if dial == nil {
+		dial = func(a string, t time.Duration) (net.Conn, error) { return net.DialTimeout("tcp", a, t) }
+	}
+	conn, err := dial(string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
