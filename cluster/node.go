@@ -172,11 +172,15 @@ func Start(cfg Config) (*Node, error) {
 	n.stream = newStreamLayer(staticAddr(self), cfg.TLS)
 	n.stream.dial = cfg.Dial
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog})
+		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog, MaxRPCsInFlight: 16})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(cfg.ID))
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = t.Heartbeat, t.Election, t.LeaderLease, t.Commit
+	// Concurrent writes (many agencies' batches) share one log append and
+	// one fsync, as group commit does for one central.
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
 	rc.SnapshotThreshold, rc.TrailingLogs = 4096, 4096
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold

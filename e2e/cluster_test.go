@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/swarm"
 	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
@@ -180,8 +182,17 @@ func TestCluster_KillLeaderMidRound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short mode")
 	}
-	t.Run("Plaintext", func(t *testing.T) { t.Parallel(); killLeaderMidRound(t, "") })
-	t.Run("MutualTLS", func(t *testing.T) { t.Parallel(); killLeaderMidRound(t, clusterPKI(t)) })
+	// Where the leader dies: while it ingests; right after the last finish
+	// (the draw is in that entry); while it delivers winners.
+	points := []struct{ name, line string }{
+		{"Ingest", `action: apuesta_recibida \| result: success`},
+		{"AfterTheLastFinish", `action: agencia_finalizada \| result: success .*finalizadas: 2 `},
+		{"DuringDelivery", `action: consulta_ganadores \| result: success`},
+	}
+	for _, p := range points {
+		t.Run("Plaintext/"+p.name, func(t *testing.T) { t.Parallel(); killLeaderAt(t, "", p.line) })
+	}
+	t.Run("MutualTLS/Ingest", func(t *testing.T) { t.Parallel(); killLeaderAt(t, clusterPKI(t), points[0].line) })
 }
 
 // A leader paused (SIGSTOP) mid-round loses its lease: the others elect a
@@ -214,7 +225,8 @@ func TestCluster_PausedLeader(t *testing.T) {
 	pc.compareStores(t, genData)
 }
 
-func killLeaderMidRound(t *testing.T, tlsDir string) {
+// killLeaderAt kills the leader (-9) once it logs a line matching at.
+func killLeaderAt(t *testing.T, tlsDir, at string) {
 	data := genData
 	pc := startProcessCluster(t, 2, tlsDir)
 	lead := pc.leader(-1)
@@ -234,7 +246,7 @@ func killLeaderMidRound(t *testing.T, tlsDir string) {
 		}
 		procs = append(procs, startAgency(t, pc.procs[lead], id, data, env...))
 	}
-	pc.procs[lead].waitLine(`action: apuesta_recibida \| result: success`, time.Minute)
+	pc.procs[lead].waitLine(at, time.Minute)
 	pc.procs[lead].cmd.Process.Kill()
 	pc.procs[lead].wait(time.Minute)
 	next := pc.leader(lead)
@@ -243,7 +255,6 @@ func killLeaderMidRound(t *testing.T, tlsDir string) {
 	}
 	want := expectedWinners(t, data, 2)
 	waitAgencies(t, procs, want)
-	pc.procs[next].waitLine(`action: sorteo \| result: success`, time.Minute)
 	pc.start(lead) // back from its own files: it catches up from the leader
 	pc.waitApplied()
 	pc.compareStores(t, data)
@@ -348,6 +359,58 @@ func (pc *processCluster) compareStores(t *testing.T, data string) {
 	for a := 1; a <= 2; a++ {
 		if len(draws[0].Winners[a]) != want[a] {
 			t.Fatalf("agency %d: %d winners stored, want %d", a, len(draws[0].Winners[a]), want[a])
+		}
+	}
+}
+
+// Fifty agencies (goroutines of this test, the agency package's own code)
+// against three central processes whose leader is killed (-9) mid-run: every
+// bet once, every winner, the same store on every replica.
+func TestCluster_FiftyAgencies(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const agencies, bets = 50, 400
+	pc := startProcessCluster(t, agencies, "")
+	lead := pc.leader(-1)
+	done := make(chan swarmDone, 1)
+	go func() {
+		res, err := swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(pc.addrs, ","), Agencies: agencies, Bets: bets,
+			Window: 2, RetryTimeout: 5 * time.Minute})
+		done <- swarmDone{res, err}
+	}()
+	pc.procs[lead].waitLine(`action: agencia_finalizada \| result: success .*finalizadas: 5 `, 2*time.Minute)
+	pc.procs[lead].cmd.Process.Kill()
+	pc.procs[lead].wait(time.Minute)
+	pc.leader(lead)
+	d := <-done
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	pc.start(lead)
+	pc.waitApplied()
+	for _, c := range pc.procs {
+		c.signal(syscall.SIGTERM)
+		c.wait(time.Minute)
+	}
+	var first []byte
+	for i, db := range pc.dbs {
+		checkSwarm(t, db, agencies, bets, d.res)
+		s, err := store.Open(db, store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		err = s.Export(&b)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b.Bytes()
+		} else if !bytes.Equal(b.Bytes(), first) {
+			t.Fatalf("replica %d's bets.csv differs from replica 1's", i+1)
 		}
 	}
 }
