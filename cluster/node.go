@@ -357,6 +357,7 @@ func (n *Node) apply(c store.Command, leading bool) (store.Applied, error) {
 	if err != nil {
 		return store.Applied{}, err
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, n.cfg.Timeouts.Apply)
 	if err := wait(f, n.cfg.Timeouts.Apply); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) ||
@@ -368,6 +369,17 @@ func (n *Node) apply(c store.Command, leading bool) (store.Applied, error) {
 	r, ok := f.Response().(result)
 	if !ok {
 		return store.Applied{}, fmt.Errorf("%w: raft answered %T", ErrUnknownOutcome, f.Response())
+	}
+	// A write that took longer than the leader's lease may come from a
+	// leader that was paused (SIGSTOP, a stalled VM) while the others
+	// elected a new one: the entry is committed, but this node may no longer
+	// lead, and must not ack for the cluster. It asks a quorum first; a
+	// deposed leader learns of the new term and the agency hears the
+	// outcome from the new leader's counts instead.
+	if time.Since(start) > n.cfg.Timeouts.LeaderLease {
+		if err := wait(n.raft.VerifyLeader(), n.cfg.Timeouts.Apply); err != nil {
+			return store.Applied{}, fmt.Errorf("%w: leadership not confirmed after a slow write: %w", ErrUnknownOutcome, err)
+		}
 	}
 	if r.err != nil {
 		return store.Applied{}, r.err
