@@ -125,21 +125,9 @@ func (tc *testCluster) stop(id int) {
 	r.node.Close()
 }
 
-// poll calls cond every 5 ms until it is true or d has passed; it reports
-// whether cond became true. Raft gives the tests no event to wait on.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.After(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			return cond()
-		case <-tick.C:
-		}
-	}
-	return true
-}
+// poll calls cond every 5 ms until it is true or d has passed (raft gives
+// the tests no event to wait on).
+func poll(d time.Duration, cond func() bool) bool { return testkit.Poll(d, 5*time.Millisecond, cond) }
 
 // leader waits for a replica that serves agencies, other than not (0: any).
 func (tc *testCluster) leader(not ...int) *replica {

@@ -77,9 +77,13 @@ func decode(data []byte) (store.Command, error) {
 		}
 		c.At, c.Agencies = at(body), int(be.Uint32(body[8:]))
 	case store.CmdAppend:
-		m, err := protocol.NewReader(bytes.NewReader(body), protocol.MaxFrame).Next()
+		br := bytes.NewReader(body)
+		m, err := protocol.NewReader(br, protocol.MaxFrame).Next()
 		if err != nil {
 			return c, fmt.Errorf("%w: %w", ErrEntry, err)
+		}
+		if br.Len() != 0 {
+			return c, fmt.Errorf("%w: %d bytes after an append's batch", ErrEntry, br.Len())
 		}
 		batch, ok := m.(*protocol.Batch)
 		if !ok {

@@ -397,19 +397,10 @@ func TestCluster_FiftyAgencies(t *testing.T) {
 	var first []byte
 	for i, db := range pc.dbs {
 		checkSwarm(t, db, agencies, bets, d.res)
-		s, err := store.Open(db, store.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		err = s.Export(&b)
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := exportOf(t, db)
 		if i == 0 {
-			first = b.Bytes()
-		} else if !bytes.Equal(b.Bytes(), first) {
+			first = b
+		} else if !bytes.Equal(b, first) {
 			t.Fatalf("replica %d's bets.csv differs from replica 1's", i+1)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/store"
 )
 
@@ -120,21 +121,9 @@ func (p *dockerProject) containerState(name string) string {
 	return strings.TrimSpace(out)
 }
 
-// poll calls cond every 200 ms until it is true or d has passed; it reports
-// whether cond became true. Docker gives no event to wait on for these.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.After(d)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			return cond()
-		case <-tick.C:
-		}
-	}
-	return true
-}
+// poll calls cond every 200 ms until it is true or d has passed (Docker and
+// the processes give no event to wait on for these).
+func poll(d time.Duration, cond func() bool) bool { return testkit.Poll(d, 200*time.Millisecond, cond) }
 
 // waitExited polls, to a deadline, until container name has exited; it
 // returns its exit code.
@@ -454,23 +443,29 @@ func TestDocker_ClusterOfThree(t *testing.T) {
 	p.must("make", "docker-compose-down")
 	var first []byte
 	for k := 1; k <= 3; k++ {
-		s, err := store.Open(filepath.Join(p.dir, ".data", "server", fmt.Sprintf("node-%d", k), "bets.db"), store.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		err = s.Export(&b)
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := exportOf(t, filepath.Join(p.dir, ".data", "server", fmt.Sprintf("node-%d", k), "bets.db"))
 		if k == 1 {
-			first = b.Bytes()
-		} else if !bytes.Equal(b.Bytes(), first) {
-			t.Fatalf("node %d's bets.csv (%d bytes) differs from node 1's (%d bytes)", k, b.Len(), len(first))
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Fatalf("node %d's bets.csv (%d bytes) differs from node 1's (%d bytes)", k, len(b), len(first))
 		}
 	}
 	if wantBets := len(fileBets(t, bigData, 1)) + len(fileBets(t, bigData, 2)); bytes.Count(first, []byte("\n")) != wantBets {
 		t.Fatalf("%d bets stored, want %d", bytes.Count(first, []byte("\n")), wantBets)
 	}
+}
+
+// exportOf returns the bets.csv of the store at db, opened read-only.
+func exportOf(t *testing.T, db string) []byte {
+	t.Helper()
+	s, err := store.Open(db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var b bytes.Buffer
+	if err := s.Export(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -250,21 +250,27 @@ var errStop = errors.New("stop")
 // with strings.Clone). The draw uses it; LoadBets is the copying form.
 func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
 	return s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketBets).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(v) == 0 {
-				return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
-			}
-			bet, err := ParseRow(unsafe.String(&v[0], len(v)))
-			if err != nil {
-				return fmt.Errorf("bet %s: %w", k, err)
-			}
-			if err := callOut(func() error { return fn(&bet) }); err != nil {
-				return err
-			}
-		}
-		return nil
+		return scanTx(tx, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
 	})
+}
+
+// scanTx calls fn for every stored bet of tx in registry order, the bet's
+// strings pointing into the memory map.
+func scanTx(tx *bolt.Tx, fn func(*lottery.Bet) error) error {
+	c := tx.Bucket(bucketBets).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) == 0 {
+			return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
+		}
+		bet, err := ParseRow(unsafe.String(&v[0], len(v)))
+		if err != nil {
+			return fmt.Errorf("bet %s: %w", k, err)
+		}
+		if err := fn(&bet); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Export writes every stored bet to w as the course's bets.csv.

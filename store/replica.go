@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -205,24 +204,14 @@ func finishTx(tx *bolt.Tx, agency int, total uint64, at time.Time) (drawn bool, 
 // agency's winners and the draw's time, inside tx.
 func drawTx(tx *bolt.Tx, agencies int, at time.Time) error {
 	winners := make(map[int][]string, agencies)
-	c := tx.Bucket(bucketBets).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(v) == 0 {
-			return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
-		}
-		bet, err := ParseRow(unsafe.String(&v[0], len(v)))
-		if err != nil {
-			return fmt.Errorf("bet %s: %w", k, err)
-		}
-		if lottery.HasWon(bet) {
+	err := scanTx(tx, func(bet *lottery.Bet) error {
+		if lottery.HasWon(*bet) {
 			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	wb := tx.Bucket(bucketWinners)
-	for a := 1; a <= agencies; a++ {
-		if err := wb.Put(agencyKey(a), []byte(strings.Join(winners[a], ","))); err != nil {
-			return err
-		}
-	}
-	return tx.Bucket(bucketMeta).Put(keyDrawTime, []byte(at.UTC().Format(time.RFC3339Nano)))
+	return saveDrawTx(tx, at, agencies, winners)
 }

@@ -194,13 +194,16 @@ func splitDocs(v string) []string {
 // SaveDraw records the draw's result, per agency, for agencies 1..agencies.
 // After it the round takes no more bets.
 func (s *Store) SaveDraw(at time.Time, agencies int, winners map[int][]string) error {
-	return s.update(func(tx *bolt.Tx) error {
-		wb := tx.Bucket(bucketWinners)
-		for a := 1; a <= agencies; a++ {
-			if err := wb.Put(agencyKey(a), []byte(strings.Join(winners[a], ","))); err != nil {
-				return err
-			}
+	return s.update(func(tx *bolt.Tx) error { return saveDrawTx(tx, at, agencies, winners) })
+}
+
+// saveDrawTx is SaveDraw inside tx.
+func saveDrawTx(tx *bolt.Tx, at time.Time, agencies int, winners map[int][]string) error {
+	wb := tx.Bucket(bucketWinners)
+	for a := 1; a <= agencies; a++ {
+		if err := wb.Put(agencyKey(a), []byte(strings.Join(winners[a], ","))); err != nil {
+			return err
 		}
-		return tx.Bucket(bucketMeta).Put(keyDrawTime, []byte(at.UTC().Format(time.RFC3339Nano)))
-	})
+	}
+	return tx.Bucket(bucketMeta).Put(keyDrawTime, []byte(at.UTC().Format(time.RFC3339Nano)))
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/op/go-logging"
 
@@ -88,4 +89,21 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.tb.Log(strings.TrimSuffix(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// Poll calls cond every interval until it is true or d has passed; it
+// reports whether cond became true. For what gives a test no event to wait
+// on (a container's state, a replica's progress).
+func Poll(d, every time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
 }
