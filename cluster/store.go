@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/store"
+)
+
+// The node as the central's store: writes go through the log, reads are
+// the local replica's, and the node's view of the cluster for operators.
+
+// Append stores a batch through the log (see store.Store.Append).
+func (n *Node) Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error) {
+	a, err := n.apply(store.Command{Kind: store.CmdAppend, Agency: agency, First: first, Bets: bets}, false)
+	if err != nil {
+		return store.Receipt{}, err
+	}
+	return a.Receipt, a.Err
+}
+
+// Finish records agency's finish through the log; the finish that
+// completes the set of agencies runs the draw in the same entry.
+func (n *Node) Finish(agency int, total uint64) error {
+	a, err := n.apply(store.Command{Kind: store.CmdFinish, Agency: agency, Total: total, At: n.cfg.Now()}, false)
+	if err != nil {
+		return err
+	}
+	return a.Err
+}
+
+// Delivered records the delivery of agency's winners through the log.
+func (n *Node) Delivered(agency int) error {
+	a, err := n.apply(store.Command{Kind: store.CmdDelivered, Agency: agency, At: n.cfg.Now()}, false)
+	if err != nil {
+		return err
+	}
+	return a.Err
+}
+
+// SaveDraw is not a replica's: the draw runs inside the entry of the last finish.
+func (n *Node) SaveDraw(time.Time, int, map[int][]string) error {
+	return errors.New("a replicated round draws in the log, not through SaveDraw")
+}
+
+// The reads are the local replica's: on the leader, after Barrier, they see
+// every committed entry.
+
+func (n *Node) Committed(agency int) (uint64, bool, error)   { return n.fsm.store().Committed(agency) }
+func (n *Node) Agency(agency int) (store.AgencyState, error) { return n.fsm.store().Agency(agency) }
+func (n *Node) Round() (store.Round, error)                  { return n.fsm.store().Round() }
+func (n *Node) Commits() uint64                              { return n.fsm.store().Commits() }
+func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.store().ScanBets(fn) }
+
+// Snapshot takes a snapshot now and compacts the log behind it (raft does
+// so by itself past SnapshotThreshold new entries).
+func (n *Node) Snapshot() error { return wait(n.raft.Snapshot(), time.Minute) }
+
+// Status is a node's view of the cluster, for operators.
+type Status struct {
+	Node     int    `json:"node"`
+	Role     string `json:"role"`
+	Term     uint64 `json:"term"`
+	Leader   string `json:"leader"`
+	Commit   uint64 `json:"commit_index"`
+	Applied  uint64 `json:"applied_index"` // the last entry durable in this replica's store
+	LastLog  uint64 `json:"last_log_index"`
+	Serving  bool   `json:"serving"`
+	Replicas []int  `json:"replicas"`
+}
+
+// Status returns the node's status.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	applied, _ := n.fsm.store().AppliedIndex()
+	leader := string(addr)
+	if id != "" {
+		leader = string(id) + "=" + leader
+	}
+	return Status{Node: n.cfg.ID, Role: map[raft.RaftState]string{raft.Leader: "leader", raft.Follower: "follower", raft.Candidate: "candidate"}[n.raft.State()],
+		Term: n.raft.CurrentTerm(), Leader: leader, Commit: n.raft.CommitIndex(), Applied: applied,
+		LastLog: n.raft.LastIndex(), Serving: n.ready.Load(), Replicas: sortedIDs(n.cfg.Nodes)}
+}
