@@ -221,6 +221,7 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 		c.startDraw(ctx)
 	}
 	c.ready.Store(true)
+	c.log.Infof("action: listen | result: success | address: %s", ln.Addr())
 	err := c.accept(ctx, ln)
 	c.ready.Store(false)
 	ln.Close()

@@ -119,8 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Infof("action: admin_listen | result: success | address: %s", admin.Addr())
 		c.ServeAdmin(admin)
 	}
-	log.Infof("action: listen | result: success | address: %s", ln.Addr())
-	serveErr := c.Serve(ctx, ln)
+	serveErr := c.Serve(ctx, ln) // logs the listen line once it accepts
 	closeErr := c.Close()
 	if serveErr != nil {
 		hint := ""
