@@ -375,8 +375,12 @@ func (ns *netsim) dialer(from int) func(string, time.Duration) (net.Conn, error)
 			return nil, err
 		}
 		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		if ns.cut[from] || ns.cut[to] { // cut while this dial was under way
+			conn.Close()
+			return nil, fmt.Errorf("netsim: %d and %d are partitioned", from, to)
+		}
 		ns.conns[[2]int{from, to}] = append(ns.conns[[2]int{from, to}], conn)
-		ns.mu.Unlock()
 		return conn, nil
 	}
 }
