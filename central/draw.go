@@ -110,6 +110,14 @@ func (c *Central) startDraw(ctx context.Context) {
 		for attempt := 1; ; attempt++ {
 			winners, err := c.draw(ctx)
 			if err == nil {
+				if d := c.opts.WinnersDelay; d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+					}
+					t.Stop()
+				}
 				c.barrier().release(winners)
 				return
 			}

@@ -29,6 +29,14 @@ type Options struct {
 	MaxConns int
 	// GroupCommit lets agencies' batches share commits (store.Options.GroupCommit).
 	GroupCommit bool
+	// WinnersDelay is how long the central waits, after it logs the draw,
+	// before it answers the agencies waiting for winners (0: none). The
+	// course's compose file sets it: compose's `logs -f` interleaves the
+	// containers' lines as they reach it, and may print an agency's winners
+	// line before the central's draw line a few ms (or, on an engine that
+	// polls its log files, a few hundred ms) earlier; the course's checks
+	// read them in that order.
+	WinnersDelay time.Duration
 	// ArchiveKeep is how many archived rounds stay beside the store when a
 	// finished round is archived (the oldest go); 0 keeps them all.
 	ArchiveKeep int
@@ -83,6 +91,9 @@ func (o Options) Validate() error {
 	}
 	if o.IdleTimeout < 100*time.Millisecond || o.IdleTimeout > time.Hour {
 		bad("IdleTimeout", o.IdleTimeout, "must be between 100ms and 1h")
+	}
+	if o.WinnersDelay < 0 || o.WinnersDelay > time.Minute {
+		bad("WinnersDelay", o.WinnersDelay, "must be between 0 and 1m")
 	}
 	if o.ArchiveKeep < 0 {
 		bad("ArchiveKeep", o.ArchiveKeep, "must be 0 (keep all) or more")

@@ -57,6 +57,7 @@ var defaults = []settings.Default{
 	{Key: "MAX_CONNECTIONS", Value: ""},
 	{Key: "GROUP_COMMIT", Value: "true"},
 	{Key: "ARCHIVE_KEEP", Value: "0"},
+	{Key: "WINNERS_DELAY", Value: "0s"},
 	{Key: "TLS_CERT", Value: ""},
 	{Key: "TLS_KEY", Value: ""},
 	{Key: "TLS_CLIENT_CA", Value: ""},
@@ -101,6 +102,7 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	o.Central.GroupCommit = p.Bool("GROUP_COMMIT")
 	o.Central.ArchiveKeep = p.IntIn("ARCHIVE_KEEP", 0, 1_000_000)
+	o.Central.WinnersDelay = p.DurationIn("WINNERS_DELAY", 0, time.Minute)
 	o.TLSCert, o.TLSKey, o.TLSClientCA = p.String("TLS_CERT"), p.String("TLS_KEY"), p.String("TLS_CLIENT_CA")
 	tlsRequired := p.String("TLS_REQUIRED")
 	if tlsRequired != "" {

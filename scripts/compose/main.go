@@ -202,6 +202,13 @@ const statementBet = `      - NOMBRE=Santiago Lionel
 // happens. make docker-compose-up's override sets it back to 0.
 const StartDelay = "3s"
 
+// WinnersDelay is how long the central of this file waits between logging
+// the draw and answering the winners (the central's WINNERS_DELAY): compose
+// prints the containers' lines as they reach it, and the course's checks
+// require the draw's line before any agency's winners line. The override
+// of make docker-compose-up sets it back to 0.
+const WinnersDelay = "1s"
+
 // Compose returns the compose file of spec. Paths are relative to the
 // project directory (the repository root).
 func Compose(spec Spec) string {
@@ -231,6 +238,7 @@ services:`, n, spec.Describe())
       - AGENCIES=%[2]d
       - DB_PATH=%[3]s
       - ADMIN_ADDR=
+      - WINNERS_DELAY=%[5]s
 %[4]s    volumes:
       - ./server/config.ini:/config.ini:ro
       - ./.data/server:/data
@@ -243,7 +251,7 @@ services:`, n, spec.Describe())
       interval: 1s
       timeout: 3s
       retries: 60
-`, name, max(n, 1), db, cluster)
+`, name, max(n, 1), db, cluster, WinnersDelay)
 	}
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, `
@@ -318,6 +326,7 @@ func Override(o OverrideSpec) string {
 services:
   server:
     environment:
+      - WINNERS_DELAY=0s
       - ADMIN_ADDR=:8080
       - "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?make docker-compose-up reads it from .data/admin-token}"
 `, o.Agencies)
@@ -345,6 +354,7 @@ services:
 		fmt.Fprintf(&b, `
   %[1]s:
     environment:
+      - WINNERS_DELAY=0s
       - ADMIN_ADDR=:8080
       - "ADMIN_TOKEN=${TP0_ADMIN_TOKEN:?make docker-compose-up reads it from .data/admin-token}"
 `, replicaName(k))
