@@ -3,7 +3,6 @@ package e2e
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -137,27 +136,7 @@ func TestHardening3_PlaintextBesideTLS(t *testing.T) {
 // accept fail and an agency gave up.
 func TestHardening3_AdminCannotStarveAgencies(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "bets.db")
-	cmd := exec.Command("sh", "-c", `ulimit -n 128 && exec "$0"`, filepath.Join(binDir, "server"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
-		"AGENCIES=1", "DB_PATH=" + db, "ADMIN_ADDR=127.0.0.1:0", "SERVER_LISTEN_BACKLOG=128"}
-	out := &testkit.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	addrs := map[string]string{}
-	if !poll(20*time.Second, func() bool {
-		for _, action := range []string{"listen", "admin_listen"} {
-			if m := regexp.MustCompile(`action: ` + action + ` \| result: success \| address: (\S+)`).FindStringSubmatch(out.String()); m != nil {
-				addrs[action] = m[1]
-			}
-		}
-		return len(addrs) == 2
-	}) {
-		t.Fatalf("central did not listen:\n%s", out)
-	}
+	out, addrs := startLimitedCentral(t, 128, []string{"listen", "admin_listen"}, "ADMIN_ADDR=127.0.0.1:0")
 	for i := 0; i < 117; i++ {
 		conn, err := net.DialTimeout("tcp", addrs["admin_listen"], 5*time.Second)
 		if err != nil {
@@ -165,7 +144,7 @@ func TestHardening3_AdminCannotStarveAgencies(t *testing.T) {
 		}
 		defer conn.Close()
 	}
-	c := &central{proc: &proc{t: t, name: "server"}, addr: addrs["listen"], dbPath: db}
+	c := &central{proc: &proc{t: t, name: "server"}, addr: addrs["listen"]}
 	a := startAgency(t, c, 1, genData)
 	if code := a.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("the agency exited %d beside 117 idle admin connections:\n%s\n%s", code, a.output(), out)

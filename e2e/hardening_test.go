@@ -111,26 +111,8 @@ func TestHardening_ShutdownWithPeerThatDoesNotRead(t *testing.T) {
 // keeps serving.
 func TestHardening_FileDescriptorLimit(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "bets.db")
-	cmd := exec.Command("sh", "-c", `ulimit -n 40 && exec "$0"`, filepath.Join(binDir, "server"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
-		"AGENCIES=1", "DB_PATH=" + db, "MAX_CONNECTIONS=1000", "SERVER_LISTEN_BACKLOG=128"}
-	out := &testkit.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var addr string
-	if !poll(20*time.Second, func() bool {
-		m := regexp.MustCompile(`action: listen \| result: success \| address: (\S+)`).FindStringSubmatch(out.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	}) {
-		t.Fatalf("central did not listen:\n%s", out.String())
-	}
+	out, addrs := startLimitedCentral(t, 40, []string{"listen"}, "MAX_CONNECTIONS=1000")
+	addr := addrs["listen"]
 	if !strings.Contains(out.String(), "max_connections: 8 | nofile: 40") {
 		t.Fatalf("config line does not cap max_connections at RLIMIT_NOFILE:\n%s", out.String())
 	}
@@ -165,8 +147,6 @@ func TestHardening_FileDescriptorLimit(t *testing.T) {
 	if n := strings.Count(out.String(), "action: accept_connection"); n > 200 {
 		t.Fatalf("%d accept_connection lines: the accept loop spins", n)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
 }
 
 // A round that has begun keeps its agency count: restarting with another
@@ -250,4 +230,32 @@ func TestHardening_HonestLogs(t *testing.T) {
 	if len(c.grep(`action: sorteo \| result`)) != 0 {
 		t.Fatal("a forged sorteo line reached the log")
 	}
+}
+
+// startLimitedCentral starts a central under `ulimit -n nofile` (the
+// harness cannot set a child's limit) with env, and waits for the address of
+// each listener named in wait ("listen", "admin_listen").
+func startLimitedCentral(t *testing.T, nofile int, wait []string, env ...string) (*testkit.Buffer, map[string]string) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0"`, nofile), filepath.Join(binDir, "server"))
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0", "SERVER_IP=127.0.0.1", "SERVER_PORT=0",
+		"AGENCIES=1", "DB_PATH=" + filepath.Join(t.TempDir(), "bets.db"), "SERVER_LISTEN_BACKLOG=128"}, env...)
+	out := &testkit.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addrs := map[string]string{}
+	if !poll(20*time.Second, func() bool {
+		for _, action := range wait {
+			if m := regexp.MustCompile(`action: ` + action + ` \| result: success \| address: (\S+)`).FindStringSubmatch(out.String()); m != nil {
+				addrs[action] = m[1]
+			}
+		}
+		return len(addrs) == len(wait)
+	}) {
+		t.Fatalf("central did not listen:\n%s", out)
+	}
+	return out, addrs
 }
