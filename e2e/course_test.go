@@ -489,6 +489,18 @@ func TestCourse_Ej5_SingleBet(t *testing.T) {
 // which compose prints only for a container it saw running).
 func TestCourse_Ej6_Batches(t *testing.T) {
 	r := newCourseRun(t)
+	// As the suite runs them: exercise 5 first, in the same delivery, cut
+	// short once both documents were seen (its round never ends). It once
+	// left its round on the host for exercise 6's central to resume.
+	r.switchTo(t, "ej5")
+	r.setUp(t, 1, courseServerConfig(5, "DEBUG"), courseClientConfig(500, "150ms", "INFO"))
+	lines := r.follow(t)
+	for seen := 0; seen < 2; {
+		if l, _ := nextAction(t, lines, "exercise 5's documents"); l.action == "apuesta_enviada" || l.action == "apuesta_almacenada" {
+			seen++
+		}
+	}
+	r.down(0)
 	r.switchTo(t, "ej6")
 	for _, tt := range []struct{ bets, maxAmount int }{{64, 10}, {99, 10}, {16, 64}, {21, 99}} {
 		t.Run(fmt.Sprintf("%dBetsMax%d", tt.bets, tt.maxAmount), func(t *testing.T) {

@@ -81,12 +81,19 @@ func TestCompose(t *testing.T) {
 		"container_name: server", "container_name: client1", "container_name: client3", "CLI_ID=3",
 		"AGENCIES=3", "subnet: 172.25.125.0/24", "testing_net:", "image: client:latest",
 		"./server/config.ini:/config.ini:ro", "./client/config.yaml:/config.yaml:ro",
-		"./.data:/.data:ro", "./.data/server:/data", "condition: service_healthy", "healthcheck:",
+		"./.data:/.data:ro", "DB_PATH=/tmp/bets.db", "condition: service_healthy", "healthcheck:",
 		"CLI_START_DELAY=" + StartDelay, "ADMIN_ADDR=\n",
 	} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose for 3 lacks %q", want)
 		}
+	}
+	// The course's file keeps the store in the container: each of the
+	// course's tests, one compose up after another's down, begins a new
+	// round (a round of exercise 5 left on the host once made exercise 6's
+	// agency meet bets that were not its own).
+	if strings.Contains(c, "./.data/server") {
+		t.Error("the course's compose file keeps the store on the host")
 	}
 	// The course's file publishes no host port: a busy port on the grader's
 	// machine must not fail docker compose up.
@@ -190,14 +197,15 @@ func TestCompose_Replicas(t *testing.T) {
 	t.Parallel()
 	c := Compose(Spec{Agencies: 2, Exercise: "main", Replicas: 3})
 	for _, want := range []string{"container_name: server", "container_name: central2", "container_name: central3",
-		"CLUSTER_NODES=1=server:12345,2=central2:12345,3=central3:12345", "CLUSTER_NODE_ID=3", "DB_PATH=/data/node-2/bets.db",
+		"CLUSTER_NODES=1=server:12345,2=central2:12345,3=central3:12345", "CLUSTER_NODE_ID=3",
 		"CLI_SERVER_ADDRESS=server:12345,central2:12345,central3:12345", "nc -w 2 central3"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose with 3 replicas lacks %q", want)
 		}
 	}
 	o := Override(OverrideSpec{Agencies: 2, Replicas: 3, TLS: true, AdminPort: 8080})
-	for _, want := range []string{"./.data/pki/central-1.crt:/pki/server.crt:ro", "  central3:\n", "./.data/pki/central-3.key:/pki/server.key:ro"} {
+	for _, want := range []string{"./.data/pki/central-1.crt:/pki/server.crt:ro", "  central3:\n", "./.data/pki/central-3.key:/pki/server.key:ro",
+		"DB_PATH=/data/node-2/bets.db"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("override with 3 replicas lacks %q", want)
 		}
