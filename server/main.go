@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -28,7 +27,9 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if code, done := commandLine(args, stdout, stderr); done {
+	cmd := settings.Command{Name: "server", Usage: usage, Version: version,
+		Sub: map[string]func([]string) int{"export": func(a []string) int { return export(a, stdout, stderr) }}}
+	if code, done := cmd.Handle(args, stdout, stderr); done {
 		return code
 	}
 	log := logformat.New(stdout, logging.INFO, "server")
@@ -161,26 +162,6 @@ see the README's Configuration section.
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
-
-// commandLine handles the arguments: --help and --version print and exit 0,
-// anything else exits 2. done is false when the central should run.
-func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	switch args[0] {
-	case "export":
-		return export(args[1:], stdout, stderr), true
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0, true
-	case "-version", "--version", "version":
-		fmt.Fprintf(stdout, "server %s\n", version)
-		return 0, true
-	}
-	fmt.Fprintf(stderr, "server: unknown argument %q\n\n%s", args[0], usage)
-	return 2, true
-}
 
 // startCPUProfile writes a pprof CPU profile of the whole run to path (a
 // diagnostics switch: CPU_PROFILE=cpu.prof).

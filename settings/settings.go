@@ -162,3 +162,34 @@ func ReadFile(path string, required bool, parse func(io.Reader) error) error {
 	}
 	return nil
 }
+
+// Command is what a program's command line may ask besides running it:
+// --help (usage, exit 0), --version (exit 0), a subcommand, or anything
+// else (usage on stderr, exit 2).
+type Command struct {
+	Name, Usage, Version string
+	// Sub are the subcommands: each takes the arguments after its name and
+	// returns the exit code.
+	Sub map[string]func(args []string) int
+}
+
+// Handle handles args; done is false when there are none and the program
+// should run.
+func (c Command) Handle(args []string, stdout, stderr io.Writer) (code int, done bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	if sub, ok := c.Sub[args[0]]; ok {
+		return sub(args[1:]), true
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, c.Usage)
+		return 0, true
+	case "-version", "--version", "version":
+		fmt.Fprintf(stdout, "%s %s\n", c.Name, c.Version)
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "%s: unknown argument %q\n\n%s", c.Name, args[0], c.Usage)
+	return 2, true
+}

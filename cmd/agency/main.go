@@ -27,7 +27,7 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if code, done := commandLine(args, stdout, stderr); done {
+	if code, done := (settings.Command{Name: "agency", Usage: usage, Version: version}).Handle(args, stdout, stderr); done {
 		return code
 	}
 	log := logformat.New(stdout, logging.INFO, "agency")
@@ -109,21 +109,3 @@ README's Configuration section.
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
-
-// commandLine handles the arguments: --help and --version print and exit 0,
-// anything else exits 2. done is false when the agency should run.
-func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0, true
-	case "-version", "--version", "version":
-		fmt.Fprintf(stdout, "agency %s\n", version)
-		return 0, true
-	}
-	fmt.Fprintf(stderr, "agency: unknown argument %q\n\n%s", args[0], usage)
-	return 2, true
-}
