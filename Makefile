@@ -72,11 +72,13 @@ test: lint
 test-short: lint
 	$(GO) test -race -short ./...
 
-# Formatting (fails on any unformatted file), the cross-builds, vet and
+# The tree (no tracked binary, store or file over 1 MiB: scripts/checktree),
+# formatting (fails on any unformatted file), the cross-builds, vet and
 # staticcheck at a pinned version (installed into bin/).
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := bin/staticcheck-$(STATICCHECK_VERSION)
 lint: cross $(STATICCHECK)
+	$(GO) run ./scripts/checktree
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt: not formatted (run make fmt):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
