@@ -18,7 +18,7 @@ import (
 
 // capturedLog returns a logger whose lines, in the course format, end up in
 // the returned buffer.
-func capturedLog() (*logging.Logger, *testkit.Buffer) {
+func capturedLog() (*logformat.Leveled, *testkit.Buffer) {
 	buf := &testkit.Buffer{}
 	return logformat.New(buf, logging.DEBUG, "test"), buf
 }
@@ -48,7 +48,7 @@ func echoServer(t *testing.T, reply func(string) string) (string, <-chan string)
 	return ln.Addr().String(), got
 }
 
-func echoAgency(addr string, amount int, log *logging.Logger) *Agency {
+func echoAgency(addr string, amount int, log *logformat.Leveled) *Agency {
 	return &Agency{log: log, echo: true, opts: Options{
 		ID: 3, ServerAddress: addr, ServerTimeout: 5 * time.Second, LoopAmount: amount, LoopPeriod: time.Millisecond,
 		Attempts: 3, RetryTimeout: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond,

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -13,27 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
-	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
-
-// betStore is what the central needs of the store (store.Store). Tests wrap
-// it to inject faults, as a disk that fails once.
-type betStore interface {
-	Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error)
-	Committed(agency int) (committed uint64, finished bool, err error)
-	Agency(agency int) (store.AgencyState, error)
-	Finish(agency int, total uint64) error
-	Delivered(agency int) error
-	ScanBets(fn func(*lottery.Bet) error) error
-	SaveDraw(at time.Time, agencies int, winners map[int][]string) error
-	Round() (store.Round, error)
-	Commits() uint64
-	Close() error
-}
 
 // Central is the lottery central: it accepts agencies, stores their bets,
 // holds the draw barrier and answers winners.
@@ -48,21 +32,28 @@ type Central struct {
 	opts  Options
 	tls   *tls.Config // mutual TLS for agencies; nil without it
 	store betStore
+	draws drawStore // one central's draw; nil on a replica (the log draws)
+	local *local    // one central's file (nil on a replica)
 	log   logformat.Logger
 	round atomic.Uint64 // identifies this round to agencies: its start time in ns
 
-	slots chan struct{} // one token per connection being served: the connection limit
+	slots *slots
 	wg    sync.WaitGroup
 
 	conns   *conns
 	owners  *owners
-	bar     atomic.Pointer[barrier] // replaced when a replica begins to lead
+	bar     atomic.Pointer[barrier] // the round's; replaced when a replica leads, or a round begins
 	metrics *metrics
-	cluster *cluster.Node // nil on one node
+	cluster Replica // nil on one central
 
 	replicaMu sync.Mutex
 	replicas  map[net.Conn]bool // connections handed to raft
 	ready     atomic.Bool       // accepting, and not shutting down (/readyz)
+	// switching is set while a new round replaces the finished one: hellos
+	// are answered unavailable meanwhile.
+	switching atomic.Bool
+	roundMu   sync.Mutex // one new round at a time
+	hooks     hooks
 
 	abort         context.CancelCauseFunc // ends Serve with a cause (a damaged store)
 	adminTimeouts adminTimeouts
@@ -83,9 +74,10 @@ func New(opts Options) (*Central, error) {
 		return nil, fmt.Errorf("%w: it reads %s, before %s (when this program was built): set the clock (NTP) and start again",
 			ErrClock, now.UTC().Format(time.RFC3339), clockFloor.UTC().Format(time.RFC3339))
 	}
-	opts.MaxConns, _ = ConnectionLimit(opts.MaxConns)
+	opts.MaxConns, _ = ConnectionLimit(opts.MaxConns, opts.Cluster != nil)
 	log := opts.Logger
 	var s betStore
+	var lc *local
 	var r store.Round
 	var err error
 	if opts.Cluster != nil {
@@ -94,8 +86,11 @@ func New(opts Options) (*Central, error) {
 		if r, err = s.Round(); err != nil {
 			return nil, err
 		}
-	} else if s, r, err = openRound(opts, log); err != nil {
-		return nil, err
+	} else {
+		if lc, r, err = openRound(opts, log); err != nil {
+			return nil, err
+		}
+		s = lc
 	}
 	var winners map[int][]string
 	if r.Drawn {
@@ -106,18 +101,22 @@ func New(opts Options) (*Central, error) {
 		opts:    opts,
 		tls:     opts.TLS,
 		store:   s,
+		local:   lc,
 		log:     log,
 		cluster: opts.Cluster,
 
 		replicas: map[net.Conn]bool{},
-		slots:    make(chan struct{}, opts.MaxConns),
+		slots:    newSlots(opts.MaxConns, opts.Cluster != nil),
 		conns:    conns,
 		owners:   newOwners(func(c net.Conn) { conns.fence(c, protocol.CodeReplaced) }),
 
 		adminTimeouts: defaultAdminTimeouts,
 	}
+	if lc != nil {
+		c.draws = lc
+	}
 	c.round.Store(uint64(r.Started.UnixNano()))
-	c.bar.Store(newBarrier(opts.Agencies, r.Finished, winners))
+	c.bar.Store(newBarrier(r.AgencyCount(opts.Agencies), r.Finished, winners))
 	c.metrics = newMetrics(c)
 	return c, nil
 }
@@ -148,7 +147,7 @@ var clockFloor = func() time.Time {
 	return floor
 }()
 
-func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, error) {
+func openRound(opts Options, log logformat.Logger) (*local, store.Round, error) {
 	sopts := store.Options{GroupCommit: opts.GroupCommit, Now: opts.Now}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
@@ -159,28 +158,12 @@ func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, e
 		s.Close()
 		return nil, store.Round{}, err
 	}
-	if r.Drawn && len(r.Delivered) >= r.AgencyCount(opts.Agencies) {
+	if r.Over(opts.Agencies) {
 		// The last round is over and every agency confirmed its winners: move it aside.
 		if err := s.Close(); err != nil {
 			return nil, store.Round{}, err
 		}
-		dst, err := store.Archive(opts.DBPath, r.DrawTime)
-		if err != nil {
-			return nil, store.Round{}, err
-		}
-		log.Infof("action: archivar_ronda | result: success | archivo: %s | apuestas: %d", logformat.Value(dst), r.Bets)
-		removed, err := store.PruneArchives(opts.DBPath, opts.ArchiveKeep)
-		for _, old := range removed {
-			log.Infof("action: borrar_archivo | result: success | archivo: %s | conservar: %d", logformat.Value(old), opts.ArchiveKeep)
-		}
-		if err != nil {
-			log.Errorf("action: borrar_archivo | result: fail | error: %s", logformat.Value(err.Error()))
-		}
-		if s, err = store.Open(opts.DBPath, sopts); err != nil {
-			return nil, store.Round{}, err
-		}
-		if r, err = s.Round(); err != nil {
-			s.Close()
+		if s, r, err = archiveAndOpen(opts.DBPath, sopts, opts.ArchiveKeep, r, log); err != nil {
 			return nil, store.Round{}, err
 		}
 	} else if r.Bets > 0 || len(r.Finished) > 0 {
@@ -201,15 +184,16 @@ func openRound(opts Options, log logformat.Logger) (*store.Store, store.Round, e
 		}
 		r.Agencies = opts.Agencies
 	}
-	return s, r, nil
+	return &local{path: opts.DBPath, opts: sopts, keep: opts.ArchiveKeep, log: log, st: s}, r, nil
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then shuts down:
 // it stops accepting, lets commits in progress finish, answers sessions that
 // wait for winners with an error, closes every connection and waits for all
-// sessions. It returns nil after a cancel, and the error that ended the
-// accept loop otherwise (after the same shutdown). It does not close the
-// store (see Close).
+// sessions. It returns nil after a cancel; the error that ended the accept
+// loop; or, after the same shutdown, what stopped the central for good: a
+// damaged store (store.ErrDamaged), or a replica that could not apply the
+// log (cluster.ErrApply). It does not close the store (see Close).
 func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, c.abort = context.WithCancelCause(ctx)
 	defer c.abort(nil)
@@ -230,7 +214,7 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 		c.log.Infof("action: close_connection | result: success | ip: %s", remoteIP(conn))
 	}
 	c.wg.Wait()
-	if cause := context.Cause(ctx); err == nil && errors.Is(cause, store.ErrDamaged) {
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
 	return err
@@ -272,14 +256,13 @@ func (c *Central) accept(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		failures = 0
-		select {
-		case c.slots <- struct{}{}:
-		default:
+		slot := c.slots.take()
+		if slot == nil {
 			c.refuse(conn)
 			continue
 		}
 		if !c.conns.track(conn) {
-			<-c.slots
+			slot.release()
 			conn.Close()
 			continue
 		}
@@ -289,15 +272,13 @@ func (c *Central) accept(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer c.wg.Done()
 			defer c.metrics.sessions.Dec()
-			var once sync.Once
-			release := func() { once.Do(func() { <-c.slots }) }
-			defer release()
+			defer slot.release()
 			defer func() {
 				c.conns.untrack(conn)
 				conn.Close()
 				c.log.Debugf("action: close_connection | result: success | ip: %s", remoteIP(conn))
 			}()
-			c.serveConn(ctx, conn, release)
+			c.serveConn(ctx, conn, slot)
 		}()
 	}
 }
@@ -343,11 +324,15 @@ func setKeepAlive(conn net.Conn) {
 // once whatever the peer does; refuseWrite is only a safety net. (A
 // deadline of a millisecond or two is not: a goroutine descheduled that long
 // before its write would drop the frame.)
-func (c *Central) refuse(conn net.Conn) {
+func (c *Central) refuse(conn net.Conn) { c.refuseOn(conn, conn) }
+
+// refuseOn refuses conn over the limit, writing the frame on w (conn, or
+// the TLS tunnel over it).
+func (c *Central) refuseOn(conn net.Conn, w io.Writer) {
 	c.log.Warningf("action: accept_connection | result: fail | ip: %s | error: connection limit of %d reached", remoteIP(conn), c.opts.MaxConns)
 	c.metrics.refused.Inc()
 	conn.SetWriteDeadline(time.Now().Add(refuseWrite))
-	protocol.Write(conn, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
+	protocol.Write(w, protocol.NewError(protocol.CodeUnavailable, "central at its limit of %d connections", c.opts.MaxConns))
 	conn.Close()
 }
 

@@ -2,30 +2,40 @@ package central
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/protocol"
+	"github.com/loteria-nacional/tp0/store"
 )
 
-// A replica of a cluster serves agencies only while it leads. When it
-// begins to lead (caught up: every committed entry applied), it takes the
-// round as the log left it (the round's id, finishes, the draw) and starts
-// serving; when it stops, every agency session is told not_leader, with the
-// new leader's address when known, and ends. The draw is not run here: the
-// entry of the last finish ran it on every replica; the barrier only
-// releases the waiting sessions once that entry is applied.
+// A replica of a cluster serves agencies only while it leads. When its node
+// begins to lead and has caught up (every committed entry applied), the
+// central takes the round as the log left it (the round's id, its agencies,
+// finishes, the draw); only once that is in place does the node serve, so
+// no hello is answered with a round or barrier of before. When it stops,
+// every agency session is told not_leader, with the new leader's address
+// when known, and ends. The draw is not run here: the entry of the last
+// finish ran it on every replica; the barrier only releases the waiting
+// sessions once that entry is applied.
+
+// hooks are test hooks of the central; nil ones do nothing.
+type hooks struct {
+	// lead runs when the central begins to take the round as a new leader.
+	lead func()
+}
 
 // serveCluster follows this node's leadership until ctx ends, and stops the
 // central if its replica cannot apply an entry.
 func (c *Central) serveCluster(ctx context.Context) {
-	c.cluster.OnLeadership(func(leading bool) {
+	c.cluster.OnLeadership(func(lctx context.Context, leading bool) error {
 		if leading {
-			c.lead(ctx)
-			return
+			return c.lead(ctx)
 		}
 		c.conns.fenceAll(c.isAgencySession, protocol.CodeNotLeader)
+		return nil
 	})
 	c.wg.Add(1)
 	go func() {
@@ -38,19 +48,35 @@ func (c *Central) serveCluster(ctx context.Context) {
 	}()
 }
 
-// lead takes the round as the log left it and releases what it allows.
-func (c *Central) lead(ctx context.Context) {
+// lead takes the round as the log left it and releases what it allows. The
+// round's AGENCIES is the log's: a replica configured with another count
+// follows the log, and says so.
+func (c *Central) lead(ctx context.Context) error {
+	if c.hooks.lead != nil {
+		c.hooks.lead()
+	}
 	r, err := c.store.Round()
 	if err != nil {
-		c.log.Errorf("action: cluster_lead | result: fail | error: %s", logformat.Value(err.Error()))
-		return
+		c.checkDamage(err)
+		return fmt.Errorf("reading the round: %w", err)
+	}
+	c.installRound(ctx, r)
+	return nil
+}
+
+// installRound makes r the round sessions see: its id and its barrier.
+func (c *Central) installRound(ctx context.Context, r store.Round) {
+	agencies := r.AgencyCount(c.opts.Agencies)
+	if agencies != c.opts.Agencies {
+		c.log.Warningf("action: cluster_lead | result: success | agencias: %d | aviso: %s", agencies, logformat.Value(fmt.Sprintf(
+			"AGENCIES is %d in this node's configuration, but the round in the log runs with %d: the log's count is used", c.opts.Agencies, agencies)))
 	}
 	c.round.Store(uint64(r.Started.UnixNano()))
 	var winners map[int][]string
 	if r.Drawn {
 		winners = r.Winners
 	}
-	b := newBarrier(r.AgencyCount(c.opts.Agencies), r.Finished, winners)
+	b := newBarrier(agencies, r.Finished, winners)
 	c.bar.Store(b)
 	if b.resume() {
 		c.startDraw(ctx)
@@ -65,14 +91,24 @@ func (c *Central) isAgencySession(conn net.Conn) bool {
 	return !c.replicas[conn]
 }
 
-// handoff gives a replica's connection to raft and waits until raft closes
-// it (or the central shuts down), so that the connection is tracked, and
-// closed at shutdown, like any other.
-func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn) {
+// handoff gives a replica's connection (r: conn, its Marker read; certID
+// the replica its TLS certificate names, 0 in plaintext) to raft, after the
+// replicas' handshake, and waits until raft closes it (or the central shuts
+// down), so that the connection is tracked, and closed at shutdown, like
+// any other. It holds a replica slot, not an agency's.
+func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn, certID int, held *slot) {
+	ip := remoteIP(conn)
 	if c.cluster == nil {
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: a replica's connection, but this central is not in a cluster (CLUSTER_NODES)", remoteIP(conn))
+		held.release()
+		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | error: a replica's connection, but this central is not in a cluster (CLUSTER_NODES)", ip)
 		return
 	}
+	s := c.slots.toReplica(held)
+	if s == nil {
+		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | error: all %d replica connections are taken", ip, replicaConns)
+		return
+	}
+	defer s.release()
 	hc := &handedConn{Conn: r, done: make(chan struct{})}
 	c.replicaMu.Lock()
 	c.replicas[conn] = true
@@ -82,10 +118,15 @@ func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn) {
 		delete(c.replicas, conn)
 		c.replicaMu.Unlock()
 	}()
-	c.conns.armRead(conn, 0) // raft keeps its connections idle between heartbeats
-	if !c.cluster.Handoff(hc) {
+	// The handshake bounds itself; raft then keeps its connections idle
+	// between heartbeats.
+	c.conns.armRead(conn, 0)
+	peer, err := c.cluster.Handoff(hc, certID)
+	if err != nil {
+		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | peer: %d | error: %s", ip, peer, logformat.Value(err.Error()))
 		return
 	}
+	c.log.Debugf("action: cluster_peer | result: success | ip: %s | peer: %d", ip, peer)
 	select {
 	case <-hc.done:
 	case <-ctx.Done():

@@ -40,7 +40,9 @@ type testCluster struct {
 	nodes    map[int]string
 	replicas map[int]*replica
 	net      *netsim
-	mu       sync.Mutex
+	// edit changes a node's config before it starts (faults, AGENCIES).
+	edit func(id int, cfg *cluster.Config)
+	mu   sync.Mutex
 }
 
 func newTestCluster(t *testing.T, n, agencies int) *testCluster {
@@ -60,9 +62,6 @@ func newTestClusterWith(t *testing.T, n, agencies int, ns *netsim) *testCluster 
 			t.Fatal(err)
 		}
 		lns[id], tc.nodes[id] = ln, ln.Addr().String()
-		if ns != nil {
-			ns.ids[tc.nodes[id]] = id
-		}
 	}
 	for id := 1; id <= n; id++ {
 		tc.start(id, lns[id], t.TempDir())
@@ -86,9 +85,13 @@ func (tc *testCluster) start(id int, ln net.Listener, dir string) {
 	}
 	log := testkit.Logger(tc.t, logging.WARNING)
 	db := filepath.Join(dir, "bets.db")
-	cfg := cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, TrailingLogs: 16}
+	cfg := cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, Insecure: true,
+		Snapshots: cluster.Snapshots{Trailing: 16}, WALSegmentSize: 64 << 10, Hooks: &cluster.Hooks{}}
 	if tc.net != nil {
-		cfg.Dial = tc.net.dialer(id)
+		cfg.Hooks.Cut = tc.net.cutter(id)
+	}
+	if tc.edit != nil {
+		tc.edit(id, &cfg)
 	}
 	node, err := cluster.Start(cfg)
 	if err != nil {
@@ -352,52 +355,29 @@ func TestCluster_LeaderLostAfterTheLastFinish(t *testing.T) {
 	tc.checkInvariants(bets, res)
 }
 
-// netsim carries the replicas' connections and can cut a node off from
-// the others, both ways: its connections close and new ones are refused.
+// netsim is the replicas' network, which can cut a node off from the
+// others, both ways (cluster.Hooks.Cut): its connections close and no new
+// one is made.
 type netsim struct {
-	mu    sync.Mutex
-	cut   map[int]bool
-	conns map[[2]int][]net.Conn
-	ids   map[string]int // address → node
+	mu  sync.Mutex
+	cut map[int]bool
 }
 
-func (ns *netsim) dialer(from int) func(string, time.Duration) (net.Conn, error) {
-	return func(addr string, timeout time.Duration) (net.Conn, error) {
-		ns.mu.Lock()
-		to := ns.ids[addr]
-		if ns.cut[from] || ns.cut[to] {
-			ns.mu.Unlock()
-			return nil, fmt.Errorf("netsim: %d and %d are partitioned", from, to)
-		}
-		ns.mu.Unlock()
-		conn, err := net.DialTimeout("tcp", addr, timeout)
-		if err != nil {
-			return nil, err
-		}
+func newNetsim() *netsim { return &netsim{cut: map[int]bool{}} }
+
+func (ns *netsim) cutter(from int) func(peer int) bool {
+	return func(peer int) bool {
 		ns.mu.Lock()
 		defer ns.mu.Unlock()
-		if ns.cut[from] || ns.cut[to] { // cut while this dial was under way
-			conn.Close()
-			return nil, fmt.Errorf("netsim: %d and %d are partitioned", from, to)
-		}
-		ns.conns[[2]int{from, to}] = append(ns.conns[[2]int{from, to}], conn)
-		return conn, nil
+		return ns.cut[from] || ns.cut[peer]
 	}
 }
 
 // partition cuts node id off (heal with heal).
 func (ns *netsim) partition(id int) {
 	ns.mu.Lock()
-	defer ns.mu.Unlock()
 	ns.cut[id] = true
-	for pair, cs := range ns.conns {
-		if pair[0] == id || pair[1] == id {
-			for _, c := range cs {
-				c.Close()
-			}
-			delete(ns.conns, pair)
-		}
-	}
+	ns.mu.Unlock()
 }
 
 func (ns *netsim) heal(id int) {
@@ -415,7 +395,7 @@ func TestCluster_LeaderPartitionedMidIngest(t *testing.T) {
 		t.Skip("cluster test skipped in -short mode")
 	}
 	const agencies, bets = 3, 3000
-	ns := &netsim{cut: map[int]bool{}, conns: map[[2]int][]net.Conn{}, ids: map[string]int{}}
+	ns := newNetsim()
 	tc := newTestClusterWith(t, 3, agencies, ns)
 	old := tc.leader()
 	done := make(chan swarm.Result, 1)

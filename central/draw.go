@@ -147,12 +147,13 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 		return c.replicatedDraw()
 	}
 	start := time.Now()
-	winners := make(map[int][]string, c.opts.Agencies)
-	for a := 1; a <= c.opts.Agencies; a++ {
+	agencies := c.barrier().agencies
+	winners := make(map[int][]string, agencies)
+	for a := 1; a <= agencies; a++ {
 		winners[a] = []string{}
 	}
 	total, scanned := 0, 0
-	err := c.store.ScanBets(func(bet *lottery.Bet) error {
+	err := c.draws.ScanBets(func(bet *lottery.Bet) error {
 		scanned++
 		if scanned%65536 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -167,7 +168,7 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.SaveDraw(c.opts.Now(), c.opts.Agencies, winners); err != nil {
+	if err := c.draws.SaveDraw(c.opts.Now(), agencies, winners); err != nil {
 		return nil, err
 	}
 	c.metrics.drawSeconds.Set(time.Since(start).Seconds())

@@ -18,7 +18,7 @@ import (
 // flakyStore fails SaveDraw the first failures times, as a disk whose
 // fdatasync fails once.
 type flakyStore struct {
-	betStore
+	drawStore
 	mu       sync.Mutex
 	failures int
 	calls    int
@@ -34,7 +34,7 @@ func (f *flakyStore) SaveDraw(at time.Time, agencies int, winners map[int][]stri
 	if fail {
 		return errIO
 	}
-	return f.betStore.SaveDraw(at, agencies, winners)
+	return f.drawStore.SaveDraw(at, agencies, winners)
 }
 
 // A draw that fails (an I/O error storing it) is retried until it is
@@ -49,8 +49,8 @@ func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 	if _, err := c.store.Append(1, 0, []lottery.Bet{winner}); err != nil {
 		t.Fatal(err)
 	}
-	flaky := &flakyStore{betStore: c.store, failures: 2}
-	c.store = flaky
+	flaky := &flakyStore{drawStore: c.draws, failures: 2}
+	c.draws = flaky
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, start := c.barrier().finish(1); !start {
@@ -97,13 +97,13 @@ func TestConnectionLimit(t *testing.T) {
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE here")
 	}
-	if n, lim := ConnectionLimit(1 << 20); lim != nofile || uint64(n)+fdReserve(nofile) != nofile {
+	if n, lim := ConnectionLimit(1<<20, false); lim != nofile || uint64(n)+fdReserve(nofile, false) != nofile {
 		t.Fatalf("a huge MAX_CONNECTIONS gives %d (nofile %d)", n, lim)
 	}
-	if n, _ := ConnectionLimit(7); n != 7 {
+	if n, _ := ConnectionLimit(7, false); n != 7 {
 		t.Fatalf("MAX_CONNECTIONS=7 gives %d", n)
 	}
-	if n, _ := ConnectionLimit(0); n < 1 || n > autoMaxConns {
+	if n, _ := ConnectionLimit(0, false); n < 1 || n > autoMaxConns {
 		t.Fatalf("derived MAX_CONNECTIONS %d", n)
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
-// serveConn tells an echo health check from a protocol session by the
-// first byte. release gives back the connection's slot (see session.winners).
-func (c *Central) serveConn(ctx context.Context, conn net.Conn, release func()) {
+// serveConn tells an echo health check from a protocol session, a TLS
+// handshake and a replica's connection by the first byte. slot is the
+// connection's (see slots.go): one over the agencies' limit is refused
+// once it is known not to be a replica's.
+func (c *Central) serveConn(ctx context.Context, conn net.Conn, slot *slot) {
 	br := bufio.NewReaderSize(conn, protocol.MaxBatchFrame)
 	if !c.conns.armRead(conn, c.opts.IdleTimeout) {
 		return
@@ -29,18 +31,29 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, release func()) 
 		c.log.Warningf("action: receive_message | result: fail | ip: %s | error: %s", remoteIP(conn), logformat.Value(err.Error()))
 		return
 	}
-	switch b := first[0]; {
+	b := first[0]
+	switch {
 	case b == tlsRecord:
-		c.serveTLS(ctx, conn, br, release)
+		c.serveTLS(ctx, conn, br, slot)
+		return
 	case b == protocol.ReplicaMarker && c.tls == nil:
 		br.Discard(1)
-		c.handoff(ctx, conn, &peekedConn{Conn: conn, br: br})
+		c.handoff(ctx, conn, &peekedConn{Conn: conn, br: br}, 0, slot)
+		return
+	case b == protocol.ReplicaMarker:
+		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | error: a replica's connection in plaintext, but replicas speak over mutual TLS here", remoteIP(conn))
+		return
+	case slot.spare(c.slots):
+		c.refuse(conn)
+		return
+	}
+	switch {
 	case b == protocol.Marker && c.opts.TLSRequired:
 		c.log.Warningf("action: receive_message | result: fail | ip: %s | code: forbidden | error: plaintext protocol refused: TLS is required (TLS_REQUIRED)", remoteIP(conn))
 		c.conns.armWrite(conn, c.opts.IdleTimeout)
 		protocol.Write(conn, protocol.NewError(protocol.CodeForbidden, "TLS is required: configure tls.ca, tls.cert and tls.key"))
 	case b == protocol.Marker:
-		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: release}
+		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: slot.release}
 		s.run(ctx)
 	case b >= 0x20 && b < 0x7f || b == '\t':
 		c.echo(conn, br)

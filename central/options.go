@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 )
 
@@ -50,11 +49,12 @@ type Options struct {
 	// Now is the central's clock (time.Now by default): the round's start,
 	// the draw's time and deliveries are read from it.
 	Now func() time.Time
-	// Cluster, when set, is this central's replica of a cluster: its store
-	// (DBPath and GroupCommit are the node's then), and who leads. The
-	// central serves agencies only while this node leads; followers answer
-	// a hello with not_leader and the leader's address.
-	Cluster *cluster.Node
+	// Cluster, when set, is this central's replica of a cluster (a
+	// *cluster.Node): its store (DBPath and GroupCommit are the node's
+	// then), and who leads. The central serves agencies only while this
+	// node leads; followers answer a hello with not_leader and the leader's
+	// address.
+	Cluster Replica
 
 	// The admin listener (ServeAdmin; see adminguard.go). AdminToken, when
 	// set, is required on every route but /healthz and /readyz; AdminHosts
@@ -116,8 +116,20 @@ func (o Options) Validate() error {
 // fdReserve is how many file descriptors the central keeps beside its
 // sessions (standard streams, the store, the listener, the poller, refusals
 // being written): a quarter of the limit, from 16 to 64, plus the admin
-// listener's connections (adminMaxConns), so operators cannot starve agencies.
-func fdReserve(nofile uint64) uint64 { return min(max(nofile/4, 16), 64) + adminMaxConns }
+// listener's connections (adminMaxConns), so operators cannot starve
+// agencies, and on a replica its replica and spare slots (slots.go) and
+// raft's own files and outbound connections.
+func fdReserve(nofile uint64, replica bool) uint64 {
+	r := min(max(nofile/4, 16), 64) + adminMaxConns
+	if replica {
+		r += replicaConns + spareConns + raftFiles
+	}
+	return r
+}
+
+// raftFiles bounds what raft holds open beside the replica slots: its log
+// store, snapshots, and its pooled connections to the peers.
+const raftFiles = 32
 
 // autoMaxConns bounds MaxConns when it is derived from the limit.
 const autoMaxConns = 65536
@@ -127,7 +139,7 @@ const autoMaxConns = 65536
 // (0: unknown). Unset, it is what RLIMIT_NOFILE allows (at most 65,536);
 // set above that, it is capped there: past it, accept would fail for want of
 // descriptors instead of refusing with a clear error.
-func ConnectionLimit(set int) (maxConns int, fileLimit uint64) {
+func ConnectionLimit(set int, replica bool) (maxConns int, fileLimit uint64) {
 	nofile, ok := openFileLimit()
 	if !ok {
 		if set == 0 {
@@ -136,7 +148,7 @@ func ConnectionLimit(set int) (maxConns int, fileLimit uint64) {
 		return set, 0
 	}
 	allowed := 1
-	if r := fdReserve(nofile); nofile > r+1 {
+	if r := fdReserve(nofile, replica); nofile > r+1 {
 		allowed = int(min(nofile-r, 1<<20))
 	}
 	if set == 0 {

@@ -186,8 +186,11 @@ func (s *session) hello(ctx context.Context, m *protocol.Hello) error {
 			return s.fail("hello", &protocol.Error{Code: protocol.CodeNotLeader, Index: -1, Message: leader})
 		}
 	}
-	if m.Agency < 1 || m.Agency > s.c.opts.Agencies {
-		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, s.c.opts.Agencies))
+	if s.c.switching.Load() {
+		return s.fail("hello", protocol.NewError(protocol.CodeUnavailable, "a new round is beginning: retry in a moment"))
+	}
+	if agencies := s.c.barrier().agencies; m.Agency < 1 || m.Agency > agencies {
+		return s.fail("hello", protocol.NewError(protocol.CodeUnknownAgency, "agency %d is outside 1..%d", m.Agency, agencies))
 	}
 	replaced, disown, err := s.c.owners.acquire(ctx, m.Agency, s.raw, s.certAgency != 0)
 	if errors.Is(err, errTLSAgency) {
@@ -294,13 +297,14 @@ func (s *session) finish(ctx context.Context, m *protocol.Finish) error {
 			return s.internal("agencia_finalizada", "recording the finish", err)
 		}
 	}
-	n, start := s.c.barrier().finish(s.agency)
+	bar := s.c.barrier()
+	n, start := bar.finish(s.agency)
 	if start {
 		s.c.startDraw(ctx)
 	}
 	s.c.log.Infof("action: agencia_finalizada | result: success | agencia: %d | apuestas: %d | finalizadas: %d | agencias: %d",
-		s.agency, m.Total, n, s.c.opts.Agencies)
-	if err := s.send(&protocol.Finished{Count: n, Agencies: s.c.opts.Agencies, Committed: committed}); err != nil {
+		s.agency, m.Total, n, bar.agencies)
+	if err := s.send(&protocol.Finished{Count: n, Agencies: bar.agencies, Committed: committed}); err != nil {
 		return errEnd
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/protocol"
-	"github.com/loteria-nacional/tp0/store"
 )
 
 // memConn is a net.Conn over an input buffer; what the server writes is kept.
@@ -81,7 +80,7 @@ func FuzzSession(f *testing.F) {
 		c := newTestCentral(t, 2)
 		conn := &memConn{in: bytes.NewReader(data)}
 		ctx, cancel := context.WithCancel(context.Background())
-		c.serveConn(ctx, conn, func() {})
+		c.serveConn(ctx, conn, c.slots.take())
 		cancel()
 		c.wg.Wait() // a draw the session started
 		acked := 0
@@ -95,7 +94,7 @@ func FuzzSession(f *testing.F) {
 				acked += a.Stored
 			}
 		}
-		st := c.store.(*store.Store)
+		st := c.local.st
 		round, err := st.Round()
 		if err != nil {
 			t.Fatal(err)

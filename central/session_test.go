@@ -28,7 +28,7 @@ func (brokenStore) Append(int, uint64, []lottery.Bet) (store.Receipt, error) {
 func replies(t *testing.T, c *Central, data []byte) []protocol.Message {
 	t.Helper()
 	conn := &memConn{in: bytes.NewReader(data)}
-	c.serveConn(context.Background(), conn, func() {})
+	c.serveConn(context.Background(), conn, c.slots.take())
 	var out []protocol.Message
 	r := protocol.NewReader(bytes.NewReader(conn.out.Bytes()), 0)
 	for {

@@ -58,7 +58,8 @@ func (c *Central) status() (roundStatus, error) {
 		return roundStatus{}, err
 	}
 	live := c.owners.connected()
-	st := roundStatus{Round: time.Unix(0, int64(c.round.Load())).UTC().Format(time.RFC3339), Agencies: c.opts.Agencies,
+	count := c.barrier().agencies
+	st := roundStatus{Round: time.Unix(0, int64(c.round.Load())).UTC().Format(time.RFC3339), Agencies: count,
 		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits()}
 	seen := map[int]bool{}
 	for _, m := range []map[int]bool{live, r.Finished, r.Delivered} {
@@ -77,7 +78,7 @@ func (c *Central) status() (roundStatus, error) {
 	agencies := slices.Sorted(maps.Keys(seen))
 	st.rows = make([]agencyStatus, 0, len(agencies))
 	for _, a := range agencies {
-		if a < 1 || a > c.opts.Agencies {
+		if a < 1 || a > count {
 			continue
 		}
 		row := agencyStatus{Agency: a, Committed: r.Committed[a], Finished: r.Finished[a], Connected: live[a],
@@ -91,7 +92,7 @@ func (c *Central) status() (roundStatus, error) {
 		st.Winners += row.Winners
 		st.rows = append(st.rows, row)
 	}
-	st.Unseen = c.opts.Agencies - len(st.rows)
+	st.Unseen = count - len(st.rows)
 	if c.cluster != nil {
 		cs := c.cluster.Status()
 		st.Cluster = &cs

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/pki"
@@ -65,7 +66,7 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 
 // serveTLS runs the handshake (bounded by IDLE_TIMEOUT) and then an agency
 // session inside it, as the agency its certificate names.
-func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, release func()) {
+func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, slot *slot) {
 	ip := remoteIP(conn)
 	if c.tls == nil {
 		// Say so in the protocol: the agency's TLS client reads a record
@@ -90,18 +91,23 @@ func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader,
 		// Another replica of the cluster: its first byte inside the tunnel
 		// says so; a replica's certificate never speaks as an agency.
 		var b [1]byte
+		tc.SetReadDeadline(time.Now().Add(c.opts.IdleTimeout))
 		if _, err := io.ReadFull(tc, b[:]); err != nil || b[0] != protocol.ReplicaMarker {
 			c.log.Warningf("action: tls_handshake | result: fail | ip: %s | replica: %d | error: a replica's certificate, but not a replica's connection", ip, id)
 			return
 		}
-		c.handoff(ctx, conn, tc)
+		c.handoff(ctx, conn, tc, id, slot)
 		return
 	}
 	agency, err := pki.AgencyID(leaf)
 	if err != nil { // VerifyConnection already refused it
 		return
 	}
+	if slot.spare(c.slots) {
+		c.refuseOn(conn, tc)
+		return
+	}
 	c.log.Debugf("action: tls_handshake | result: success | ip: %s | agencia: %d", ip, agency)
-	s := &session{c: c, conn: tc, raw: conn, r: protocol.NewReader(tc, protocol.MaxFrame), ip: ip, release: release, certAgency: agency}
+	s := &session{c: c, conn: tc, raw: conn, r: protocol.NewReader(tc, protocol.MaxFrame), ip: ip, release: slot.release, certAgency: agency}
 	s.run(ctx)
 }

@@ -26,6 +26,7 @@ import (
 //	Append     a protocol Batch frame (agency, first, bets)
 //	Finish     agency u32 | total u64 | at i64
 //	Delivered  agency u32 | at i64
+//	NewRound   at i64 (ns) | agencies u32
 const entryVersion = 1
 
 // ErrEntry means an entry this version cannot decode: the replica stops
@@ -37,7 +38,7 @@ func encode(c store.Command) ([]byte, error) {
 	b := []byte{entryVersion, byte(c.Kind)}
 	be := binary.BigEndian
 	switch c.Kind {
-	case store.CmdBegin:
+	case store.CmdBegin, store.CmdNewRound:
 		b = be.AppendUint64(b, uint64(c.At.UnixNano()))
 		b = be.AppendUint32(b, uint32(c.Agencies))
 	case store.CmdAppend:
@@ -71,7 +72,7 @@ func decode(data []byte) (store.Command, error) {
 	}
 	at := func(b []byte) time.Time { return time.Unix(0, int64(be.Uint64(b))).UTC() }
 	switch c.Kind {
-	case store.CmdBegin:
+	case store.CmdBegin, store.CmdNewRound:
 		if err := need(12); err != nil {
 			return c, err
 		}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,24 +96,38 @@ func TestParseNodes(t *testing.T) {
 	}
 }
 
-// Raft's lines go through the project's logger in its format; a peer that
-// is down is a warning, not a failure; other errors are failures.
-func TestHCLog(t *testing.T) {
+// Raft's lines go through the project's logger in its format, at its
+// level; a peer that is down is a warning, not a failure; other errors are
+// failures; a change of role is told with the term raft names.
+func TestRaftLog(t *testing.T) {
 	t.Parallel()
 	buf := &testkit.Buffer{}
-	h := newHCLog(logformat.New(buf, logging.DEBUG, "raft"), 2)
+	var roles []string
+	h := newRaftLog(logformat.New(buf, logging.INFO, "raft"), 2, func(role string, term uint64, named bool) {
+		roles = append(roles, fmt.Sprintf("%s %d %t", role, term, named))
+	})
 	h.Info("entering follower state", "follower", "node-2", "leader-address", "x|y")
-	h.Error("failed to heartbeat to", "peer", "127.0.0.1:1", "error", "connection refused")
+	h.Info("entering candidate state", "node", "node-2", "term", uint64(7))
+	h.Error("failed to heartbeat to", "peer", "127.0.0.1:1", "error", errors.New("connection refused"))
 	h.Error("failed to take snapshot", "error", "disk full")
+	h.Debug("a debug line")
+	h.With("id", "s1").Warn("snapshot", "size", 3)
 	out := buf.String()
 	for _, want := range []string{
-		"INFO     action: raft | result: in_progress | node: 2 | nivel: info | msg: entering follower state | follower: node-2 | leader_address: x\\x7cy",
-		"WARNING  action: raft | result: in_progress | node: 2 | nivel: warn | msg: failed to heartbeat to",
-		"ERROR    action: raft | result: fail | node: 2 | nivel: error | msg: failed to take snapshot | error: disk full",
+		"INFO     action: raft | result: in_progress | nodo: 2 | nivel: info | msg: entering follower state | follower: node-2 | leader_address: x\\x7cy",
+		"WARNING  action: raft | result: in_progress | nodo: 2 | nivel: warn | msg: failed to heartbeat to | peer: 127.0.0.1:1 | error: connection refused",
+		"ERROR    action: raft | result: fail | nodo: 2 | nivel: error | msg: failed to take snapshot | error: disk full",
+		"WARNING  action: raft | result: in_progress | nodo: 2 | nivel: warn | msg: snapshot | id: s1 | size: 3",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "a debug line") || h.IsDebug() || !h.IsInfo() {
+		t.Errorf("a DEBUG line got through an INFO logger:\n%s", out)
+	}
+	if fmt.Sprint(roles) != "[follower 0 false candidate 7 true]" {
+		t.Errorf("roles told: %v", roles)
 	}
 }
 

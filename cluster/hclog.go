@@ -1,85 +1,115 @@
 package cluster
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
+	"io"
+	"log"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/logformat"
 )
 
-// newHCLog returns an hclog logger for raft that writes through the
-// project's logger in its line format: `action: raft | result: R | nivel: L
-// | msg: M | key: value …`. Raft's routine messages (an election, a
-// heartbeat timeout, a peer not yet up) are warnings, not failures: only
-// its errors are `result: fail`.
-func newHCLog(log logformat.Logger, node int) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "raft",
-		Level:      hclog.Info,
-		JSONFormat: true,
-		Output:     &hclogWriter{log: log, node: node},
-	})
+// raftLog is raft's logger (an hclog.Logger) writing through the project's
+// logger in its line format: `action: raft | result: R | nodo: N | nivel: L
+// | msg: M | key: value …`, every value escaped (logformat.Value). Its
+// levels follow the project logger's (LOGGING_LEVEL): raft's DEBUG and
+// TRACE lines are DEBUG lines, and are not even formatted above it. Raft's
+// routine messages (an election, a peer not yet up) are warnings, not
+// failures: only its errors are `result: fail`.
+//
+// Raft logs each change of its role from its own goroutine, as it happens;
+// role is told then (role name, and the term when raft names it), so that
+// the node's cluster_role line carries the term of that change.
+type raftLog struct {
+	log     logformat.Logger
+	node    int
+	name    string
+	implied []any
+	role    func(role string, term uint64, hasTerm bool)
 }
 
-type hclogWriter struct {
-	log  logformat.Logger
-	node int
+var _ hclog.Logger = (*raftLog)(nil)
+
+func newRaftLog(l logformat.Logger, node int, role func(string, uint64, bool)) *raftLog {
+	return &raftLog{log: l, node: node, name: "raft", role: role}
 }
 
-// Write takes one JSON line of hclog's and logs it.
-func (w *hclogWriter) Write(p []byte) (int, error) {
-	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
-		w.line(line)
+// projectLevel is the project's level for an hclog level.
+func projectLevel(l hclog.Level) logging.Level {
+	switch l {
+	case hclog.Error:
+		return logging.ERROR
+	case hclog.Warn:
+		return logging.WARNING
+	case hclog.Info:
+		return logging.INFO
 	}
-	return len(p), nil
+	return logging.DEBUG
 }
 
-func (w *hclogWriter) line(line []byte) {
-	var rec map[string]any
-	if err := json.Unmarshal(line, &rec); err != nil {
-		w.log.Warningf("action: raft | result: in_progress | node: %d | msg: %s", w.node, logformat.Value(string(line)))
-		return
-	}
-	level, _ := rec["@level"].(string)
-	msg, _ := rec["@message"].(string)
-	var b strings.Builder
-	keys := make([]string, 0, len(rec))
-	for k := range rec {
-		if !strings.HasPrefix(k, "@") {
-			keys = append(keys, k)
+func (r *raftLog) Log(level hclog.Level, msg string, args ...any) {
+	if rest, ok := strings.CutPrefix(msg, "entering "); ok && r.role != nil {
+		if role, ok := strings.CutSuffix(rest, " state"); ok {
+			term, has := argUint(args, "term")
+			r.role(role, term, has)
 		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " | %s: %s", logformat.Value(strings.ReplaceAll(k, "-", "_")), logformat.Value(fmt.Sprint(rec[k])))
 	}
 	// A peer that is down is routine for a cluster: raft retries it with
 	// backoff and says so at error level, once per try. It is a warning here.
-	if level == "error" && routine(msg) {
-		level = "warn"
+	if level == hclog.Error && routine(msg) {
+		level = hclog.Warn
 	}
-	result := "in_progress"
-	if level == "error" {
+	pl := projectLevel(level)
+	if !r.log.IsEnabledFor(pl) {
+		return
+	}
+	var b strings.Builder
+	all := append(append([]any{}, r.implied...), args...)
+	for i := 0; i+1 < len(all); i += 2 {
+		k := strings.ReplaceAll(fmt.Sprint(all[i]), "-", "_")
+		fmt.Fprintf(&b, " | %s: %s", logformat.Value(k), logformat.Value(valueText(all[i+1])))
+	}
+	result, nivel := "in_progress", strings.ToLower(level.String())
+	if level == hclog.Error {
 		result = "fail"
 	}
-	format := "action: raft | result: %s | node: %d | nivel: %s | msg: %s%s"
-	args := []any{result, w.node, level, logformat.Value(msg), b.String()}
-	switch {
-	case level == "error":
-		w.log.Errorf(format, args...)
-	case level == "warn":
-		w.log.Warningf(format, args...)
-	case slices.Contains([]string{"debug", "trace"}, level):
-		w.log.Debugf(format, args...)
+	format := "action: raft | result: %s | nodo: %d | nivel: %s | msg: %s%s"
+	a := []any{result, r.node, nivel, logformat.Value(msg), b.String()}
+	switch pl {
+	case logging.ERROR:
+		r.log.Errorf(format, a...)
+	case logging.WARNING:
+		r.log.Warningf(format, a...)
+	case logging.INFO:
+		r.log.Infof(format, a...)
 	default:
-		w.log.Infof(format, args...)
+		r.log.Debugf(format, a...)
 	}
+}
+
+func valueText(v any) string {
+	if err, ok := v.(error); ok {
+		return err.Error()
+	}
+	return fmt.Sprint(v)
+}
+
+// argUint finds key's value among hclog's key/value args.
+func argUint(args []any, key string) (uint64, bool) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == key {
+			switch v := args[i+1].(type) {
+			case uint64:
+				return v, true
+			case int:
+				return uint64(v), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // routineErrors are raft's error messages about a peer it cannot reach yet.
@@ -93,4 +123,68 @@ func routine(msg string) bool {
 		}
 	}
 	return false
+}
+
+func (r *raftLog) Trace(msg string, args ...any) { r.Log(hclog.Trace, msg, args...) }
+func (r *raftLog) Debug(msg string, args ...any) { r.Log(hclog.Debug, msg, args...) }
+func (r *raftLog) Info(msg string, args ...any)  { r.Log(hclog.Info, msg, args...) }
+func (r *raftLog) Warn(msg string, args ...any)  { r.Log(hclog.Warn, msg, args...) }
+func (r *raftLog) Error(msg string, args ...any) { r.Log(hclog.Error, msg, args...) }
+
+func (r *raftLog) IsTrace() bool { return r.log.IsEnabledFor(logging.DEBUG) }
+func (r *raftLog) IsDebug() bool { return r.log.IsEnabledFor(logging.DEBUG) }
+func (r *raftLog) IsInfo() bool  { return r.log.IsEnabledFor(logging.INFO) }
+func (r *raftLog) IsWarn() bool  { return r.log.IsEnabledFor(logging.WARNING) }
+func (r *raftLog) IsError() bool { return r.log.IsEnabledFor(logging.ERROR) }
+
+func (r *raftLog) ImpliedArgs() []any { return r.implied }
+
+func (r *raftLog) With(args ...any) hclog.Logger {
+	c := *r
+	c.implied = append(append([]any{}, r.implied...), args...)
+	return &c
+}
+
+func (r *raftLog) Name() string { return r.name }
+
+func (r *raftLog) Named(name string) hclog.Logger {
+	c := *r
+	c.name = r.name + "." + name
+	return &c
+}
+
+func (r *raftLog) ResetNamed(name string) hclog.Logger {
+	c := *r
+	c.name = name
+	return &c
+}
+
+// SetLevel does nothing: the project logger's level decides.
+func (r *raftLog) SetLevel(hclog.Level) {}
+
+func (r *raftLog) GetLevel() hclog.Level {
+	for _, l := range []hclog.Level{hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+		if r.log.IsEnabledFor(projectLevel(l)) {
+			return l
+		}
+	}
+	return hclog.Off
+}
+
+func (r *raftLog) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(r.StandardWriter(opts), "", 0)
+}
+
+// StandardWriter writes each line as an INFO message.
+func (r *raftLog) StandardWriter(*hclog.StandardLoggerOptions) io.Writer { return lineWriter{r} }
+
+type lineWriter struct{ r *raftLog }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		if line != "" {
+			w.r.Info(line)
+		}
+	}
+	return len(p), nil
 }

@@ -1,19 +1,18 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/store"
@@ -28,26 +27,35 @@ var (
 	// unknown (leadership lost, no quorum within the bound): the agency
 	// reconnects and the new leader's counts settle it by offsets.
 	ErrUnknownOutcome = errors.New("the write's outcome is unknown")
-	// ErrStopped means the node stopped.
-	ErrStopped = errors.New("cluster node stopped")
+	// ErrOtherCluster means this node's files belong to another cluster
+	// than the one its raft folder does.
+	ErrOtherCluster = errors.New("the node's files belong to different clusters")
 )
 
 // Node is one replica: a raft member whose FSM is the bets store. It is
 // the central's store in a cluster (central.Options.Cluster).
 type Node struct {
-	cfg    Config
-	log    logformat.Logger
-	raft   *raft.Raft
-	fsm    *fsm
-	stream *streamLayer
-	logs   *raftboltdb.BoltStore
-	trans  *raft.NetworkTransport
+	cfg     Config
+	log     logformat.Logger
+	dir     string
+	raft    *raft.Raft
+	fsm     *fsm
+	stream  *streamLayer
+	trans   *transport
+	logs    raftStore
+	members *members
+	ident   *identity
+	answers *answerer
+	signals signals
+	trusted bool // the store was trusted at start (a clean stop)
 
-	ready      atomic.Bool // leading, caught up (Barrier), the round begun
-	leadership func(leading bool)
-	mu         sync.Mutex // guards leadership
-	fatal      chan error // an entry could not be applied
-	failOnce   sync.Once
+	started    chan struct{} // closed once raft runs (n.raft is set)
+	serving    atomic.Bool   // leads, caught up, and the central took the round
+	mu         sync.Mutex    // guards leadership
+	leadership func(ctx context.Context, leading bool) error
+	registered chan struct{} // closed when leadership is set
+	fatal      chan error    // an entry could not be applied
+	snapshot   chan struct{} // the round is over: snapshot now
 	stop       chan struct{}
 	done       sync.WaitGroup
 	closeOnce  sync.Once
@@ -56,11 +64,11 @@ type Node struct {
 
 // Start opens the replica's store and raft state and joins the cluster. A
 // node with no raft state bootstraps the cluster from cfg.Nodes (every
-// node may: they all propose the same configuration), so nodes may start
-// in any order.
+// node may: they all propose the same configuration, so nodes may start in
+// any order), or, with cfg.Join, waits for the leader to add it.
 func Start(cfg Config) (*Node, error) {
 	if _, ok := cfg.Nodes[cfg.ID]; !ok {
-		return nil, fmt.Errorf("CLUSTER_NODE_ID %d is not one of CLUSTER_NODES", cfg.ID)
+		return nil, fmt.Errorf("node %d is not one of CLUSTER_NODES (%s)", cfg.ID, FormatNodes(cfg.Nodes))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logformat.Discard
@@ -68,262 +76,347 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := cfg.Timeouts
-	if t == (Timeouts{}) {
-		t = DefaultTimeouts
+	if cfg.LogStore == "" {
+		cfg.LogStore = DefaultLogStore
 	}
-	cfg.Timeouts = t
-	dir := cfg.DBPath + ".raft"
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("raft state %s: %w", dir, err)
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
+	if err := cfg.Timeouts.validate(); err != nil {
+		return nil, err
 	}
-	sopts := store.Options{Now: cfg.Now}
-	st, err := store.Open(cfg.DBPath, sopts)
+	cfg.Snapshots = cfg.Snapshots.withDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger, dir: cfg.DBPath + ".raft", started: make(chan struct{}), registered: make(chan struct{}),
+		fatal: make(chan error, 1), snapshot: make(chan struct{}, 1), stop: make(chan struct{})}
+	if err := os.MkdirAll(n.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft state %s: %w", n.dir, err)
+	}
+	ok := false
+	var cleanup []func() error
+	defer func() {
+		if !ok {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	hlog := newRaftLog(cfg.Logger, cfg.ID, n.roleChanged)
+	var err error
+	if n.logs, err = openLogStore(n.dir, cfg.LogStore, cfg.WALSegmentSize, hlog); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, n.logs.Close)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.dir, 2, hlog)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), stop: make(chan struct{})}
-	n.fsm = &fsm{path: cfg.DBPath, opts: sopts, st: st, fail: n.failed}
-	hlog := newHCLog(cfg.Logger, cfg.ID)
-	if n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("raft log %s: %w", dir, err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
-		n.logs.Close()
-		st.Close()
+		return nil, fmt.Errorf("raft state %s: %w", n.dir, err)
+	}
+	id, err := n.clusterID(has)
+	if err != nil {
 		return nil, err
 	}
-	self := raft.ServerAddress(cfg.Nodes[cfg.ID])
-	n.stream = newStreamLayer(staticAddr(self), cfg.TLS)
-	n.stream.dial = cfg.Dial
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog, MaxRPCsInFlight: 16})
+	st, err := n.openStore(has, id, snaps)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, st.Close)
+	n.members = newMembers(cfg.Nodes)
+	n.signals = signals{}
+	n.fsm = &fsm{path: cfg.DBPath, opts: replicaStoreOptions(cfg), archiveKeep: cfg.ArchiveKeep, hooks: cfg.Hooks, signals: &n.signals,
+		members: n.members, st: st, fail: n.failed, over: n.roundOver}
+	n.ident = &identity{id: id, persist: func(id ID) error {
+		return errors.Join(n.logs.Set(keyClusterID, id[:]), n.fsm.store().SetClusterID(id.String()))
+	}}
+	var cut func(int) bool
+	if cfg.Hooks != nil {
+		cut = cfg.Hooks.Cut
+	}
+	n.stream = newStreamLayer(cfg.ID, staticAddr(cfg.Nodes[cfg.ID]), cfg.TLS, cfg.Insecure, n.members, n.ident, cut)
+	cleanup = append(cleanup, n.stream.Close)
+	n.trans = newTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog, MaxRPCsInFlight: 16}))
+	cleanup = append(cleanup, n.trans.Close)
+	n.answers = newAnswerer()
+	cleanup = append(cleanup, func() error { n.answers.close(); return nil })
+	notify := make(chan bool, 8)
+	rc := n.raftConfig(hlog, notify)
+	if !has && !cfg.Join {
+		var servers []raft.Server
+		for _, nid := range sortedIDs(cfg.Nodes) {
+			servers = append(servers, raft.Server{ID: serverID(nid), Address: raft.ServerAddress(cfg.Nodes[nid])})
+		}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
+			return nil, fmt.Errorf("raft: %w", err)
+		}
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	close(n.started)
+	ok = true
+	n.checkMembership(has)
+	n.done.Add(3)
+	go n.watch(notify)
+	go n.refreshMembers()
+	go n.snapshotWhenOver()
+	return n, nil
+}
+
+// raftConfig is raft's configuration for this node.
+func (n *Node) raftConfig(hlog *raftLog, notify chan bool) *raft.Config {
+	t, s := n.cfg.Timeouts, n.cfg.Snapshots
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(strconv.Itoa(cfg.ID))
+	rc.LocalID = serverID(n.cfg.ID)
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = t.Heartbeat, t.Election, t.LeaderLease, t.Commit
 	// Concurrent writes (many agencies' batches) share one log append and
 	// one fsync, as group commit does for one central.
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
-	rc.SnapshotThreshold, rc.TrailingLogs = 4096, 4096
-	if cfg.SnapshotThreshold > 0 {
-		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = s.Interval, s.Threshold, s.Trailing
+	// A trusted store is the FSM as it was: raft must not restore a
+	// snapshot over it (that would copy the whole store at every start).
+	rc.NoSnapshotRestoreOnStart = n.trusted
+	// Leadership changes arrive here, every one: raft blocks until they are
+	// taken (watch), where an observer's would be dropped when its buffer
+	// is full.
+	rc.NotifyCh = notify
+	return rc
+}
+
+// replicaStoreOptions are a replica's store options: no fsync (raft's log
+// is durable, see trust.go) and a memory map that seldom needs to grow.
+func replicaStoreOptions(cfg Config) store.Options {
+	return store.Options{Now: cfg.Now, NoSync: true, NoFreelistSync: true, MmapSize: mmapSize(1 << 30)}
+}
+
+// mmapSize is n where a memory map larger than its file only reserves
+// address space, and 0 (bbolt's default) on Windows, where bbolt grows the
+// file to its map, and on 32-bit platforms.
+func mmapSize(n int) int {
+	if runtime.GOOS == "windows" || strconv.IntSize == 32 {
+		return 0
 	}
-	if cfg.TrailingLogs > 0 {
-		rc.TrailingLogs = cfg.TrailingLogs
-	}
-	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
-	if err == nil && !has {
-		var servers []raft.Server
-		for _, id := range sortedIDs(cfg.Nodes) {
-			servers = append(servers, raft.Server{ID: raft.ServerID(strconv.Itoa(id)), Address: raft.ServerAddress(cfg.Nodes[id])})
-		}
-		err = raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, raft.Configuration{Servers: servers})
-	}
-	if err == nil {
-		n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans)
-	}
+	return n
+}
+
+// clusterID returns this node's cluster ID, recording it in raft's stable
+// store when the node bootstraps (or its state predates cluster IDs). A
+// node that joins has none until a member connects.
+func (n *Node) clusterID(has bool) (ID, error) {
+	id, err := storedID(n.logs)
 	if err != nil {
-		n.trans.Close()
-		n.logs.Close()
+		return id, err
+	}
+	if id.IsZero() && (has || !n.cfg.Join) {
+		id = BootstrapID(n.cfg.Nodes)
+		if err := n.logs.Set(keyClusterID, id[:]); err != nil {
+			return id, err
+		}
+	}
+	return id, nil
+}
+
+// openStore opens the replica's store: as it is after a clean stop (see
+// trust.go), otherwise a new file that raft fills from its snapshot and
+// log. A store without raft state beside it is another store (a one-node
+// central's, or another cluster's): it is moved aside, never used.
+func (n *Node) openStore(has bool, id ID, snaps raft.SnapshotStore) (*store.Store, error) {
+	path, opts := n.cfg.DBPath, replicaStoreOptions(n.cfg)
+	m, marked, err := takeMarker(n.dir)
+	if err != nil {
+		return nil, err
+	}
+	_, statErr := os.Stat(path)
+	exists := statErr == nil
+	why := "no clean stop was recorded"
+	switch {
+	case !exists:
+		why = "there is no store file"
+	case !has:
+		aside := fmt.Sprintf("%s.set-aside-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(path, aside); err != nil {
+			return nil, err
+		}
+		n.log.Warningf("action: cluster_start | result: in_progress | nodo: %d | aviso: %s", n.cfg.ID, logformat.Value(fmt.Sprintf(
+			"DB_PATH %s held a store but there is no raft state beside it: moved aside to %s (a replica's store is made from the cluster's log)", path, aside)))
+		exists = false
+	default:
+		if other := readClusterID(path); other != "" && other != id.String() {
+			return nil, fmt.Errorf("%w: the store %s belongs to cluster %s, its raft folder %s to cluster %s: start the node on the files of one node (or move the store aside: it is rebuilt from the raft folder)",
+				ErrOtherCluster, path, other, n.dir, id)
+		}
+		if marked {
+			n.trusted, why = m.trusted(path, id)
+		}
+	}
+	if n.trusted {
+		st, err := store.Open(path, opts)
+		if err != nil {
+			return nil, err
+		}
+		applied, err := st.AppliedIndex()
+		last := lastSnapshot(snaps)
+		switch {
+		case err != nil:
+			n.trusted, why = false, err.Error()
+		case applied != m.Applied:
+			n.trusted, why = false, fmt.Sprintf("its applied index is %d, the clean stop recorded %d", applied, m.Applied)
+		case applied < last:
+			n.trusted, why = false, fmt.Sprintf("its applied index %d is behind the latest snapshot's %d", applied, last)
+		}
+		if n.trusted {
+			n.log.Infof("action: cluster_start | result: success | nodo: %d | almacen: confiable | indice_aplicado: %d", n.cfg.ID, applied)
+			return st, nil
+		}
 		st.Close()
-		return nil, fmt.Errorf("raft: %w", err)
 	}
-	n.done.Add(1)
-	go n.watch()
-	return n, nil
-}
-
-func sortedIDs(m map[int]string) []int {
-	ids := make([]int, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+	if exists {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
-	sort.Ints(ids)
-	return ids
+	if has {
+		n.log.Infof("action: cluster_start | result: in_progress | nodo: %d | almacen: reconstruido | motivo: %s", n.cfg.ID, logformat.Value(why))
+	}
+	st, err := store.Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !id.IsZero() {
+		if err := st.SetClusterID(id.String()); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
-// failed stops the node for good: an entry it cannot apply must not be
-// skipped (the replicas would diverge).
-func (n *Node) failed(err error) {
-	n.failOnce.Do(func() {
-		n.log.Criticalf("action: cluster_apply | result: fail | node: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
-		n.fatal <- err
-	})
+// readClusterID reads the cluster ID a store file records ("" when none,
+// or when the file cannot be read: it is rebuilt then).
+func readClusterID(path string) string {
+	st, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		return ""
+	}
+	defer st.Close()
+	id, _ := st.ClusterID()
+	return id
 }
 
-// Fatal yields the error that stopped the node's FSM (an entry it could not
-// apply); the central then stops.
-func (n *Node) Fatal() <-chan error { return n.fatal }
+func lastSnapshot(snaps raft.SnapshotStore) uint64 {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return 0
+	}
+	return list[0].Index
+}
 
-// watch logs each change of role and, on becoming leader, catches up
-// (Barrier: every entry of earlier terms applied), begins the round if no
-// entry began it, and only then tells the central it may serve.
-func (n *Node) watch() {
+// checkMembership says at start when raft's configuration does not hold
+// this node as CLUSTER_NODES names it: the live membership is raft's.
+func (n *Node) checkMembership(has bool) {
+	servers, err := n.configuration()
+	if err != nil || !has && n.cfg.Join {
+		return
+	}
+	n.members.set(servers)
+	self, addr := serverID(n.cfg.ID), n.cfg.Nodes[n.cfg.ID]
+	for _, s := range servers {
+		if s.ID == self && string(s.Address) == addr {
+			return
+		}
+	}
+	live := map[int]string{}
+	for _, s := range servers {
+		if id, err := parseServerID(s.ID); err == nil {
+			live[id] = string(s.Address)
+		}
+	}
+	n.log.Warningf("action: cluster_start | result: in_progress | nodo: %d | aviso: %s", n.cfg.ID, logformat.Value(fmt.Sprintf(
+		"raft's configuration (%s) does not hold this node as CLUSTER_NODES names it (%d=%s): the cluster's membership is raft's; change it with server cluster add/remove",
+		FormatNodes(live), n.cfg.ID, addr)))
+}
+
+// configuration is raft's latest configuration.
+func (n *Node) configuration() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := n.answers.wait(f, n.cfg.Timeouts.Apply); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// refreshMembers keeps the members' view current with raft's latest
+// configuration (the FSM learns only committed ones).
+func (n *Node) refreshMembers() {
 	defer n.done.Done()
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.RaftState)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	n.logRole(n.raft.State())
-	leading := false
-	if n.raft.State() == raft.Leader {
-		leading = n.lead()
-	}
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
-			if leading {
-				n.setLeading(false)
-			}
 			return
-		case o := <-ch:
-			st := o.Data.(raft.RaftState)
-			n.logRole(st)
-			switch {
-			case st == raft.Leader && !leading:
-				leading = n.lead()
-			case st != raft.Leader && leading:
-				leading = false
-				n.setLeading(false)
+		case <-t.C:
+			if servers, err := n.configuration(); err == nil && len(servers) > 0 {
+				n.members.set(servers)
 			}
 		}
 	}
 }
 
-func (n *Node) logRole(st raft.RaftState) {
-	role := map[raft.RaftState]string{raft.Leader: "leader", raft.Follower: "follower", raft.Candidate: "candidate", raft.Shutdown: "shutdown"}[st]
-	if role == "" {
-		role = st.String()
-	}
-	n.log.Infof("action: cluster_role | result: success | node: %d | role: %s | term: %d", n.cfg.ID, role, n.raft.CurrentTerm())
+// failed stops the node for good: an entry it cannot apply must not be
+// skipped (the replicas would diverge). It is told once.
+func (n *Node) failed(err error) {
+	n.serving.Store(false)
+	n.log.Criticalf("action: cluster_apply | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
+	n.fatal <- err
 }
 
-// lead readies a new leader; it reports whether it serves.
-func (n *Node) lead() bool {
-	if err := wait(n.raft.Barrier(n.cfg.Timeouts.Apply), n.cfg.Timeouts.Apply); err != nil {
-		n.log.Warningf("action: cluster_lead | result: fail | node: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
-		return false
-	}
-	if applied, err := n.fsm.store().AppliedIndex(); err != nil {
-		n.failed(err)
-		return false
-	} else if applied == 0 {
-		if _, err := n.apply(store.Command{Kind: store.CmdBegin, Agencies: n.cfg.Agencies, At: n.cfg.Now()}, true); err != nil {
-			n.log.Warningf("action: cluster_lead | result: fail | node: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
-			return false
-		}
-	}
-	n.setLeading(true)
-	return true
-}
+// Fatal yields the error that stopped the node's FSM (an entry it could not
+// apply); the central then stops, and the process exits non-zero.
+func (n *Node) Fatal() <-chan error { return n.fatal }
 
-func (n *Node) setLeading(on bool) {
-	n.ready.Store(on)
-	n.mu.Lock()
-	f := n.leadership
-	n.mu.Unlock()
-	if f != nil {
-		f(on)
-	}
-}
-
-// OnLeadership registers f, called with true once this node leads and has
-// caught up, and with false when it stops leading.
-func (n *Node) OnLeadership(f func(leading bool)) {
-	n.mu.Lock()
-	n.leadership = f
-	n.mu.Unlock()
-	if n.ready.Load() {
-		f(true)
-	}
-}
-
-// Leader reports whether this node serves agencies and, when it does not,
-// the address of the node that leads ("" when unknown).
-func (n *Node) Leader() (serving bool, leader string) {
-	if n.ready.Load() && n.raft.State() == raft.Leader {
-		return true, n.cfg.Nodes[n.cfg.ID]
-	}
-	addr, _ := n.raft.LeaderWithID()
-	return false, string(addr)
-}
-
-// Handoff gives raft a replica's connection (its Marker already read).
-func (n *Node) Handoff(conn net.Conn) bool { return n.stream.handoff(conn) }
-
-// wait bounds a raft future's wait: hashicorp/raft#498, a future may never
-// be answered.
-func wait(f raft.Future, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	t := time.NewTimer(d)
-	defer t.Stop()
+// roundOver asks for a snapshot: the round's last delivery was applied,
+// and the log behind it can go.
+func (n *Node) roundOver() {
 	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-		return fmt.Errorf("%w: no answer from raft within %s", ErrUnknownOutcome, d)
+	case n.snapshot <- struct{}{}:
+	default:
 	}
 }
 
-// apply writes c through the log and returns its outcome once a quorum has
-// it and this node applied it. leading says the caller is the leader's own
-// setup (before it serves).
-func (n *Node) apply(c store.Command, leading bool) (store.Applied, error) {
-	if !leading && !n.ready.Load() {
-		return store.Applied{}, ErrNotLeader
-	}
-	data, err := encode(c)
-	if err != nil {
-		return store.Applied{}, err
-	}
-	start := time.Now()
-	f := n.raft.Apply(data, n.cfg.Timeouts.Apply)
-	if err := wait(f, n.cfg.Timeouts.Apply); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) ||
-			errors.Is(err, raft.ErrRaftShutdown) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
-		}
-		return store.Applied{}, err
-	}
-	r, ok := f.Response().(result)
-	if !ok {
-		return store.Applied{}, fmt.Errorf("%w: raft answered %T", ErrUnknownOutcome, f.Response())
-	}
-	// A write that took longer than the leader's lease may come from a
-	// leader that was paused (SIGSTOP, a stalled VM) while the others
-	// elected a new one: the entry is committed, but this node may no longer
-	// lead, and must not ack for the cluster. It asks a quorum first; a
-	// deposed leader learns of the new term and the agency hears the
-	// outcome from the new leader's counts instead.
-	if time.Since(start) > n.cfg.Timeouts.LeaderLease {
-		if err := wait(n.raft.VerifyLeader(), n.cfg.Timeouts.Apply); err != nil {
-			return store.Applied{}, fmt.Errorf("%w: leadership not confirmed after a slow write: %w", ErrUnknownOutcome, err)
+func (n *Node) snapshotWhenOver() {
+	defer n.done.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.snapshot:
+			if err := n.answers.wait(n.raft.Snapshot(), time.Minute); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+				n.log.Warningf("action: cluster_snapshot | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
+			}
 		}
 	}
-	if r.err != nil {
-		return store.Applied{}, r.err
-	}
-	return r.Applied, nil
 }
 
 // Close leaves the cluster's work to the others: raft shuts down (bounded),
-// then the stores close.
+// the stores close, and, when every entry handed to the store was applied
+// and synced, the clean marker is written (trust.go).
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()
-		err := wait(n.raft.Shutdown(), 10*time.Second)
+		err := n.answers.wait(n.raft.Shutdown(), 10*time.Second)
 		n.stream.Close()
 		n.trans.Close()
-		n.closeErr = errors.Join(err, n.logs.Close(), n.fsm.store().Close())
+		n.answers.close()
+		applied, ferr := n.fsm.close()
+		lerr := n.logs.Close()
+		if err == nil && ferr == nil && n.fsm.latched() == nil {
+			err = writeMarker(n.dir, n.cfg.DBPath, applied, n.ident.get())
+		}
+		n.closeErr = errors.Join(err, ferr, lerr)
 	})
 	return n.closeErr
 }

@@ -1,7 +1,8 @@
 package cluster
 
 import (
-	"errors"
+	"io"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,9 +42,15 @@ func (n *Node) Delivered(agency int) error {
 	return a.Err
 }
 
-// SaveDraw is not a replica's: the draw runs inside the entry of the last finish.
-func (n *Node) SaveDraw(time.Time, int, map[int][]string) error {
-	return errors.New("a replicated round draws in the log, not through SaveDraw")
+// NewRound ends the round, which must be over (store.ErrRoundOpen
+// otherwise), and begins the next with agencies, through the log: every
+// replica archives the round's file and begins the next at the same entry.
+func (n *Node) NewRound(agencies int) error {
+	a, err := n.apply(store.Command{Kind: store.CmdNewRound, Agencies: agencies, At: n.cfg.Now()}, false)
+	if err != nil {
+		return err
+	}
+	return a.Err
 }
 
 // The reads are the local replica's: on the leader, after Barrier, they see
@@ -55,22 +62,35 @@ func (n *Node) Round() (store.Round, error)                  { return n.fsm.stor
 func (n *Node) Commits() uint64                              { return n.fsm.store().Commits() }
 func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.store().ScanBets(fn) }
 
+// Backup writes a consistent copy of this replica's store to w (see
+// store.Store.Backup): on the leader, every committed entry.
+func (n *Node) Backup(w io.Writer) (int64, error) { return n.fsm.store().Backup(w) }
+
+// Handoff gives raft a replica's connection (its Marker already read) after
+// the handshake; certID is the replica the TLS client certificate names (0
+// in plaintext). It returns the peer's id (0 when unknown) and why the
+// connection is refused (the caller closes it then).
+func (n *Node) Handoff(conn net.Conn, certID int) (int, error) { return n.stream.handoff(conn, certID) }
+
 // Snapshot takes a snapshot now and compacts the log behind it (raft does
-// so by itself past SnapshotThreshold new entries).
-func (n *Node) Snapshot() error { return wait(n.raft.Snapshot(), time.Minute) }
+// so by itself, see Snapshots).
+func (n *Node) Snapshot() error { return n.answers.wait(n.raft.Snapshot(), time.Minute) }
 
 // Status is a node's view of the cluster, for operators.
 type Status struct {
 	Node     int    `json:"node"`
+	Cluster  string `json:"cluster_id"`
 	Role     string `json:"role"`
 	Term     uint64 `json:"term"`
 	Leader   string `json:"leader"`
 	Commit   uint64 `json:"commit_index"`
-	Applied  uint64 `json:"applied_index"` // the last entry durable in this replica's store
+	Applied  uint64 `json:"applied_index"` // the last entry applied to this replica's store
 	LastLog  uint64 `json:"last_log_index"`
 	Serving  bool   `json:"serving"`
 	Replicas []int  `json:"replicas"`
 }
+
+var roles = map[raft.RaftState]string{raft.Leader: "leader", raft.Follower: "follower", raft.Candidate: "candidate", raft.Shutdown: "shutdown"}
 
 // Status returns the node's status.
 func (n *Node) Status() Status {
@@ -80,7 +100,13 @@ func (n *Node) Status() Status {
 	if id != "" {
 		leader = string(id) + "=" + leader
 	}
-	return Status{Node: n.cfg.ID, Role: map[raft.RaftState]string{raft.Leader: "leader", raft.Follower: "follower", raft.Candidate: "candidate"}[n.raft.State()],
+	var replicas []int
+	n.members.mu.RLock()
+	for rid := range n.members.view() {
+		replicas = append(replicas, rid)
+	}
+	n.members.mu.RUnlock()
+	return Status{Node: n.cfg.ID, Cluster: n.ident.get().String(), Role: roles[n.raft.State()],
 		Term: n.raft.CurrentTerm(), Leader: leader, Commit: n.raft.CommitIndex(), Applied: applied,
-		LastLog: n.raft.LastIndex(), Serving: n.ready.Load(), Replicas: sortedIDs(n.cfg.Nodes)}
+		LastLog: n.raft.LastIndex(), Serving: n.serving.Load(), Replicas: sortInts(replicas)}
 }

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
@@ -19,34 +22,131 @@ const Marker = protocol.ReplicaMarker
 
 // streamLayer carries raft's traffic on the central's listener: the
 // central hands over each connection that starts with Marker (Handoff),
-// and Dial opens one to a peer, writing Marker first.
+// and Dial opens one to a peer, writing Marker first. Both run the
+// handshake (handshake.go) before raft sees the connection.
 type streamLayer struct {
-	addr  net.Addr
-	conns chan net.Conn
-	tls   *tls.Config // a replica's client config for its peers; nil: plaintext
-	dial  func(address string, timeout time.Duration) (net.Conn, error)
+	self    int
+	addr    net.Addr
+	conns   chan net.Conn
+	tls     *tls.Config // a replica's client config for its peers; nil: plaintext
+	open    bool        // plaintext replicas are accepted (Config.Insecure)
+	members *members
+	ident   *identity
+	cut     func(peer int) bool // Hooks.Cut; nil: never
+
+	mu   sync.Mutex
+	live map[*peerConn]struct{}
 
 	once   sync.Once
 	closed chan struct{}
 }
 
-func newStreamLayer(addr net.Addr, tlsConf *tls.Config) *streamLayer {
-	return &streamLayer{addr: addr, conns: make(chan net.Conn), tls: tlsConf, closed: make(chan struct{})}
+func newStreamLayer(self int, addr net.Addr, tlsConf *tls.Config, open bool, m *members, ident *identity, cut func(int) bool) *streamLayer {
+	s := &streamLayer{self: self, addr: addr, conns: make(chan net.Conn), tls: tlsConf, open: open, members: m, ident: ident, cut: cut,
+		live: map[*peerConn]struct{}{}, closed: make(chan struct{})}
+	if cut != nil {
+		go s.enforceCuts()
+	}
+	return s
 }
 
-// handoff gives raft a connection whose Marker was read; it reports false
-// (and the caller closes conn) when the layer is closed or raft does not
-// take it within a second.
-func (s *streamLayer) handoff(conn net.Conn) bool {
+// peerConn is a replica connection that passed the handshake.
+type peerConn struct {
+	net.Conn
+	peer  int
+	layer *streamLayer
+	once  sync.Once
+}
+
+func (c *peerConn) Close() error {
+	c.once.Do(func() {
+		c.layer.mu.Lock()
+		delete(c.layer.live, c)
+		c.layer.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (s *streamLayer) track(conn net.Conn, peer int) *peerConn {
+	pc := &peerConn{Conn: conn, peer: peer, layer: s}
+	s.mu.Lock()
+	s.live[pc] = struct{}{}
+	s.mu.Unlock()
+	return pc
+}
+
+// enforceCuts closes the connections of peers that Hooks.Cut cuts off.
+func (s *streamLayer) enforceCuts() {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var gone []*peerConn
+		for c := range s.live {
+			if s.cut(c.peer) {
+				gone = append(gone, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range gone {
+			c.Close()
+		}
+	}
+}
+
+// handoff runs the acceptor's side of the handshake on conn, whose Marker
+// was read, and gives it to raft. certID is the replica the TLS client
+// certificate names (0 in plaintext). It returns the peer's id, and an
+// error when the connection is refused (the caller closes it then).
+func (s *streamLayer) handoff(conn net.Conn, certID int) (int, error) {
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	h, err := readHello(conn)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.admit(h, certID); err != nil {
+		writeReply(conn, reply{cluster: s.ident.get(), node: s.self, reason: err.Error()})
+		return h.from, err
+	}
+	if err := writeReply(conn, reply{ok: true, cluster: s.ident.get(), node: s.self}); err != nil {
+		return h.from, fmt.Errorf("%w: answering the handshake: %w", ErrPeerRefused, err)
+	}
+	conn.SetDeadline(time.Time{})
+	pc := s.track(conn, h.from)
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {
-	case s.conns <- conn:
-		return true
+	case s.conns <- pc:
+		return h.from, nil
 	case <-s.closed:
 	case <-t.C:
 	}
-	return false
+	pc.Close()
+	return h.from, fmt.Errorf("%w: raft did not take the connection", ErrPeerRefused)
+}
+
+// admit checks a dialer's hello.
+func (s *streamLayer) admit(h hello, certID int) error {
+	switch {
+	case s.tls == nil && !s.open:
+		return fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
+	case h.to != s.self:
+		return fmt.Errorf("%w: this is node %d, not node %d", ErrPeerRefused, s.self, h.to)
+	case h.from == s.self:
+		return fmt.Errorf("%w: a connection that claims to come from this node (%d)", ErrPeerRefused, h.from)
+	case s.tls != nil && certID != h.from:
+		return fmt.Errorf("%w: the certificate names replica %d, the connection claims node %d", ErrPeerRefused, certID, h.from)
+	case !s.members.isMember(h.from):
+		return fmt.Errorf("%w: node %d is not a member of this cluster", ErrPeerRefused, h.from)
+	case s.cut != nil && s.cut(h.from):
+		return fmt.Errorf("%w: the network to node %d is cut (test)", ErrPeerRefused, h.from)
+	}
+	return s.ident.check(h.cluster)
 }
 
 func (s *streamLayer) Accept() (net.Conn, error) {
@@ -65,36 +165,72 @@ func (s *streamLayer) Close() error {
 
 func (s *streamLayer) Addr() net.Addr { return s.addr }
 
-// Dial connects to a peer's central port and announces a replica.
+// Dial connects to a peer's central port, announces a replica and runs the
+// dialer's side of the handshake: the other end must be the member raft
+// knows at address, of this node's cluster (and, over TLS, hold that
+// member's certificate).
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	dial := s.dial
-	if dial == nil {
-		dial = func(a string, t time.Duration) (net.Conn, error) { return net.DialTimeout("tcp", a, t) }
+	to, ok := s.members.at(string(address))
+	if !ok {
+		return nil, fmt.Errorf("%w: no member of this cluster at %s", ErrPeerRefused, address)
 	}
-	conn, err := dial(string(address), timeout)
+	if s.cut != nil && s.cut(to) {
+		return nil, fmt.Errorf("%w: the network to node %d is cut (test)", ErrPeerRefused, to)
+	}
+	if s.tls == nil && !s.open {
+		return nil, fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
+	}
+	deadline := time.Now().Add(timeout)
+	conn, err := net.DialTimeout("tcp", string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
+	fail := func(err error) (net.Conn, error) {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(deadline)
 	if s.tls != nil {
 		host, _, _ := net.SplitHostPort(string(address))
 		conf := s.tls.Clone()
 		conf.ServerName = host
-		tc := tls.Client(conn, conf)
-		tc.SetDeadline(time.Now().Add(timeout))
-		if err := tc.Handshake(); err != nil {
-			conn.Close()
-			return nil, err
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			id, err := pki.ReplicaID(cs.PeerCertificates[0])
+			if err != nil {
+				return err
+			}
+			if id != to {
+				return fmt.Errorf("%w: %s holds replica %d's certificate, not node %d's", ErrPeerRefused, address, id, to)
+			}
+			return nil
 		}
-		tc.SetDeadline(time.Time{})
+		tc := tls.Client(conn, conf)
+		if err := tc.Handshake(); err != nil {
+			return fail(err)
+		}
 		conn = tc
 	}
-	conn.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := conn.Write([]byte{Marker}); err != nil {
-		conn.Close()
-		return nil, err
+		return fail(err)
 	}
-	conn.SetWriteDeadline(time.Time{})
-	return conn, nil
+	if err := writeHello(conn, hello{cluster: s.ident.get(), from: s.self, to: to}); err != nil {
+		return fail(err)
+	}
+	r, err := readReply(conn)
+	if err != nil {
+		return fail(err)
+	}
+	if !r.ok {
+		return fail(fmt.Errorf("%w: node %d at %s: %s", ErrPeerRefused, to, address, r.reason))
+	}
+	if r.node != to {
+		return fail(fmt.Errorf("%w: %s is node %d, not node %d", ErrPeerRefused, address, r.node, to))
+	}
+	if err := s.ident.check(r.cluster); err != nil {
+		return fail(fmt.Errorf("node %d at %s: %w", to, address, err))
+	}
+	conn.SetDeadline(time.Time{})
+	return s.track(conn, to), nil
 }
 
 // staticAddr is the node's own address, as raft names it.
@@ -102,3 +238,7 @@ type staticAddr string
 
 func (a staticAddr) Network() string { return "tcp" }
 func (a staticAddr) String() string  { return string(a) }
+
+func parseServerID(id raft.ServerID) (int, error) { return strconv.Atoi(string(id)) }
+
+func serverID(id int) raft.ServerID { return raft.ServerID(strconv.Itoa(id)) }

@@ -39,13 +39,25 @@ type Logger interface {
 // New returns a logger of its own that writes the lines at level or above
 // to w in Format. It touches no global state: several may live in one
 // process (three centrals of a test, each with its own log).
-func New(w io.Writer, level logging.Level, module string) *logging.Logger {
+func New(w io.Writer, level logging.Level, module string) *Leveled {
 	backend := logging.NewLogBackend(w, "", 0)
 	leveled := logging.AddModuleLevel(logging.NewBackendFormatter(backend, logging.MustStringFormatter(Format)))
 	leveled.SetLevel(level, "")
 	l := &logging.Logger{Module: module}
 	l.SetBackend(leveled)
-	return l
+	return &Leveled{Logger: l, backend: leveled}
+}
+
+// Leveled is New's logger: a go-logging Logger whose IsEnabledFor asks its
+// own backend (go-logging's asks its global one, whatever the logger's).
+type Leveled struct {
+	*logging.Logger
+	backend logging.LeveledBackend
+}
+
+// IsEnabledFor reports whether a line at level reaches the logger's output.
+func (l *Leveled) IsEnabledFor(level logging.Level) bool {
+	return l.backend.IsEnabledFor(level, l.Module)
 }
 
 // Discard is a Logger that writes nothing.

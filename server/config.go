@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,12 @@ type config struct {
 	// for one central. ClusterID is this node's (CLUSTER_NODE_ID).
 	ClusterNodes map[int]string
 	ClusterID    int
+	// ClusterJoin: a node without raft state waits to be added (CLUSTER_JOIN).
+	ClusterJoin bool
+	// ClusterInsecure lets replicas speak in plaintext (CLUSTER_INSECURE).
+	ClusterInsecure bool
+	// ClusterLogStore is where raft keeps its log (CLUSTER_LOG_STORE).
+	ClusterLogStore cluster.LogStore
 }
 
 // defaults are the keys of config.ini with their default values.
@@ -69,6 +76,9 @@ var defaults = []settings.Default{
 	{Key: "ADMIN_PPROF", Value: "false"},
 	{Key: "CLUSTER_NODES", Value: ""},
 	{Key: "CLUSTER_NODE_ID", Value: ""},
+	{Key: "CLUSTER_JOIN", Value: "false"},
+	{Key: "CLUSTER_INSECURE", Value: "false"},
+	{Key: "CLUSTER_LOG_STORE", Value: string(cluster.DefaultLogStore)},
 }
 
 // loadConfig reads the config file at path (a missing file is fine unless
@@ -126,19 +136,30 @@ func loadConfig(path string, required bool) (config, error) {
 		}
 	}
 	o.Central.AdminPprof = p.Bool("ADMIN_PPROF")
+	o.ClusterJoin = p.Bool("CLUSTER_JOIN")
+	o.ClusterInsecure = p.Bool("CLUSTER_INSECURE")
+	o.ClusterLogStore = settings.Parse(&p, "CLUSTER_LOG_STORE", parseLogStore)
 	if p.String("CLUSTER_NODES") != "" {
 		o.ClusterNodes = settings.Parse(&p, "CLUSTER_NODES", cluster.ParseNodes)
-		o.ClusterID = p.IntIn("CLUSTER_NODE_ID", 1, 1<<20)
-		if _, ok := o.ClusterNodes[o.ClusterID]; o.ClusterNodes != nil && o.ClusterID > 0 && !ok {
-			settings.Parse(&p, "CLUSTER_NODE_ID", func(s string) (int, error) {
-				return 0, fmt.Errorf("is not one of CLUSTER_NODES")
-			})
+		o.ClusterID = settings.Parse(&p, "CLUSTER_NODE_ID", func(s string) (int, error) {
+			return parseNodeID(s, o.ClusterNodes)
+		})
+		if addr, ok := o.ClusterNodes[o.ClusterID]; ok && o.Port != 0 {
+			if _, port, _ := net.SplitHostPort(addr); port != strconv.Itoa(o.Port) {
+				settings.Parse(&p, "SERVER_PORT", func(s string) (int, error) {
+					return 0, fmt.Errorf("CLUSTER_NODES names this node (%d) at %s: a node listens on the port the others reach it at", o.ClusterID, addr)
+				})
+			}
 		}
+	} else if o.ClusterJoin {
+		settings.Parse(&p, "CLUSTER_JOIN", func(string) (bool, error) {
+			return false, fmt.Errorf("needs CLUSTER_NODES: the cluster as the operator means it, this node's address included")
+		})
 	}
 	if p.Err != nil {
 		return o, p.Err
 	}
-	o.Central.MaxConns, o.FileLimit = central.ConnectionLimit(o.Central.MaxConns)
+	o.Central.MaxConns, o.FileLimit = central.ConnectionLimit(o.Central.MaxConns, o.ClusterNodes != nil)
 	var err error
 	if o.Central.TLS, err = loadTLS(o, time.Now()); err != nil {
 		return o, err
@@ -149,7 +170,39 @@ func loadConfig(path string, required bool) (config, error) {
 		o.Central.TLSRequired = true
 	}
 	o.TLSPlaintext = o.Central.TLS != nil && !o.Central.TLSRequired
+	// Replica traffic in plaintext is anyone's who reaches the port: a
+	// cluster of more than one node needs mutual TLS, or the operator's
+	// explicit CLUSTER_INSECURE=true.
+	if o.ClusterNodes != nil && o.Central.TLS == nil && !o.ClusterInsecure && (len(o.ClusterNodes) > 1 || o.ClusterJoin) {
+		return o, &settings.Error{Key: "CLUSTER_NODES", Value: cluster.FormatNodes(o.ClusterNodes), Reason: fmt.Sprintf(
+			"%d nodes without mutual TLS (TLS_CERT, TLS_KEY, TLS_CLIENT_CA): anything that reaches port %d could speak raft to this node (start elections, forge entries); configure TLS, or set CLUSTER_INSECURE=true to accept that risk",
+			len(o.ClusterNodes), o.Port)}
+	}
 	return o, nil
+}
+
+// parseNodeID reads CLUSTER_NODE_ID, which must name one of nodes.
+func parseNodeID(s string, nodes map[int]string) (int, error) {
+	if s == "" {
+		return 0, fmt.Errorf("is not set: a node of CLUSTER_NODES (%s) needs its own id among them", cluster.FormatNodes(nodes))
+	}
+	id, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("not a whole number")
+	}
+	if _, ok := nodes[id]; !ok && nodes != nil {
+		return 0, fmt.Errorf("is not one of CLUSTER_NODES (%s)", cluster.FormatNodes(nodes))
+	}
+	return id, nil
+}
+
+// parseLogStore reads CLUSTER_LOG_STORE.
+func parseLogStore(s string) (cluster.LogStore, error) {
+	switch ls := cluster.LogStore(strings.ToLower(s)); ls {
+	case cluster.LogWAL, cluster.LogBolt:
+		return ls, nil
+	}
+	return "", fmt.Errorf("must be %s or %s", cluster.LogWAL, cluster.LogBolt)
 }
 
 // loadTLS builds the central's TLS config from TLS_CERT, TLS_KEY and

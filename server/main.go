@@ -89,15 +89,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			// The replica's own pair and the lottery's CA, to dial the others.
 			peers = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: srv.Certificates, RootCAs: srv.ClientCAs}
 		}
-		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, DBPath: opts.DBPath,
-			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers})
+		if cfg.ClusterInsecure && peers == nil {
+			log.Warningf("action: config | result: success | cluster_insecure: true | aviso: replicas speak in plaintext (CLUSTER_INSECURE=true): anything that reaches this port can claim to be a replica, start elections and forge log entries; give the replicas mutual TLS")
+		}
+		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, Join: cfg.ClusterJoin, DBPath: opts.DBPath,
+			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers, Insecure: cfg.ClusterInsecure, LogStore: cfg.ClusterLogStore,
+			ArchiveKeep: opts.ArchiveKeep, Hooks: testHooks(log)})
 		if err != nil {
-			log.Criticalf("action: cluster_start | result: fail | node: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
+			log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
 			ln.Close()
 			return 1
 		}
-		log.Infof("action: cluster_start | result: success | node: %d | nodes: %d | address: %s | raft_dir: %s", cfg.ClusterID, len(cfg.ClusterNodes),
-			logformat.Value(cfg.ClusterNodes[cfg.ClusterID]), logformat.Value(opts.DBPath+".raft"))
+		log.Infof("action: cluster_start | result: success | nodo: %d | nodos: %s | cluster_id: %s | unirse: %t | carpeta_raft: %s", cfg.ClusterID,
+			logformat.Value(cluster.FormatNodes(cfg.ClusterNodes)), node.Status().Cluster, cfg.ClusterJoin, logformat.Value(opts.DBPath+".raft"))
 		opts.Cluster = node
 	}
 	c, err := central.New(opts)

@@ -65,28 +65,44 @@ func readMeta(buf []byte) (metaPage, bool) {
 // fine (a new store); files whose metas are both invalid are left to bbolt,
 // which refuses them.
 func checkFile(path string) error {
-	f, err := os.Open(path)
+	size, best, ok, err := newestMeta(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if size == 0 {
+		return fmt.Errorf("%w (%w): %s is empty (0 bytes), which no store is (a new store is a path that does not exist)", ErrInvalidFile, ErrDamaged, path)
+	}
+	if !ok {
+		return nil
+	}
+	if need := best.pgid * uint64(best.pageSize); uint64(size) < need {
+		return fmt.Errorf("%w (%w): %s is truncated: %d bytes, but its meta page says %d are in use", ErrInvalidFile, ErrDamaged, path, size, need)
+	}
+	return nil
+}
+
+// newestMeta reads the file's size and its newest valid meta page (ok false
+// when neither is valid).
+func newestMeta(path string) (size int64, best metaPage, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, metaPage{}, false, err
+	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() == 0 {
-		return fmt.Errorf("%w (%w): %s is empty (0 bytes), which no store is (a new store is a path that does not exist)", ErrInvalidFile, ErrDamaged, path)
+	if err != nil || st.Size() == 0 {
+		return 0, metaPage{}, false, err
 	}
 	buf := make([]byte, 64<<10)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return err
+		return 0, metaPage{}, false, err
 	}
 	buf = buf[:n]
-	best, ok := readMeta(buf)
+	best, ok = readMeta(buf)
 	if ok && uint64(best.pageSize) < uint64(len(buf)) {
 		if m1, ok1 := readMeta(buf[best.pageSize:]); ok1 && m1.txid > best.txid {
 			best = m1
@@ -101,13 +117,29 @@ func checkFile(path string) error {
 			}
 		}
 	}
+	return st.Size(), best, ok, nil
+}
+
+// FileState is what a closed store file says of itself without being
+// opened: its size and the id of its newest committed transaction. A
+// replica records it when it stops cleanly, and trusts its file at the
+// next start only if it reads the same (package cluster).
+type FileState struct {
+	Size int64  `json:"size"`
+	TxID uint64 `json:"txid"`
+}
+
+// ReadFileState reads the state of the store file at path. A file with no
+// valid meta page is ErrInvalidFile.
+func ReadFileState(path string) (FileState, error) {
+	size, m, ok, err := newestMeta(path)
+	if err != nil {
+		return FileState{}, err
+	}
 	if !ok {
-		return nil
+		return FileState{}, fmt.Errorf("%w: %s has no valid meta page", ErrInvalidFile, path)
 	}
-	if need := best.pgid * uint64(best.pageSize); uint64(st.Size()) < need {
-		return fmt.Errorf("%w (%w): %s is truncated: %d bytes, but its meta page says %d are in use", ErrInvalidFile, ErrDamaged, path, st.Size(), need)
-	}
-	return nil
+	return FileState{Size: size, TxID: m.txid}, nil
 }
 
 // guard turns a panic of bbolt on a damaged page (or a fault on the map,

@@ -146,6 +146,18 @@ func (sn *Snapshot) WriteTo(w io.Writer) (n int64, err error) {
 // Release ends the snapshot's read transaction.
 func (sn *Snapshot) Release() { sn.tx.Rollback() }
 
+// Backup writes a consistent copy of the whole store to w from one read
+// transaction, while writes go on: a store file that Open, bbolt's check
+// and `server export` accept. It returns the bytes written.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	sn, err := s.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	defer sn.Release()
+	return sn.WriteTo(w)
+}
+
 // Restore replaces the (closed) store file at path with the copy read from
 // r: written to a temp file beside it, synced, checked to be a store, then
 // renamed over path, so a crash leaves the old file or the new, never half.

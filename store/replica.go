@@ -36,6 +36,11 @@ const (
 	CmdFinish
 	// CmdDelivered records that an agency has its winners, at the entry's time.
 	CmdDelivered
+	// CmdNewRound ends a finished round and begins the next (At, Agencies):
+	// Apply checks that the round is over (ErrRoundOpen otherwise) and
+	// reports NewRound; the caller archives the file and begins the next
+	// round in a new one (package cluster), at the same entry.
+	CmdNewRound
 )
 
 // Command is one replicated write.
@@ -45,8 +50,8 @@ type Command struct {
 	First    uint64        // CmdAppend
 	Bets     []lottery.Bet // CmdAppend
 	Total    uint64        // CmdFinish
-	Agencies int           // CmdBegin
-	At       time.Time     // the leader's clock: CmdBegin, CmdFinish, CmdDelivered
+	Agencies int           // CmdBegin, CmdNewRound
+	At       time.Time     // the leader's clock: CmdBegin, CmdFinish, CmdDelivered, CmdNewRound
 }
 
 // Entry is a command at its index in the log.
@@ -62,11 +67,19 @@ type Applied struct {
 	Receipt Receipt
 	Err     error
 	Drawn   bool // this entry ran the draw
-	Skipped bool // at or below the applied index: applied before
+	Over    bool // this entry (a delivery) finished the round: drawn, every winner delivered
+	// NewRound: this entry (CmdNewRound) ended the round, which is over; the
+	// next one begins in a new file.
+	NewRound bool
+	Skipped  bool // at or below the applied index: applied before
 }
 
 // ErrIncomplete means a finish announced more bets than are committed.
 var ErrIncomplete = errors.New("finish announces more bets than are committed")
+
+// ErrRoundOpen means a new round was asked while the round is not over
+// (not drawn, or some agency has not confirmed its winners).
+var ErrRoundOpen = errors.New("the round is not over: it is not drawn, or some agency has not received its winners")
 
 // ErrUnknownCommand means an entry this version cannot apply: the replica
 // stops rather than diverge.
@@ -151,15 +164,35 @@ func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (
 	case CmdDelivered:
 		key := agencyKey(c.Agency)
 		if tx.Bucket(bucketDelivery).Get(key) == nil {
-			err = tx.Bucket(bucketDelivery).Put(key, []byte(c.At.UTC().Format(time.RFC3339Nano)))
+			if err = tx.Bucket(bucketDelivery).Put(key, []byte(c.At.UTC().Format(time.RFC3339Nano))); err == nil {
+				a.Over, err = overTx(tx)
+			}
+		}
+	case CmdNewRound:
+		if a.NewRound, err = overTx(tx); err == nil && !a.NewRound {
+			err = ErrRoundOpen
 		}
 	default:
 		return a, fmt.Errorf("%w: kind %d", ErrUnknownCommand, c.Kind)
 	}
-	if err != nil && (refusal(err) || errors.Is(err, ErrIncomplete)) {
+	if err != nil && (refusal(err) || errors.Is(err, ErrIncomplete) || errors.Is(err, ErrRoundOpen)) {
 		a.Err, err = err, nil
 	}
 	return a, err
+}
+
+// overTx reports whether tx's round is over: drawn, and every one of its
+// agencies delivered.
+func overTx(tx *bolt.Tx) (bool, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyDrawTime) == nil {
+		return false, nil
+	}
+	agencies, err := getUint(meta, bucketMeta, keyAgencies)
+	if err != nil {
+		return false, err
+	}
+	return uint64(tx.Bucket(bucketDelivery).Stats().KeyN) >= agencies, nil
 }
 
 // finishTx records agency's finish with total bets, refusing a total that
@@ -214,4 +247,36 @@ func drawTx(tx *bolt.Tx, agencies int, at time.Time) error {
 		return err
 	}
 	return saveDrawTx(tx, at, agencies, winners)
+}
+
+// ClusterID returns the cluster this replica's store belongs to ("": none
+// recorded, as in a one-node central's store).
+func (s *Store) ClusterID() (string, error) {
+	var id string
+	err := s.view(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketMeta).Get(keyCluster))
+		return nil
+	})
+	return id, err
+}
+
+// SetClusterID records the cluster this replica's store belongs to.
+func (s *Store) SetClusterID(id string) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyCluster, []byte(id)) })
+}
+
+// SetReplica makes the store a replica's first state: applied is the log
+// index it stands for (0: none) and cluster the cluster it belongs to (""
+// forgets both: a one-node central's store). A store restored from a
+// backup must not carry the applied index of the cluster it came from: a
+// new cluster's log starts at 1, and every entry at or below the index
+// would be skipped.
+func (s *Store) SetReplica(applied uint64, cluster string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if applied == 0 && cluster == "" {
+			return errors.Join(meta.Delete(keyApplied), meta.Delete(keyCluster))
+		}
+		return errors.Join(meta.Put(keyApplied, strconv.AppendUint(nil, applied, 10)), meta.Put(keyCluster, []byte(cluster)))
+	})
 }

@@ -120,6 +120,11 @@ type Round struct {
 // agency finished, the draw. An empty round may still change its agencies.
 func (r Round) Begun() bool { return r.Bets > 0 || len(r.Finished) > 0 || r.Drawn }
 
+// Over reports whether the round is finished: drawn, and every one of its
+// agencies (def of them when it recorded none) confirmed its winners. Only
+// a finished round is archived and followed by a new one.
+func (r Round) Over(def int) bool { return r.Drawn && len(r.Delivered) >= r.AgencyCount(def) }
+
 // AgencyCount is the round's agency count, or def when it was not recorded.
 func (r Round) AgencyCount(def int) int {
 	if r.Agencies > 0 {

@@ -14,7 +14,10 @@
 //	winners   000001                       30904465,22714583 (documents; empty for none)
 //	delivered 000001                       2026-11-26T18:13:00Z (the agency confirmed its winners)
 //	digests   000001                       hex of the SHA-256 state over the agency's stored bets (lottery.Digest)
-//	meta      format | round_started | draw_time | agencies
+//	meta      format | round_started | draw_time | agencies | applied_index | cluster_id
+//
+// applied_index and cluster_id are a replica's (package cluster): the last
+// log entry applied to the file, and the cluster it belongs to.
 //
 // A batch and the agency's committed count change in one transaction, so after
 // a crash the count says exactly which of the agency's bets are stored.
@@ -47,6 +50,7 @@ var (
 	keyRoundStarted = []byte("round_started")
 	keyDrawTime     = []byte("draw_time")
 	keyAgencies     = []byte("agencies")
+	keyCluster      = []byte("cluster_id")
 )
 
 // formatVersion identifies files written by this package.
@@ -90,6 +94,16 @@ type Options struct {
 	GroupCommit bool
 	// NoFreelistSync skips writing the freelist on commit (rebuilt on open).
 	NoFreelistSync bool
+	// NoSync commits without fsync: a commit survives the process's crash
+	// (it is in the kernel's page cache) but not the machine's. Only a
+	// replica's store, which the cluster's durable log can rebuild, may set
+	// it (package cluster decides when the file is trusted); Sync makes
+	// what was committed durable.
+	NoSync bool
+	// MmapSize is the initial size of bbolt's memory map (0: bbolt's
+	// default). A map larger than the file means fewer remaps as it grows,
+	// and a remap waits for every read transaction, a snapshot's included.
+	MmapSize int
 	// LockTimeout bounds the wait for another process's file lock; 0 means 1s.
 	LockTimeout time.Duration
 	// Now is the clock of the round's start and of deliveries; nil is time.Now.
@@ -137,10 +151,12 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	db, err := openBolt(path, &bolt.Options{
-		Timeout:        timeout,
-		NoFreelistSync: opts.NoFreelistSync,
-		FreelistType:   bolt.FreelistMapType,
-		ReadOnly:       opts.ReadOnly,
+		Timeout:         timeout,
+		NoFreelistSync:  opts.NoFreelistSync,
+		NoSync:          opts.NoSync,
+		InitialMmapSize: opts.MmapSize,
+		FreelistType:    bolt.FreelistMapType,
+		ReadOnly:        opts.ReadOnly,
 	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
@@ -232,8 +248,13 @@ func firstBucket(tx *bolt.Tx) string {
 	return string(k)
 }
 
-// Commits returns how many write transactions committed (each one fsync).
+// Commits returns how many write transactions committed (each one fsync,
+// unless NoSync).
 func (s *Store) Commits() uint64 { return s.commits.Load() }
+
+// Sync flushes what was committed to the disk (fsync): with NoSync, the
+// file is durable only after it.
+func (s *Store) Sync() error { return s.safe(s.db.Sync) }
 
 // Close closes the file. It is safe to call more than once.
 func (s *Store) Close() error {

@@ -65,7 +65,7 @@ func (l *Buffer) String() string {
 // lines at level or above to tb.Log, so they show with the test that wrote
 // them and only when it fails or runs with -v. Lines written after the test
 // ended are dropped instead of panicking.
-func Logger(tb testing.TB, level logging.Level) *logging.Logger {
+func Logger(tb testing.TB, level logging.Level) *logformat.Leveled {
 	w := &testWriter{tb: tb}
 	tb.Cleanup(func() {
 		w.mu.Lock()

@@ -1,0 +1,13 @@
+//go:build !tp0testhooks
+
+package main
+
+import (
+	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+// testHooks are the cluster's test faults: none in a release build (see
+// hooks_test_build.go, built with -tags tp0testhooks for the end-to-end
+// fault tests).
+func testHooks(logformat.Logger) *cluster.Hooks { return nil }
