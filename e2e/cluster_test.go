@@ -107,6 +107,8 @@ func (pc *processCluster) start(i int) {
 	if pc.tlsDir != "" {
 		base := filepath.Join(pc.tlsDir, fmt.Sprintf("central-%d", i+1))
 		env = append(env, "TLS_CERT="+base+".crt", "TLS_KEY="+base+".key", "TLS_CLIENT_CA="+filepath.Join(pc.tlsDir, "ca.crt"))
+	} else {
+		env = append(env, "CLUSTER_INSECURE=true")
 	}
 	p := start(pc.t, "server", pc.t.TempDir(), env...)
 	line := p.waitLine(`action: admin_listen \| result: success \| address: `, 20*time.Second)
@@ -159,8 +161,8 @@ func (pc *processCluster) leader(not int) int {
 			if i == not || c == nil {
 				continue
 			}
-			roles := c.grep(`action: cluster_role \| result: success \| node: \d+ \| role: `)
-			if len(roles) > 0 && strings.Contains(roles[len(roles)-1], "role: leader") {
+			roles := c.grep(`action: cluster_role \| result: success \| nodo: \d+ \| rol: `)
+			if len(roles) > 0 && strings.Contains(roles[len(roles)-1], "rol: leader") {
 				found = i
 				return true
 			}
@@ -216,7 +218,7 @@ func TestCluster_PausedLeader(t *testing.T) {
 	waitAgencies(t, procs, expectedWinners(t, genData, 2))
 	before := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`))
 	pc.procs[lead].signal(syscall.SIGCONT)
-	pc.procs[lead].waitLine(`action: cluster_role \| result: success .*role: follower`, time.Minute)
+	pc.procs[lead].waitLine(`action: cluster_role \| result: success .*rol: follower`, time.Minute)
 	pc.procs[next].waitLine(`action: sorteo \| result: success`, time.Minute)
 	pc.waitApplied()
 	if after := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`)); after != before {
@@ -271,7 +273,7 @@ func TestCluster_IdentitiesOverTLS(t *testing.T) {
 		"DB_PATH="+filepath.Join(t.TempDir(), "bets.db"), "CLUSTER_NODES=1="+addr, "CLUSTER_NODE_ID=1",
 		"TLS_CERT="+filepath.Join(dir, "central-1.crt"), "TLS_KEY="+filepath.Join(dir, "central-1.key"), "TLS_CLIENT_CA="+filepath.Join(dir, "ca.crt"))
 	listenAddr(c)
-	c.waitLine(`action: cluster_role \| result: success \| node: 1 \| role: leader`, 30*time.Second)
+	c.waitLine(`action: cluster_role \| result: success \| nodo: 1 \| rol: leader`, 30*time.Second)
 	dialAs := func(base string) *tls.Conn {
 		pair, pool, err := pki.Load(filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key"), filepath.Join(dir, "ca.crt"), nil, time.Now())
 		if err != nil {

@@ -392,7 +392,7 @@ func TestDocker_ClusterOfThree(t *testing.T) {
 		var found string
 		if !poll(time.Minute, func() bool {
 			for _, c := range nodes {
-				roles := regexp.MustCompile(`action: cluster_role \| result: success \| node: \d \| role: \w+`).FindAllString(p.logs(c), -1)
+				roles := regexp.MustCompile(`action: cluster_role \| result: success \| nodo: \d \| rol: \w+`).FindAllString(p.logs(c), -1)
 				if c != not && len(roles) > 0 && strings.HasSuffix(roles[len(roles)-1], "leader") {
 					found = c
 					return true

@@ -39,7 +39,7 @@ leader() { # the node whose last role line says leader
   local k
   for k in $(seq 1 "$r"); do
     [[ $k == "${1:-0}" ]] && continue
-    if [[ $(grep -o 'action: cluster_role | result: success | node: [0-9]* | role: [a-z]*' ".data/logs/node-$k.log" 2>/dev/null | tail -1) == *leader ]]; then
+    if [[ $(grep -o 'action: cluster_role | result: success | nodo: [0-9]* | rol: [a-z]*' ".data/logs/node-$k.log" 2>/dev/null | tail -1) == *leader ]]; then
       echo "$k"
       return
     fi

@@ -59,7 +59,7 @@ type clusterRun struct {
 	elapsed, elected, firstAck time.Duration
 }
 
-var reLeader = regexp.MustCompile(`action: cluster_role \| result: success \| node: \d+ \| role: (\w+)`)
+var reLeader = regexp.MustCompile(`action: cluster_role \| result: success \| nodo: \d+ \| rol: (\w+)`)
 
 // clusterOnce runs agencies × bets against nodes centrals (1: no cluster),
 // killing the leader after killAfter (0: no kill), and verifies the leader's
@@ -95,7 +95,7 @@ func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) 
 		env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ports[i]), "AGENCIES=" + strconv.Itoa(agencies),
 			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m"}, b.extraEnv...)
 		if nodes > 1 {
-			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1))
+			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true")
 		}
 		if procs[i], err = startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success"); err != nil {
 			return clusterRun{}, err

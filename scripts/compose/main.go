@@ -209,6 +209,16 @@ const StartDelay = "3s"
 // of make docker-compose-up sets it back to 0.
 const WinnersDelay = "1s"
 
+// insecureReplicas is the plain file's opt-in to replicas in plaintext: it
+// carries no keys, and a cluster refuses plaintext replica traffic without
+// it. make docker-compose-up REPLICAS=3 gives them mutual TLS (its override
+// turns the opt-in off).
+const insecureReplicas = `      # Replicas in plaintext: anything on testing_net can speak raft to them
+      # (start elections, forge log entries). make docker-compose-up REPLICAS=3
+      # runs them over mutual TLS instead.
+      - CLUSTER_INSECURE=true
+`
+
 // Compose returns the compose file of spec. Paths are relative to the
 // project directory (the repository root).
 func Compose(spec Spec) string {
@@ -230,7 +240,7 @@ services:`, n, spec.Describe())
 		if replicas > 1 {
 			// Each node listens on every address of its container (config.ini's
 			// SERVER_IP = server names node 1 only).
-			cluster = fmt.Sprintf("      - SERVER_IP=\n      - CLUSTER_NODES=%s\n      - CLUSTER_NODE_ID=%d\n", nodes, k)
+			cluster = fmt.Sprintf("      - SERVER_IP=\n      - CLUSTER_NODES=%s\n      - CLUSTER_NODE_ID=%d\n%s", nodes, k, insecureReplicas)
 		}
 		fmt.Fprintf(&b, `
   %[1]s:
@@ -351,6 +361,9 @@ services:`, o.Agencies)
       - TLS_CLIENT_CA=/pki/ca.crt
       - TLS_REQUIRED=true
 `)
+			if replicas > 1 {
+				b.WriteString("      - CLUSTER_INSECURE=false\n")
+			}
 		}
 		b.WriteString("    volumes:\n      - ./.data/server:/data\n")
 		if o.TLS {
