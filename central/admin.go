@@ -92,6 +92,7 @@ func (c *Central) adminHandler() http.Handler {
 			render(w, v)
 		}
 	}
+	c.operations(mux)
 	mux.Handle("GET /api/status", withStatus(func(w http.ResponseWriter, v statusView) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

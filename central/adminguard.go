@@ -17,7 +17,9 @@ import (
 //     descriptor reserve beside the agencies' sessions (fdReserve);
 //   - timeouts on every phase (headers, whole request, idle keep-alive) and
 //     a body limit, so an idle or trickling client cannot hold a connection;
-//   - GET and HEAD only: nothing on it changes anything;
+//   - GET and HEAD only, but for the operators' commands (operate.go),
+//     which need the token as a bearer credential however the listener is
+//     reached, as does the backup;
 //   - a Host check against DNS rebinding: a page on another site cannot
 //     read it through a browser by resolving its own name to this address
 //     (Host must be an IP literal, localhost, or a name in AdminHosts);
@@ -36,13 +38,14 @@ type adminTimeouts struct {
 
 var defaultAdminTimeouts = adminTimeouts{header: 5 * time.Second, request: 10 * time.Second, write: 60 * time.Second, idle: 30 * time.Second}
 
-// adminMaxBody bounds a request body (none of the routes reads one).
+// adminMaxBody bounds a request body (only the commands have one: a small JSON).
 const adminMaxBody = 1 << 10
 
 // guardAdmin wraps the admin routes with the checks above.
 func (c *Central) guardAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		command := operatorCommand(r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !command {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)
 			return
@@ -50,6 +53,16 @@ func (c *Central) guardAdmin(next http.Handler) http.Handler {
 		if !c.adminHost(r.Host) {
 			http.Error(w, "unknown host name (ADMIN_HOSTS lists the names this listener answers to)", http.StatusMisdirectedRequest)
 			return
+		}
+		if command {
+			if c.opts.AdminToken == "" {
+				http.Error(w, "this command needs the admin token, and none is configured: set ADMIN_TOKEN", http.StatusForbidden)
+				return
+			}
+			if !bearerMatches(r, c.opts.AdminToken) {
+				http.Error(w, "this command needs the admin token as a bearer credential (Authorization: Bearer TOKEN; the server's commands read ADMIN_TOKEN)", http.StatusUnauthorized)
+				return
+			}
 		}
 		if tok := c.opts.AdminToken; tok != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !tokenMatches(r, tok) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="central", charset="UTF-8"`)
@@ -72,6 +85,27 @@ func (c *Central) adminHost(hostport string) bool {
 		return true
 	}
 	return slices.Contains(c.opts.AdminHosts, host)
+}
+
+// operatorCommand reports a request for one of the operators' commands
+// (operate.go): a change, or the backup.
+func operatorCommand(r *http.Request) bool {
+	p := r.URL.Path
+	switch r.Method {
+	case http.MethodPost:
+		return p == "/api/round" || p == "/api/cluster/servers"
+	case http.MethodDelete:
+		return strings.HasPrefix(p, "/api/cluster/servers/")
+	case http.MethodGet, http.MethodHead:
+		return p == "/api/backup"
+	}
+	return false
+}
+
+// bearerMatches checks the request's bearer token in constant time.
+func bearerMatches(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // tokenMatches checks the request's credential in constant time.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,13 +25,14 @@ import (
 // replica is one node of an in-process cluster: a central on its own port
 // over its own store and raft state.
 type replica struct {
-	id     int
-	addr   string
-	dir    string
-	node   *cluster.Node
-	c      *Central
-	cancel context.CancelFunc
-	served chan error
+	id       int
+	addr     string
+	dir      string
+	node     *cluster.Node
+	c        *Central
+	cancel   context.CancelFunc
+	served   chan struct{} // closed when Serve returned serveErr
+	serveErr error
 }
 
 // testCluster is n replicas on loopback, each with its own logger.
@@ -40,9 +42,11 @@ type testCluster struct {
 	nodes    map[int]string
 	replicas map[int]*replica
 	net      *netsim
-	// edit changes a node's config before it starts (faults, AGENCIES).
-	edit func(id int, cfg *cluster.Config)
-	mu   sync.Mutex
+	// edit changes a node's config before it starts (faults, AGENCIES,
+	// the nodes it knows); prepare, its central before it serves.
+	edit    func(id int, cfg *cluster.Config)
+	prepare func(r *replica)
+	mu      sync.Mutex
 }
 
 func newTestCluster(t *testing.T, n, agencies int) *testCluster {
@@ -54,7 +58,23 @@ func newTestCluster(t *testing.T, n, agencies int) *testCluster {
 // ns (nil: the loopback as it is).
 func newTestClusterWith(t *testing.T, n, agencies int, ns *netsim) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, agencies: agencies, nodes: map[int]string{}, replicas: map[int]*replica{}, net: ns}
+	return (&testCluster{}).with(t, n, agencies, ns)
+}
+
+// with starts tc (its edit and prepare set) as n replicas.
+func (tc *testCluster) with(t *testing.T, n, agencies int, ns *netsim) *testCluster {
+	t.Helper()
+	return tc.withStarted(t, n, agencies, nil, ns)
+}
+
+// withStarted is with, starting only the replicas in only (nil: all); the
+// others are started later (start(id, nil, t.TempDir())).
+func (tc *testCluster) withStarted(t *testing.T, n, agencies int, only []int, ns ...*netsim) *testCluster {
+	t.Helper()
+	tc.t, tc.agencies, tc.nodes, tc.replicas = t, agencies, map[int]string{}, map[int]*replica{}
+	if len(ns) > 0 {
+		tc.net = ns[0]
+	}
 	lns := map[int]net.Listener{}
 	for id := 1; id <= n; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -64,7 +84,11 @@ func newTestClusterWith(t *testing.T, n, agencies int, ns *netsim) *testCluster 
 		lns[id], tc.nodes[id] = ln, ln.Addr().String()
 	}
 	for id := 1; id <= n; id++ {
-		tc.start(id, lns[id], t.TempDir())
+		if only == nil || slices.Contains(only, id) {
+			tc.start(id, lns[id], t.TempDir())
+		} else {
+			lns[id].Close()
+		}
 	}
 	t.Cleanup(func() {
 		for id := range tc.replicas {
@@ -98,15 +122,21 @@ func (tc *testCluster) start(id int, ln net.Listener, dir string) {
 		tc.t.Fatal(err)
 	}
 	opts := NewOptions()
-	opts.Agencies, opts.DBPath, opts.Cluster, opts.Logger, opts.IdleTimeout = tc.agencies, db, node, log, 5*time.Second
+	opts.Agencies, opts.DBPath, opts.Cluster, opts.Logger, opts.IdleTimeout = cfg.Agencies, db, node, log, 5*time.Second
 	c, err := New(opts)
 	if err != nil {
 		node.Close()
 		tc.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{id: id, addr: tc.nodes[id], dir: dir, node: node, c: c, cancel: cancel, served: make(chan error, 1)}
-	go func() { r.served <- c.Serve(ctx, ln) }()
+	r := &replica{id: id, addr: tc.nodes[id], dir: dir, node: node, c: c, cancel: cancel, served: make(chan struct{})}
+	if tc.prepare != nil {
+		tc.prepare(r)
+	}
+	go func() {
+		defer close(r.served)
+		r.serveErr = c.Serve(ctx, ln)
+	}()
 	tc.mu.Lock()
 	tc.replicas[id] = r
 	tc.mu.Unlock()
@@ -126,6 +156,26 @@ func (tc *testCluster) stop(id int) {
 	<-r.served
 	r.c.Close()
 	r.node.Close()
+}
+
+// replica returns replica id (nil when it is not running).
+func (tc *testCluster) replica(id int) *replica {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.replicas[id]
+}
+
+// others returns the running replicas but not.
+func (tc *testCluster) others(not int) []*replica {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	var out []*replica
+	for _, r := range tc.replicas {
+		if r.id != not {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // poll calls cond every 5 ms until it is true or d has passed (raft gives

@@ -46,6 +46,7 @@ type Server struct {
 	LastLog       uint64 `json:"last_log_index"`
 	Applied       uint64 `json:"applied_index,omitempty"`
 	Lag           uint64 `json:"lag_entries"`
+	Failures      int    `json:"failures"` // the leader's calls to it that failed since its last answer
 }
 
 // Servers returns the cluster's servers, by id.
@@ -75,8 +76,11 @@ func (n *Node) Servers() ([]Server, error) {
 		case id == n.cfg.ID:
 			sv.LastContactMs, sv.LastLog, sv.Applied = 0, last, applied
 		case leading:
-			if p, ok := n.trans.seen(s.ID); ok && !p.Contact.IsZero() {
-				sv.LastContactMs, sv.LastLog = time.Since(p.Contact).Milliseconds(), p.LastLog
+			if p, ok := n.trans.seen(s.ID); ok {
+				sv.Failures = p.Failures
+				if !p.Contact.IsZero() {
+					sv.LastContactMs, sv.LastLog = time.Since(p.Contact).Milliseconds(), p.LastLog
+				}
 			}
 		}
 		if sv.LastLog < last && sv.LastContactMs >= 0 {

@@ -40,7 +40,7 @@ func setup(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 	binDir = filepath.Join(tmp, "bin")
 	for _, pkg := range []string{"server", "cmd/agency", "scripts/gendata"} {
-		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, filepath.Base(pkg)), "../"+pkg)
+		cmd := exec.Command("go", "build", "-race", "-tags", "tp0testhooks", "-o", filepath.Join(binDir, filepath.Base(pkg)), "../"+pkg)
 		if pkg == "scripts/gendata" {
 			cmd.Args = []string{"go", "build", "-o", filepath.Join(binDir, "gendata"), "../" + pkg}
 		}

@@ -28,7 +28,13 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := settings.Command{Name: "server", Usage: usage, Version: version,
-		Sub: map[string]func([]string) int{"export": func(a []string) int { return export(a, stdout, stderr) }}}
+		Sub: map[string]func([]string) int{
+			"export":  func(a []string) int { return export(a, stdout, stderr) },
+			"cluster": func(a []string) int { return clusterCmd(a, stdout, stderr) },
+			"round":   func(a []string) int { return roundCmd(a, stdout, stderr) },
+			"backup":  func(a []string) int { return backupCmd(a, stdout, stderr) },
+			"restore": func(a []string) int { return restoreCmd(a, stdout, stderr) },
+		}}
 	if code, done := cmd.Handle(args, stdout, stderr); done {
 		return code
 	}

@@ -1,0 +1,190 @@
+package central
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/store"
+)
+
+// The operators' commands, on the admin listener (the server's `cluster`,
+// `round` and `backup` subcommands call them):
+//
+//	GET    /api/cluster               the cluster's servers, as this node sees them
+//	POST   /api/cluster/servers       add a voter: {"id": 4, "address": "host:port"}
+//	DELETE /api/cluster/servers/{id}  remove a server
+//	POST   /api/round                 begin the next round: {"agencies": N} (0 or absent: AGENCIES)
+//	GET    /api/backup                a consistent copy of the store (a bbolt file)
+//
+// Every change, and the backup (it holds personal data), needs the admin
+// token as a bearer credential, even on loopback: a change with no
+// ADMIN_TOKEN configured is refused. A bearer token is never sent by a
+// browser by itself, so a page on another site cannot make one. A change
+// sent to a follower is refused with the leader's "id=address"
+// (409 Conflict, {"error": ..., "leader": ...}); it is not forwarded.
+
+// opTimeout bounds an operation's wait on the cluster.
+const opTimeout = 30 * time.Second
+
+// opError is an operation's failure as the admin API answers it.
+type opError struct {
+	Error  string `json:"error"`
+	Leader string `json:"leader,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// opFailed answers err with its status: not the leader, a round still
+// open or a refused membership change (409), a bad request (400), others
+// (500, the detail logged).
+func (c *Central) opFailed(w http.ResponseWriter, op string, err error) {
+	var nl *cluster.NotLeaderError
+	status := http.StatusInternalServerError
+	body := opError{Error: err.Error()}
+	switch {
+	case errors.As(err, &nl):
+		status, body.Leader = http.StatusConflict, nl.Leader
+	case errors.Is(err, cluster.ErrNotLeader):
+		_, leader := c.cluster.Leader()
+		status, body.Leader = http.StatusConflict, leader
+	case errors.Is(err, store.ErrRoundOpen), errors.Is(err, cluster.ErrMember):
+		status = http.StatusConflict
+	case errors.Is(err, errBadRequest):
+		status = http.StatusBadRequest
+	}
+	c.log.Warningf("action: admin | result: fail | operacion: %s | error: %s", op, logformat.Value(err.Error()))
+	writeJSON(w, status, body)
+}
+
+var errBadRequest = errors.New("bad request")
+
+// operations adds the operators' commands to mux.
+func (c *Central) operations(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		if c.cluster == nil {
+			writeJSON(w, http.StatusNotFound, opError{Error: "this central is not a cluster (CLUSTER_NODES)"})
+			return
+		}
+		servers, err := c.cluster.Servers()
+		if err != nil {
+			c.opFailed(w, "cluster_list", err)
+			return
+		}
+		st := c.cluster.Status()
+		writeJSON(w, http.StatusOK, map[string]any{"cluster_id": st.Cluster, "node": st.Node, "leader": st.Leader, "servers": servers})
+	})
+	mux.HandleFunc("POST /api/cluster/servers", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID      int    `json:"id"`
+			Address string `json:"address"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID < 1 || req.Address == "" {
+			c.opFailed(w, "cluster_add", fmt.Errorf(`%w: want {"id": N, "address": "host:port"}`, errBadRequest))
+			return
+		}
+		if err := c.cluster.AddVoter(req.ID, req.Address); err != nil {
+			c.opFailed(w, "cluster_add", err)
+			return
+		}
+		c.log.Infof("action: admin | result: success | operacion: cluster_add | nodo: %d | direccion: %s", req.ID, logformat.Value(req.Address))
+		writeJSON(w, http.StatusOK, map[string]any{"added": req.ID, "address": req.Address})
+	}))
+	mux.HandleFunc("DELETE /api/cluster/servers/{id}", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err != nil || id < 1 {
+			c.opFailed(w, "cluster_remove", fmt.Errorf("%w: %q is not a node id", errBadRequest, r.PathValue("id")))
+			return
+		}
+		if err := c.cluster.RemoveServer(id); err != nil {
+			c.opFailed(w, "cluster_remove", err)
+			return
+		}
+		c.log.Infof("action: admin | result: success | operacion: cluster_remove | nodo: %d", id)
+		writeJSON(w, http.StatusOK, map[string]any{"removed": id})
+	}))
+	mux.HandleFunc("POST /api/round", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Agencies int `json:"agencies"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil && r.ContentLength != 0 {
+			c.opFailed(w, "round_new", fmt.Errorf(`%w: want {"agencies": N} or nothing`, errBadRequest))
+			return
+		}
+		agencies := req.Agencies
+		if agencies == 0 {
+			agencies = c.opts.Agencies
+		}
+		if agencies < 1 || agencies > MaxAgencies {
+			c.opFailed(w, "round_new", fmt.Errorf("%w: agencies must be between 1 and %d", errBadRequest, MaxAgencies))
+			return
+		}
+		round, err := c.NewRound(r.Context(), agencies)
+		if err != nil {
+			c.opFailed(w, "round_new", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"round": round.UTC().Format(time.RFC3339Nano), "agencies": agencies})
+	})
+	mux.HandleFunc("GET /api/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		n, err := c.store.Backup(w)
+		if err != nil {
+			// Headers are gone once bytes are: a short body tells the
+			// client (which checks the file it wrote).
+			c.log.Errorf("action: admin | result: fail | operacion: backup | bytes: %d | error: %s", n, logformat.Value(err.Error()))
+			return
+		}
+		c.log.Infof("action: admin | result: success | operacion: backup | bytes: %d", n)
+	})
+}
+
+func (c *Central) needCluster(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c.cluster == nil {
+			writeJSON(w, http.StatusNotFound, opError{Error: "this central is not a cluster (CLUSTER_NODES)"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// NewRound ends the round, which must be over (drawn, and every agency's
+// winners delivered: store.ErrRoundOpen otherwise), archives it and begins
+// the next with agencies; it returns the new round's start. A cluster does
+// it through the log (every replica at the same entry). Hellos meanwhile
+// are answered unavailable; agencies that connect after it take part in
+// the new round.
+func (c *Central) NewRound(ctx context.Context, agencies int) (time.Time, error) {
+	c.roundMu.Lock()
+	defer c.roundMu.Unlock()
+	c.switching.Store(true)
+	defer c.switching.Store(false)
+	var r store.Round
+	var err error
+	if c.cluster != nil {
+		if err = c.cluster.NewRound(agencies); err == nil {
+			r, err = c.store.Round()
+		}
+	} else {
+		r, err = c.local.next(agencies)
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.installRound(ctx, r)
+	c.log.Infof("action: nueva_ronda | result: success | ronda: %s | agencias: %d", r.Started.UTC().Format(time.RFC3339Nano), r.AgencyCount(agencies))
+	return r.Started, nil
+}

@@ -1,0 +1,73 @@
+//go:build tp0testhooks
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/logformat"
+)
+
+// testHooks are the cluster's test faults, from the environment, in the
+// build the end-to-end tests make (-tags tp0testhooks); a release build has
+// none (hooks.go).
+//
+//	TP0_TEST_FAIL_APPLY=N    applying a batch that holds entry N or a later one fails (a disk that breaks)
+//	TP0_TEST_FAIL_BARRIER=1  every preparation as leader fails (a leader that cannot catch up)
+//	TP0_TEST_CUT_FILE=PATH   the node ids whose network is cut, one line each, read again every 10 ms
+func testHooks(log logformat.Logger) *cluster.Hooks {
+	h := &cluster.Hooks{}
+	if v := os.Getenv("TP0_TEST_FAIL_APPLY"); v != "" {
+		at, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			panic(fmt.Sprintf("TP0_TEST_FAIL_APPLY=%q", v))
+		}
+		h.Apply = func(_, last uint64) error {
+			if last >= at {
+				return fmt.Errorf("test fault: applying entry %d fails (TP0_TEST_FAIL_APPLY=%d): input/output error", last, at)
+			}
+			return nil
+		}
+	}
+	if os.Getenv("TP0_TEST_FAIL_BARRIER") == "1" {
+		h.Barrier = func() error { return errors.New("test fault: the barrier fails (TP0_TEST_FAIL_BARRIER)") }
+	}
+	if path := os.Getenv("TP0_TEST_CUT_FILE"); path != "" {
+		h.Cut = cutFile(path)
+	}
+	if h.Apply == nil && h.Barrier == nil && h.Cut == nil {
+		return nil
+	}
+	log.Warningf("action: config | result: success | aviso: a test build: faults from TP0_TEST_* are on")
+	return h
+}
+
+// cutFile reads the cut node ids from path, at most every 10 ms.
+func cutFile(path string) func(peer int) bool {
+	var mu sync.Mutex
+	var read time.Time
+	cut := map[int]bool{}
+	self, _ := strconv.Atoi(os.Getenv("CLUSTER_NODE_ID"))
+	return func(peer int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(read) > 10*time.Millisecond {
+			read = time.Now()
+			cut = map[int]bool{}
+			b, _ := os.ReadFile(path)
+			for _, f := range strings.Fields(string(b)) {
+				if id, err := strconv.Atoi(f); err == nil {
+					cut[id] = true
+				}
+			}
+		}
+		return cut[self] || cut[peer]
+	}
+}
