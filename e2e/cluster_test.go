@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,19 +41,26 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// processCluster is three central processes of one cluster.
+// processCluster is central processes of one cluster: node i+1 is index i.
 type processCluster struct {
 	t      *testing.T
-	nodes  string // CLUSTER_NODES
+	nodes  string // CLUSTER_NODES of the first start
 	addrs  []string
 	dbs    []string
 	procs  []*central
-	admin  [3]string // each node's admin listener, for its /api/status
+	admin  []string // each node's admin listener, for its /api/status
 	agency int
 	tlsDir string // with mutual TLS: the CA, central-N and agency-N pairs
+	// gone are the nodes removed from the cluster; join the nodes added to
+	// it (they start with CLUSTER_JOIN=true); env, more of a node's environment.
+	gone, join map[int]bool
+	env        map[int][]string
 }
 
-// clusterPKI writes a CA, replicas 1..3's pairs and agencies 1..2's in a dir.
+// adminToken is every test node's ADMIN_TOKEN.
+const adminToken = "e2e-admin-token"
+
+// clusterPKI writes a CA, replicas 1..4's pairs and agencies 1..2's in a dir.
 func clusterPKI(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -63,7 +71,7 @@ func clusterPKI(t *testing.T) string {
 		t.Fatal(err)
 	}
 	pairs := map[string]pki.Pair{"ca": ca}
-	for k := 1; k <= 3; k++ {
+	for k := 1; k <= 4; k++ {
 		if pairs[fmt.Sprintf("central-%d", k)], err = pki.NewReplica(ca, k, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, spec); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +91,17 @@ func clusterPKI(t *testing.T) string {
 
 func startProcessCluster(t *testing.T, agencies int, tlsDir string) *processCluster {
 	t.Helper()
-	pc := &processCluster{t: t, agency: agencies, tlsDir: tlsDir}
+	pc := newProcessCluster(t, agencies, tlsDir)
+	for i := range pc.procs {
+		pc.start(i)
+	}
+	return pc
+}
+
+// newProcessCluster lays out three nodes without starting them.
+func newProcessCluster(t *testing.T, agencies int, tlsDir string) *processCluster {
+	t.Helper()
+	pc := &processCluster{t: t, agency: agencies, tlsDir: tlsDir, gone: map[int]bool{}, join: map[int]bool{}, env: map[int][]string{}}
 	var parts []string
 	for i, port := range freePorts(t, 3) {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -93,24 +111,69 @@ func startProcessCluster(t *testing.T, agencies int, tlsDir string) *processClus
 	}
 	pc.nodes = strings.Join(parts, ",")
 	pc.procs = make([]*central, 3)
-	for i := range pc.procs {
-		pc.start(i)
-	}
+	pc.admin = make([]string, 3)
 	return pc
+}
+
+// addNode lays out a new node at a new port that joins the cluster, and
+// returns its index (not started).
+func (pc *processCluster) addNode() int {
+	pc.t.Helper()
+	i := len(pc.addrs)
+	pc.addrs = append(pc.addrs, fmt.Sprintf("127.0.0.1:%d", freePorts(pc.t, 1)[0]))
+	pc.dbs = append(pc.dbs, filepath.Join(pc.t.TempDir(), "bets.db"))
+	pc.procs = append(pc.procs, nil)
+	pc.admin = append(pc.admin, "")
+	pc.join[i] = true
+	return i
+}
+
+// live are the indexes of the nodes in the cluster.
+func (pc *processCluster) live() []int {
+	var out []int
+	for i := range pc.addrs {
+		if !pc.gone[i] && pc.procs[i] != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// nodesFor is CLUSTER_NODES for node i: the first start's, or, for a node
+// that joins, the cluster's live nodes and itself.
+func (pc *processCluster) nodesFor(i int) string {
+	if !pc.join[i] {
+		return pc.nodes
+	}
+	var parts []string
+	for k, a := range pc.addrs {
+		if !pc.gone[k] && (pc.procs[k] != nil || k == i) {
+			parts = append(parts, fmt.Sprintf("%d=%s", k+1, a))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// command runs the server binary's command against node i's admin listener.
+func (pc *processCluster) command(i int, args ...string) (string, error) {
+	args = append(args, "--admin", pc.admin[i], "--token", adminToken)
+	out, err := exec.Command(filepath.Join(binDir, "server"), args...).CombinedOutput()
+	return string(out), err
 }
 
 func (pc *processCluster) start(i int) {
 	pc.t.Helper()
 	port := pc.addrs[i][strings.LastIndex(pc.addrs[i], ":")+1:]
 	env := []string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, fmt.Sprintf("AGENCIES=%d", pc.agency),
-		"DB_PATH=" + pc.dbs[i], "CLUSTER_NODES=" + pc.nodes, fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s", "ADMIN_ADDR=127.0.0.1:0"}
+		"DB_PATH=" + pc.dbs[i], "CLUSTER_NODES=" + pc.nodesFor(i), fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s",
+		"ADMIN_ADDR=127.0.0.1:0", "ADMIN_TOKEN=" + adminToken, fmt.Sprintf("CLUSTER_JOIN=%t", pc.join[i])}
 	if pc.tlsDir != "" {
 		base := filepath.Join(pc.tlsDir, fmt.Sprintf("central-%d", i+1))
 		env = append(env, "TLS_CERT="+base+".crt", "TLS_KEY="+base+".key", "TLS_CLIENT_CA="+filepath.Join(pc.tlsDir, "ca.crt"))
 	} else {
 		env = append(env, "CLUSTER_INSECURE=true")
 	}
-	p := start(pc.t, "server", pc.t.TempDir(), env...)
+	p := start(pc.t, "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
 	line := p.waitLine(`action: admin_listen \| result: success \| address: `, 20*time.Second)
 	pc.admin[i] = "http://" + line[strings.LastIndex(line, " ")+1:]
 	listenAddr(p)
@@ -119,7 +182,9 @@ func (pc *processCluster) start(i int) {
 
 // applied reads node i's applied index from its /api/status.
 func (pc *processCluster) applied(i int) (uint64, bool) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(pc.admin[i] + "/api/status")
+	req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/api/status", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return 0, false
 	}
@@ -135,20 +200,22 @@ func (pc *processCluster) applied(i int) (uint64, bool) {
 	return st.Cluster.Applied, true
 }
 
-// waitApplied waits until the three replicas applied the same last entry.
+// waitApplied waits until the live replicas applied the same last entry.
 func (pc *processCluster) waitApplied() {
 	pc.t.Helper()
-	var got [3]uint64
+	got := map[int]uint64{}
 	if !poll(time.Minute, func() bool {
-		for i := range pc.procs {
-			var ok bool
-			if got[i], ok = pc.applied(i); !ok {
+		var want uint64
+		for _, i := range pc.live() {
+			a, ok := pc.applied(i)
+			if got[i] = a; !ok || a == 0 || want != 0 && a != want {
 				return false
 			}
+			want = a
 		}
-		return got[0] > 0 && got[0] == got[1] && got[1] == got[2]
+		return true
 	}) {
-		pc.t.Fatalf("the replicas did not converge: applied %v", got)
+		pc.t.Fatalf("the replicas did not converge: applied %v (by index)", got)
 	}
 }
 
@@ -323,15 +390,18 @@ func testkitHello(t *testing.T) []byte {
 func (pc *processCluster) compareStores(t *testing.T, data string) {
 	t.Helper()
 	want := expectedWinners(t, data, 2)
-	for _, c := range pc.procs {
+	live := pc.live()
+	for _, i := range live {
+		c := pc.procs[i]
 		c.signal(syscall.SIGTERM)
 		if code := c.wait(time.Minute); code != 0 {
 			t.Fatalf("node exited %d:\n%s", code, c.output())
 		}
 	}
-	var exports [3]bytes.Buffer
-	var draws [3]store.Round
-	for i, db := range pc.dbs {
+	exports := make([]bytes.Buffer, len(live))
+	draws := make([]store.Round, len(live))
+	for j, i := range live {
+		db := pc.dbs[i]
 		s, err := store.Open(db, store.Options{ReadOnly: true})
 		if err != nil {
 			t.Fatal(err)
@@ -339,22 +409,22 @@ func (pc *processCluster) compareStores(t *testing.T, data string) {
 		if err := s.Check(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Export(&exports[i]); err != nil {
+		if err := s.Export(&exports[j]); err != nil {
 			t.Fatal(err)
 		}
-		if draws[i], err = s.Round(); err != nil {
+		if draws[j], err = s.Round(); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
 	}
-	for i := 1; i < 3; i++ {
+	for i := 1; i < len(live); i++ {
 		if !bytes.Equal(exports[i].Bytes(), exports[0].Bytes()) || !draws[i].DrawTime.Equal(draws[0].DrawTime) ||
 			fmt.Sprint(draws[i].Winners) != fmt.Sprint(draws[0].Winners) {
 			t.Fatalf("replica %d differs from replica 1 (%d vs %d bytes of bets.csv, draw %s vs %s)", i+1,
 				exports[i].Len(), exports[0].Len(), draws[i].DrawTime, draws[0].DrawTime)
 		}
 	}
-	rep := verifyStore(t, pc.dbs[0], data, 2)
+	rep := verifyStore(t, pc.dbs[live[0]], data, 2)
 	if rep.total != len(fileBets(t, data, 1))+len(fileBets(t, data, 2)) {
 		t.Fatalf("stored %d bets", rep.total)
 	}

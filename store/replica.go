@@ -162,11 +162,12 @@ func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (
 	case CmdFinish:
 		a.Drawn, err = finishTx(tx, c.Agency, c.Total, c.At)
 	case CmdDelivered:
-		key := agencyKey(c.Agency)
-		if tx.Bucket(bucketDelivery).Get(key) == nil {
-			if err = tx.Bucket(bucketDelivery).Put(key, []byte(c.At.UTC().Format(time.RFC3339Nano))); err == nil {
-				a.Over, err = overTx(tx)
-			}
+		var n uint64
+		if n, err = deliverTx(tx, c.Agency, c.At); err == nil && n > 0 {
+			// The bucket's sequence counts the deliveries: the one that
+			// completes the round's set finishes it.
+			agencies, aerr := getUint(tx.Bucket(bucketMeta), bucketMeta, keyAgencies)
+			a.Over, err = tx.Bucket(bucketMeta).Get(keyDrawTime) != nil && n >= agencies, aerr
 		}
 	case CmdNewRound:
 		if a.NewRound, err = overTx(tx); err == nil && !a.NewRound {
@@ -182,7 +183,8 @@ func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (
 }
 
 // overTx reports whether tx's round is over: drawn, and every one of its
-// agencies delivered.
+// agencies delivered. It counts the deliveries one by one (what the same
+// transaction wrote included: bbolt's bucket statistics miss it).
 func overTx(tx *bolt.Tx) (bool, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta.Get(keyDrawTime) == nil {
@@ -192,7 +194,26 @@ func overTx(tx *bolt.Tx) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return uint64(tx.Bucket(bucketDelivery).Stats().KeyN) >= agencies, nil
+	var n uint64
+	c := tx.Bucket(bucketDelivery).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n >= agencies, nil
+}
+
+// deliverTx records that agency has its winners, at at, once; it returns
+// how many agencies have theirs (the delivered bucket's sequence), or 0
+// when agency had its before.
+func deliverTx(tx *bolt.Tx, agency int, at time.Time) (uint64, error) {
+	b, key := tx.Bucket(bucketDelivery), agencyKey(agency)
+	if b.Get(key) != nil {
+		return 0, nil
+	}
+	if err := b.Put(key, []byte(at.UTC().Format(time.RFC3339Nano))); err != nil {
+		return 0, err
+	}
+	return b.NextSequence()
 }
 
 // finishTx records agency's finish with total bets, refusing a total that

@@ -95,11 +95,12 @@ func (s *Store) Finish(agency int, total uint64) error {
 	})
 }
 
-// Delivered records that agency confirmed receipt of its winners.
+// Delivered records that agency confirmed receipt of its winners (once:
+// the first confirmation's time stays).
 func (s *Store) Delivered(agency int) error {
-	key := agencyKey(agency)
 	return s.write(func(tx *bolt.Tx, _ *arena) error {
-		return tx.Bucket(bucketDelivery).Put(key, []byte(s.now().UTC().Format(time.RFC3339Nano)))
+		_, err := deliverTx(tx, agency, s.now())
+		return err
 	})
 }
 
