@@ -21,6 +21,7 @@ var (
 	binDir      string // server, agency and gendata binaries
 	genData     string // generated data for 5 agencies (20,000 bets)
 	bigData     string // generated data for 2 agencies (400,000 bets), slow enough to interrupt
+	midData     string // generated data for 2 agencies (30,000 bets): a round that lasts through faults
 	officialDir string // the official dataset, extracted; "" when absent
 )
 
@@ -56,6 +57,11 @@ func setup(m *testing.M) int {
 	}
 	bigData = filepath.Join(tmp, "big")
 	if out, err := exec.Command(filepath.Join(binDir, "gendata"), "-out", bigData, "-agencies", "2", "-bets", "400000", "-seed", "2").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "gendata: %v\n%s", err, out)
+		return 1
+	}
+	midData = filepath.Join(tmp, "mid")
+	if out, err := exec.Command(filepath.Join(binDir, "gendata"), "-out", midData, "-agencies", "2", "-bets", "30000", "-seed", "3").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "gendata: %v\n%s", err, out)
 		return 1
 	}
