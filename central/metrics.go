@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/protocol"
 )
 
@@ -67,11 +68,27 @@ var (
 	descCommit    = prometheus.NewDesc("tp0_cluster_commit_index", "The last log index this node knows committed.", []string{"node"}, nil)
 	descApplied   = prometheus.NewDesc("tp0_cluster_applied_index", "The last log index durable in this replica's store.", []string{"node"}, nil)
 	descServing   = prometheus.NewDesc("tp0_cluster_serving", "1 while this node leads and serves agencies.", []string{"node"}, nil)
+
+	descLastContact = prometheus.NewDesc("tp0_cluster_last_contact_seconds", "How long ago this follower last heard from a leader (0 on the leader, -1 never).", []string{"node"}, nil)
+	descCommitSecs  = prometheus.NewDesc("tp0_cluster_commit_seconds", "Writes of the leader, from raft's Apply until committed by a quorum and applied here.", []string{"node"}, nil)
+	descApplySecs   = prometheus.NewDesc("tp0_cluster_fsm_apply_seconds", "Batches of entries applied to this replica's store.", []string{"node"}, nil)
+	descPending     = prometheus.NewDesc("tp0_cluster_fsm_pending", "Committed batches waiting to be applied to this replica's store.", []string{"node"}, nil)
+	descSnapshots   = prometheus.NewDesc("tp0_cluster_snapshots_total", "Snapshots this node took.", []string{"node"}, nil)
+	descSnapSecs    = prometheus.NewDesc("tp0_cluster_snapshot_duration_seconds", "How long the last snapshot took to write.", []string{"node"}, nil)
+	descSnapBytes   = prometheus.NewDesc("tp0_cluster_snapshot_bytes", "The last snapshot's size.", []string{"node"}, nil)
+	descRestores    = prometheus.NewDesc("tp0_cluster_restores_total", "Snapshots restored into this replica's store (a rebuild, or one sent by the leader).", []string{"node"}, nil)
+	descTrusted     = prometheus.NewDesc("tp0_cluster_store_trusted", "1 when this replica's store was trusted at start (a clean stop), 0 when it was rebuilt.", []string{"node"}, nil)
+	descPeerContact = prometheus.NewDesc("tp0_cluster_peer_last_contact_seconds", "The leader's view: how long ago each peer last answered (-1: never).", []string{"node", "peer"}, nil)
+	descPeerLog     = prometheus.NewDesc("tp0_cluster_peer_log_index", "The leader's view: the last log index each peer reported.", []string{"node", "peer"}, nil)
+	descPeerLag     = prometheus.NewDesc("tp0_cluster_peer_lag_entries", "The leader's view: how many entries each peer is behind the leader's log.", []string{"node", "peer"}, nil)
 )
 
+var clusterDescs = []*prometheus.Desc{descRole, descTerm, descCommit, descApplied, descServing, descLastContact, descCommitSecs, descApplySecs,
+	descPending, descSnapshots, descSnapSecs, descSnapBytes, descRestores, descTrusted, descPeerContact, descPeerLog, descPeerLag}
+
 func (rc *roundCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr,
-		descRole, descTerm, descCommit, descApplied, descServing} {
+	for _, d := range append([]*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr},
+		clusterDescs...) {
 		ch <- d
 	}
 }
@@ -101,7 +118,38 @@ func (rc *roundCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(cs.Commit), node)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(cs.Applied), node)
 		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, b2f(cs.Serving), node)
+		rc.collectSignals(ch, node, rc.c.cluster.Signals())
+		for _, sv := range st.Servers {
+			if sv.ID == cs.Node || cs.Role != "leader" {
+				continue
+			}
+			peer := itoa(sv.ID)
+			contact := -1.0
+			if sv.LastContactMs >= 0 {
+				contact = float64(sv.LastContactMs) / 1000
+			}
+			ch <- prometheus.MustNewConstMetric(descPeerContact, prometheus.GaugeValue, contact, node, peer)
+			ch <- prometheus.MustNewConstMetric(descPeerLog, prometheus.GaugeValue, float64(sv.LastLog), node, peer)
+			ch <- prometheus.MustNewConstMetric(descPeerLag, prometheus.GaugeValue, float64(sv.Lag), node, peer)
+		}
 	}
+}
+
+// collectSignals exports raft's signals of this node.
+func (rc *roundCollector) collectSignals(ch chan<- prometheus.Metric, node string, s cluster.Signals) {
+	contact := s.LastContact.Seconds()
+	if s.LastContact < 0 {
+		contact = -1
+	}
+	ch <- prometheus.MustNewConstMetric(descLastContact, prometheus.GaugeValue, contact, node)
+	ch <- prometheus.MustNewConstHistogram(descCommitSecs, s.Commit.Count, s.Commit.Sum, s.Commit.Buckets, node)
+	ch <- prometheus.MustNewConstHistogram(descApplySecs, s.FSMApply.Count, s.FSMApply.Sum, s.FSMApply.Buckets, node)
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(s.FSMPending), node)
+	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(s.Snapshots), node)
+	ch <- prometheus.MustNewConstMetric(descSnapSecs, prometheus.GaugeValue, s.SnapshotTime.Seconds(), node)
+	ch <- prometheus.MustNewConstMetric(descSnapBytes, prometheus.GaugeValue, float64(s.SnapshotSize), node)
+	ch <- prometheus.MustNewConstMetric(descRestores, prometheus.CounterValue, float64(s.Restores), node)
+	ch <- prometheus.MustNewConstMetric(descTrusted, prometheus.GaugeValue, b2f(s.Trusted), node)
 }
 
 func b2f(b bool) float64 {

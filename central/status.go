@@ -26,8 +26,10 @@ type roundStatus struct {
 	// not connected. Rows, metrics series and their cost are only for the
 	// agencies seen, however large AGENCIES is.
 	Unseen int `json:"unseen"`
-	// Cluster is this replica's view of its cluster; absent on one central.
-	Cluster *cluster.Status `json:"cluster,omitempty"`
+	// Cluster is this replica's view of its cluster, and Servers its
+	// members (the leader's view of each); absent on one central.
+	Cluster *cluster.Status  `json:"cluster,omitempty"`
+	Servers []cluster.Server `json:"servers,omitempty"`
 
 	rows    []agencyStatus
 	commits uint64
@@ -96,6 +98,7 @@ func (c *Central) status() (roundStatus, error) {
 	if c.cluster != nil {
 		cs := c.cluster.Status()
 		st.Cluster = &cs
+		st.Servers, _ = c.cluster.Servers()
 	}
 	switch {
 	case st.Drawn && st.Delivered >= st.Agencies:

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"strconv"
+
+	"github.com/hashicorp/raft"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +95,7 @@ func (n *Node) Signals() Signals {
 	stats := n.raft.Stats()
 	s.FSMPending, _ = strconv.ParseUint(stats["fsm_pending"], 10, 64)
 	switch last := n.raft.LastContact(); {
-	case n.raft.State().String() == "Leader":
+	case n.raft.State() == raft.Leader:
 	case last.IsZero():
 		s.LastContact = -1
 	default:

@@ -59,6 +59,20 @@ func (pc *processCluster) committed(i int) map[int]uint64 {
 	return out
 }
 
+// metrics returns node i's /metrics.
+func (pc *processCluster) metrics(i int) string {
+	pc.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // runAgencies starts agencies 1..pc.agency on data with every node's address.
 func (pc *processCluster) runAgencies(data string, env ...string) []*proc {
 	pc.t.Helper()
@@ -104,6 +118,20 @@ func TestCluster_FailedApplyExitsNonZero(t *testing.T) {
 	pc.start(2)
 	pc.procs[2].waitLine(`action: cluster_start \| result: in_progress .*almacen: reconstruido`, time.Minute)
 	pc.waitApplied()
+	// raft's signals where operators look: the rebuilt store, the leader's
+	// view of its peers, commit latencies.
+	for _, want := range []string{`tp0_cluster_store_trusted\{node="3"\} 0`, `tp0_cluster_restores_total\{node="3"\} \d`, `tp0_cluster_fsm_apply_seconds_count\{node="3"\} [1-9]`} {
+		if m := pc.metrics(2); !regexp.MustCompile(want).MatchString(m) {
+			t.Errorf("node 3's /metrics has no %s", want)
+		}
+	}
+	lead = pc.servingNode()
+	for _, want := range []string{`tp0_cluster_peer_lag_entries\{node="\d",peer="3"\} \d+`, `tp0_cluster_peer_last_contact_seconds\{node="\d",peer="3"\} [0-9]`,
+		`tp0_cluster_commit_seconds_count\{node="\d"\} [1-9]`} {
+		if m := pc.metrics(lead); !regexp.MustCompile(want).MatchString(m) {
+			t.Errorf("the leader's /metrics has no %s:\n%s", want, m)
+		}
+	}
 	pc.compareStores(t, genData)
 }
 
