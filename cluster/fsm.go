@@ -276,9 +276,13 @@ type snapshot struct {
 	signals *signals
 }
 
+// Persist writes the snapshot and ends its read transaction (raft's
+// RecoverCluster never calls Release; a transaction left open would block
+// the store's Close).
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	start := time.Now()
 	n, err := s.sn.WriteTo(sink)
+	s.sn.Release()
 	if err != nil {
 		sink.Cancel()
 		return err

@@ -490,3 +490,38 @@ func TestCluster_TwoRoundsAndABackup(t *testing.T) {
 		t.Fatalf("the seeded cluster stored %d bets", got.total)
 	}
 }
+
+// A cluster that lost its quorum for good (two of three machines gone
+// mid-round) is recovered on the survivor: stopped, server cluster recover
+// makes it the whole cluster, and started with CLUSTER_NODES naming only
+// itself it serves the agencies, which finish the round exactly once.
+func TestCluster_RecoverAfterQuorumLost(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	pc := startProcessCluster(t, 2, "")
+	agencies := pc.runAgencies(genData)
+	lead := pc.servingNode()
+	pc.procs[lead].waitLine(`action: apuesta_recibida \| result: success`, time.Minute)
+	for _, i := range pc.live() {
+		if i != lead {
+			pc.kill(i)
+			pc.gone[i] = true
+		}
+	}
+	pc.procs[lead].signal(syscall.SIGTERM)
+	if code := pc.procs[lead].wait(time.Minute); code != 0 {
+		t.Fatalf("the survivor exited %d", code)
+	}
+	self := fmt.Sprintf("%d=%s", lead+1, pc.addrs[lead])
+	out, err := exec.Command(filepath.Join(binDir, "server"), "cluster", "recover", "--db", pc.dbs[lead], "--node", fmt.Sprint(lead+1), "--nodes", self).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "WARNING") {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	pc.env[lead] = []string{"CLUSTER_NODES=" + self}
+	pc.start(lead)
+	pc.procs[lead].waitLine(`action: cluster_lead \| result: success`, time.Minute)
+	waitAgencies(t, agencies, expectedWinners(t, genData, 2))
+	pc.compareStores(t, genData)
+}

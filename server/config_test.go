@@ -38,3 +38,40 @@ func TestReadmeStatesTheDefaults(t *testing.T) {
 		t.Errorf("README's AGENCIES bound is not %d", central.MaxAgencies)
 	}
 }
+
+// The cluster's configuration is checked against itself, each bad key
+// named: a node listens on the port CLUSTER_NODES gives it, names its own id
+// (and is told how when it does not), joins only with CLUSTER_NODES, and a
+// cluster of more than one node runs without mutual TLS only with
+// CLUSTER_INSECURE=true.
+func TestLoadConfig_Cluster(t *testing.T) {
+	nodes := "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string // "" accepts
+	}{
+		{"Insecure", map[string]string{"SERVER_PORT": "7001", "CLUSTER_NODES": nodes, "CLUSTER_NODE_ID": "1", "CLUSTER_INSECURE": "true"}, ""},
+		{"PlaintextRefused", map[string]string{"SERVER_PORT": "7001", "CLUSTER_NODES": nodes, "CLUSTER_NODE_ID": "1"}, "without mutual TLS"},
+		{"OneNodePlaintext", map[string]string{"SERVER_PORT": "7001", "CLUSTER_NODES": "1=127.0.0.1:7001", "CLUSTER_NODE_ID": "1"}, ""},
+		{"PortDiffers", map[string]string{"SERVER_PORT": "7009", "CLUSTER_NODES": nodes, "CLUSTER_NODE_ID": "1", "CLUSTER_INSECURE": "true"},
+			`SERVER_PORT = "7009": CLUSTER_NODES names this node (1) at 127.0.0.1:7001`},
+		{"NoNodeID", map[string]string{"SERVER_PORT": "7001", "CLUSTER_NODES": nodes, "CLUSTER_INSECURE": "true"}, "CLUSTER_NODE_ID = \"\": is not set: a node of CLUSTER_NODES"},
+		{"NodeIDNotAMember", map[string]string{"SERVER_PORT": "7001", "CLUSTER_NODES": nodes, "CLUSTER_NODE_ID": "4", "CLUSTER_INSECURE": "true"}, "is not one of CLUSTER_NODES"},
+		{"JoinWithoutNodes", map[string]string{"CLUSTER_JOIN": "true"}, "CLUSTER_JOIN"},
+		{"LogStore", map[string]string{"CLUSTER_LOG_STORE": "sqlite"}, "CLUSTER_LOG_STORE"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig("", false)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

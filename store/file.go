@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,8 +118,9 @@ func PruneArchives(path string, keep int) ([]string, error) {
 // written later (bbolt's read transactions do not block writers): a
 // replica's snapshot for its peers.
 type Snapshot struct {
-	s  *Store
-	tx *bolt.Tx
+	s    *Store
+	tx   *bolt.Tx
+	once sync.Once
 }
 
 // Snapshot takes a snapshot; Release it when done.
@@ -143,8 +145,8 @@ func (sn *Snapshot) WriteTo(w io.Writer) (n int64, err error) {
 	return n, err
 }
 
-// Release ends the snapshot's read transaction.
-func (sn *Snapshot) Release() { sn.tx.Rollback() }
+// Release ends the snapshot's read transaction; later calls do nothing.
+func (sn *Snapshot) Release() { sn.once.Do(func() { sn.tx.Rollback() }) }
 
 // Backup writes a consistent copy of the whole store to w from one read
 // transaction, while writes go on: a store file that Open, bbolt's check
