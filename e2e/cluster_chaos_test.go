@@ -135,7 +135,9 @@ func runClusterChaos(t *testing.T, seed uint64) {
 			k := pc.addNode()
 			pc.env[k] = []string{"TP0_TEST_CUT_FILE=" + cut}
 			pc.start(k)
-			pc.retry(func(lead int) (string, error) { return pc.command(lead, "cluster", "add", strconv.Itoa(k+1), pc.addrs[k]) })
+			pc.retry(func(lead int) (string, error) {
+				return pc.command(lead, "cluster", "add", strconv.Itoa(k+1), pc.addrs[k])
+			})
 		}
 	}
 	os.WriteFile(cut, nil, 0o600)
