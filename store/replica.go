@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -242,11 +243,12 @@ func finishTx(tx *bolt.Tx, agency int, total uint64, at time.Time) (drawn bool, 
 	if err != nil || agencies == 0 {
 		return false, err
 	}
-	finished := 0
-	for a := 1; a <= int(agencies); a++ {
-		if fin.Get(agencyKey(a)) != nil {
-			finished++
-		}
+	// One pass over the finished agencies (a search per agency would cost
+	// the round a search per pair of agencies).
+	finished, last := 0, agencyKey(int(agencies))
+	c := fin.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, last) <= 0; k, _ = c.Next() {
+		finished++
 	}
 	if finished < int(agencies) {
 		return false, nil
