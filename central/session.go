@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -39,6 +41,11 @@ type session struct {
 	sent    bool   // the winners were sent: Received may follow
 
 	toldReplaced bool // the agency was told a newer session took over
+
+	// A replica's session pipelines its batches (pipeline.go); wmu
+	// serialises its writes with the pipeline's acks.
+	pipe *pipeline
+	wmu  sync.Mutex
 }
 
 // internalMessage is all an agency is told of an internal error.
@@ -53,6 +60,13 @@ func (s *session) run(ctx context.Context) {
 			s.disown()
 		}
 	}()
+	// Batches in flight are answered before the session lets its agency go
+	// (a newer session's Welcome counts them).
+	defer func() {
+		if s.pipe != nil {
+			s.pipe.close()
+		}
+	}()
 	for {
 		if !s.c.conns.armRead(s.raw, s.c.opts.IdleTimeout) {
 			s.fenced()
@@ -60,6 +74,9 @@ func (s *session) run(ctx context.Context) {
 		}
 		m, err := s.r.Next()
 		if err != nil {
+			if s.pipe != nil && s.pipe.failed.Load() {
+				return // an answer ended the session, and said why
+			}
 			s.readFailed(err)
 			return
 		}
@@ -142,6 +159,8 @@ func (s *session) internal(action, doing string, err error) error {
 }
 
 func (s *session) send(m protocol.Message) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	var err error
 	if s.out, err = protocol.Append(s.out[:0], m); err != nil {
 		return err
@@ -155,6 +174,9 @@ func (s *session) send(m protocol.Message) error {
 }
 
 func (s *session) handle(ctx context.Context, m protocol.Message) error {
+	if _, batch := m.(*protocol.Batch); !batch && s.pipe != nil && !s.pipe.drain() {
+		return errEnd // what follows batches waits for their answers
+	}
 	if _, ok := m.(*protocol.Hello); !ok && s.agency == 0 {
 		return s.fail("receive_message", protocol.NewError(protocol.CodeUnexpected, "%s before hello", m.Kind()))
 	}
@@ -250,8 +272,17 @@ func (s *session) batch(m *protocol.Batch) error {
 		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
 			"batch for agency %d on agency %d's session", m.Agency, s.agency), fmt.Sprintf("cantidad: %d", n))
 	}
+	if s.pipelined() {
+		return s.submit(m)
+	}
 	start := time.Now()
 	receipt, err := s.c.store.Append(s.agency, m.First, m.Bets)
+	return s.answer(m.First, n, m.Bets, start, receipt, err)
+}
+
+// answer tells the agency what became of its batch of n bets from first
+// (bets: the batch, for the per-bet lines; nil when pipelined).
+func (s *session) answer(first uint64, n int, bets []lottery.Bet, start time.Time, receipt store.Receipt, err error) error {
 	s.c.metrics.observeCommit(start, receipt.Stored, n, err)
 	if err != nil {
 		s.c.checkDamage(err)
@@ -268,8 +299,8 @@ func (s *session) batch(m *protocol.Batch) error {
 	if s.mode == protocol.ModeSingle {
 		level = logging.INFO
 	}
-	if s.c.log.IsEnabledFor(level) {
-		for _, b := range m.Bets[n-receipt.Stored:] {
+	if s.c.log.IsEnabledFor(level) && bets != nil {
+		for _, b := range bets[n-receipt.Stored:] {
 			if level == logging.INFO {
 				s.c.log.Infof("action: apuesta_almacenada | result: success | dni: %s | numero: %d", b.Document, b.Number)
 			} else {
@@ -277,7 +308,7 @@ func (s *session) batch(m *protocol.Batch) error {
 			}
 		}
 	}
-	if err := s.send(&protocol.Ack{First: m.First, Stored: receipt.Stored, Committed: receipt.Committed}); err != nil {
+	if err := s.send(&protocol.Ack{First: first, Stored: receipt.Stored, Committed: receipt.Committed}); err != nil {
 		return errEnd
 	}
 	return nil

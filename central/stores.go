@@ -53,6 +53,10 @@ type Replica interface {
 	// Handoff runs the replicas' handshake on a replica's connection and
 	// gives it to raft; certID is the replica its TLS certificate names.
 	Handoff(conn net.Conn, certID int) (peer int, err error)
+	// AppendAsync hands a batch to the log without waiting (the caller's
+	// batches are appended in the order of its calls); wait returns what
+	// Append would have.
+	AppendAsync(agency int, first uint64, bets []lottery.Bet) (wait func() (store.Receipt, error))
 	// NewRound ends the round, which must be over, and begins the next.
 	NewRound(agencies int) error
 	Status() cluster.Status

@@ -94,15 +94,27 @@ var lostLeadership = []error{raft.ErrNotLeader, raft.ErrLeadershipLost, raft.Err
 // it and this node applied it. leading says the caller is the leader's own
 // setup (before it serves).
 func (n *Node) apply(c store.Command, leading bool) (store.Applied, error) {
+	return n.submit(c, leading)()
+}
+
+// submit hands c to raft (the entry is queued in the order of the calls:
+// one caller's entries are appended in its order) and returns the wait for
+// its outcome.
+func (n *Node) submit(c store.Command, leading bool) func() (store.Applied, error) {
 	if !leading && !n.serving.Load() {
-		return store.Applied{}, ErrNotLeader
+		return func() (store.Applied, error) { return store.Applied{}, ErrNotLeader }
 	}
 	data, err := encode(c)
 	if err != nil {
-		return store.Applied{}, err
+		return func() (store.Applied, error) { return store.Applied{}, err }
 	}
 	start := time.Now()
 	f := n.raft.Apply(data, n.cfg.Timeouts.Apply)
+	return func() (store.Applied, error) { return n.outcome(f, start) }
+}
+
+// outcome waits for an Apply's future and returns the entry's outcome.
+func (n *Node) outcome(f raft.ApplyFuture, start time.Time) (store.Applied, error) {
 	if err := n.answers.wait(f, n.cfg.Timeouts.Apply); err != nil {
 		for _, lost := range lostLeadership {
 			if errors.Is(err, lost) {

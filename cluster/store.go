@@ -23,6 +23,20 @@ func (n *Node) Append(agency int, first uint64, bets []lottery.Bet) (store.Recei
 	return a.Receipt, a.Err
 }
 
+// AppendAsync hands a batch to the log without waiting for it: a caller's
+// batches are appended in the order of its calls, so a session can have
+// several in flight; wait returns what Append would have.
+func (n *Node) AppendAsync(agency int, first uint64, bets []lottery.Bet) (wait func() (store.Receipt, error)) {
+	w := n.submit(store.Command{Kind: store.CmdAppend, Agency: agency, First: first, Bets: bets}, false)
+	return func() (store.Receipt, error) {
+		a, err := w()
+		if err != nil {
+			return store.Receipt{}, err
+		}
+		return a.Receipt, a.Err
+	}
+}
+
 // Finish records agency's finish through the log; the finish that
 // completes the set of agencies runs the draw in the same entry.
 func (n *Node) Finish(agency int, total uint64) error {
