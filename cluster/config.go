@@ -73,8 +73,8 @@ type Timeouts struct {
 
 // DefaultTimeouts are tuned for a failover within about 1 s on a LAN (raft's
 // own defaults are 1 s heartbeat and election timeouts, 500 ms lease).
-var DefaultTimeouts = Timeouts{Heartbeat: 500 * time.Millisecond, Election: 500 * time.Millisecond,
-	LeaderLease: 250 * time.Millisecond, Commit: 20 * time.Millisecond, Apply: 10 * time.Second}
+var DefaultTimeouts = Timeouts{Heartbeat: 300 * time.Millisecond, Election: 300 * time.Millisecond,
+	LeaderLease: 150 * time.Millisecond, Commit: 20 * time.Millisecond, Apply: 10 * time.Second}
 
 // withDefaults fills each zero field with its default, field by field.
 func (t Timeouts) withDefaults() Timeouts {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -90,6 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if cfg.ClusterNodes != nil {
+		// A replica's garbage is mostly raft's: each entry is encoded,
+		// written, sent and decoded again. Collected half as often (unless
+		// GOGC says otherwise), three replicas on one machine's two cores
+		// spend about a fifth less CPU (make bench-cluster).
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(replicaGCPercent)
+		}
 		var peers *tls.Config
 		if srv := cfg.Central.TLS; srv != nil {
 			// The replica's own pair and the lottery's CA, to dial the others.
@@ -169,6 +177,9 @@ SERVER_CONFIG (which must then exist). Every key can be overridden by an
 environment variable of the same name (SERVER_PORT, AGENCIES, DB_PATH, ...);
 see the README's Configuration section.
 `
+
+// replicaGCPercent is a replica's GOGC.
+const replicaGCPercent = 200
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
