@@ -191,11 +191,12 @@ bench-swarm: build
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM_KILL) -bets 1000 -kill-after 2s
 	$(GO) run ./scripts/bench -mode swarm -hold -agencies 10000 -bets 100
 
-# One central against a cluster of 3 (processes on this machine): the
-# official dataset's size over 5 agencies, and 1,000 agencies; then the
-# failover time (kill -9 of the leader → new leader → first ack).
+# One central against a cluster of 3 (processes on this machine), with
+# raft's log in raft-wal and in raft-boltdb: the official dataset's size
+# over 5 agencies, 10 × 20,000 and 1,000 agencies; then the failover time
+# (kill -9 of the leader → new leader → first ack, median of 5).
 bench-cluster: build
-	$(GO) run ./scripts/bench -mode cluster -agencies 5,1000 -bets 0 -replicas 3
+	$(GO) run ./scripts/bench -mode cluster -shapes 5x0,10x20000,1000x0 -logstores wal,boltdb -failovers 5 -replicas 3
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,55 +20,98 @@ import (
 	"github.com/loteria-nacional/tp0/internal/swarm"
 )
 
-// clusterTable runs the same swarm on one central and on a cluster of
-// replicas (processes on this machine), side by side, then measures a
-// failover: kill -9 of the leader mid-run, to the new leader, to the first
-// bet acknowledged after the kill.
-func (b *bench) clusterTable(counts []int, bets, replicas int) error {
-	fmt.Printf("| agencies × bets | nodes | time | bets/s | vs one node |\n|---|---:|---:|---:|---:|\n")
-	for _, n := range counts {
-		per := bets
-		if per == 0 {
-			per = (78697 + n - 1) / n // the official dataset's size over n agencies
+// shape is a run's agencies × bets (bets 0: the official dataset's size
+// over the agencies).
+type shape struct{ agencies, bets int }
+
+// parseShapes reads "5x0,10x20000,1000x0".
+func parseShapes(s string) ([]shape, error) {
+	var out []shape
+	for _, f := range strings.Split(s, ",") {
+		a, b, ok := strings.Cut(strings.TrimSpace(f), "x")
+		na, err1 := strconv.Atoi(a)
+		nb, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || na < 1 || nb < 0 {
+			return nil, fmt.Errorf("-shapes: %q is not AGENCIESxBETS", f)
 		}
-		var one float64
-		for _, nodes := range []int{1, replicas} {
-			res, err := b.clusterOnce(n, per, nodes, 0)
+		if nb == 0 {
+			nb = (78697 + na - 1) / na
+		}
+		out = append(out, shape{na, nb})
+	}
+	return out, nil
+}
+
+// clusterTable runs the same swarm on one central and on a cluster of
+// replicas (processes on this machine), side by side, for each log store,
+// then measures failovers: kill -9 of the leader mid-run, to the new leader,
+// to the first bet acknowledged after the kill.
+func (b *bench) clusterTable(shapes []shape, replicas int, stores []string, failovers int) error {
+	fmt.Printf("| agencies × bets | nodes | raft log | time | bets/s | vs one node | CPU, all nodes | commit p50 / p99 |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, sh := range shapes {
+		one, err := b.clusterOnce(sh, 1, "", 0)
+		if err != nil {
+			return err
+		}
+		base := float64(sh.agencies*sh.bets) / one.elapsed.Seconds()
+		fmt.Printf("| %d × %d | 1 | - | %s | %.0f | 1.00× | %s | - |\n", sh.agencies, sh.bets, ms(one.elapsed), base, ms(one.cpu))
+		for _, ls := range stores {
+			res, err := b.clusterOnce(sh, replicas, ls, 0)
 			if err != nil {
 				return err
 			}
-			rate := float64(n*per) / res.elapsed.Seconds()
-			if nodes == 1 {
-				one = rate
-			}
-			fmt.Printf("| %d × %d | %d | %s | %.0f | %.2f× |\n", n, per, nodes, ms(res.elapsed), rate, rate/one)
+			rate := float64(sh.agencies*sh.bets) / res.elapsed.Seconds()
+			fmt.Printf("| %d × %d | %d | %s | %s | %.0f | %.2f× | %s | %s / %s |\n", sh.agencies, sh.bets, replicas, ls, ms(res.elapsed), rate, rate/base,
+				ms(res.cpu), ms(res.p50), ms(res.p99))
 		}
 	}
-	fmt.Printf("\n| failover (%d nodes, 100 agencies × 5,000 bets, kill -9 of the leader after 1 s) | kill → new leader | kill → first ack |\n|---|---:|---:|\n", replicas)
-	for run := 1; run <= 3; run++ {
-		res, err := b.clusterOnce(100, 5000, replicas, time.Second)
+	if failovers == 0 {
+		return nil
+	}
+	ls := stores[0]
+	fmt.Printf("\n| failover (%d nodes, %s, 100 agencies × 5,000 bets, kill -9 of the leader after 1 s) | kill → new leader | kill → first ack |\n|---|---:|---:|\n", replicas, ls)
+	var elected, acked []time.Duration
+	for run := 1; run <= failovers; run++ {
+		res, err := b.clusterOnce(shape{100, 5000}, replicas, ls, time.Second)
 		if err != nil {
 			return err
 		}
 		first := "none: the round ended first"
 		if res.firstAck > 0 {
 			first = ms(res.firstAck)
+			acked = append(acked, res.firstAck)
 		}
+		elected = append(elected, res.elected)
 		fmt.Printf("| run %d | %s | %s |\n", run, ms(res.elected), first)
 	}
+	fmt.Printf("| median of %d | %s | %s |\n", failovers, ms(median(elected)), ms(median(acked)))
 	return nil
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 type clusterRun struct {
 	elapsed, elected, firstAck time.Duration
+	cpu                        time.Duration // every node's user+system time
+	p50, p99                   time.Duration // the leader's commit latency (tp0_cluster_commit_seconds)
 }
 
-var reLeader = regexp.MustCompile(`action: cluster_role \| result: success \| nodo: \d+ \| rol: (\w+)`)
+var (
+	reLeader = regexp.MustCompile(`action: cluster_role \| result: success \| nodo: \d+ \| rol: (\w+)`)
+	reAdmin  = regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`)
+)
 
-// clusterOnce runs agencies × bets against nodes centrals (1: no cluster),
-// killing the leader after killAfter (0: no kill), and verifies the leader's
-// store.
-func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) (clusterRun, error) {
+// clusterOnce runs sh against nodes centrals (1: no cluster) whose raft log
+// is logStore, killing the leader after killAfter (0: no kill), and
+// verifies the leader's store.
+func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time.Duration) (clusterRun, error) {
 	tmp, err := os.MkdirTemp("", "tp0-cluster-")
 	if err != nil {
 		return clusterRun{}, err
@@ -92,10 +139,11 @@ func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) 
 	for i := range procs {
 		dbs[i] = filepath.Join(tmp, fmt.Sprintf("node-%d", i+1), "bets.db")
 		os.MkdirAll(filepath.Dir(dbs[i]), 0o755)
-		env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ports[i]), "AGENCIES=" + strconv.Itoa(agencies),
-			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m"}, b.extraEnv...)
+		env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ports[i]), "AGENCIES=" + strconv.Itoa(sh.agencies),
+			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, b.extraEnv...)
 		if nodes > 1 {
-			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true")
+			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true",
+				"CLUSTER_LOG_STORE="+logStore)
 		}
 		if procs[i], err = startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success"); err != nil {
 			return clusterRun{}, err
@@ -127,7 +175,7 @@ func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) 
 	var res swarm.Result
 	go func() {
 		var err error
-		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(addrs, ","), Agencies: agencies, Bets: bets, Window: 4,
+		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(addrs, ","), Agencies: sh.agencies, Bets: sh.bets, Window: 4,
 			RetryTimeout: 10 * time.Minute, LastAck: &lastAck})
 		done <- err
 	}()
@@ -158,6 +206,9 @@ func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) 
 		return run, err
 	}
 	run.elapsed = res.Elapsed
+	if nodes > 1 {
+		run.p50, run.p99 = commitLatency(procs[lead])
+	}
 	for i, p := range procs {
 		if killAfter > 0 && p.cmd.ProcessState != nil {
 			continue // the killed one
@@ -166,6 +217,52 @@ func (b *bench) clusterOnce(agencies, bets, nodes int, killAfter time.Duration) 
 		if err := p.wait(); err != nil && i == lead {
 			return run, fmt.Errorf("node %d: %w\n%s", i+1, err, p.tail())
 		}
+		run.cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 	}
-	return run, verifySwarm(dbs[lead], agencies, bets, res)
+	return run, verifySwarm(dbs[lead], sh.agencies, sh.bets, res)
+}
+
+// commitLatency reads the leader's commit latency histogram from its
+// /metrics and returns its 50th and 99th percentiles (bucket bounds).
+func commitLatency(p *proc) (p50, p99 time.Duration) {
+	m := reAdmin.FindStringSubmatch(p.out.String())
+	if m == nil {
+		return 0, 0
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	type bucket struct {
+		le    float64
+		count float64
+	}
+	var buckets []bucket
+	sc := bufio.NewScanner(resp.Body)
+	re := regexp.MustCompile(`^tp0_cluster_commit_seconds_bucket\{(?:node="\d+",)?le="([^"]+)"(?:,node="\d+")?\} (\S+)`)
+	for sc.Scan() {
+		if mm := re.FindStringSubmatch(sc.Text()); mm != nil {
+			le, _ := strconv.ParseFloat(mm[1], 64)
+			if mm[1] == "+Inf" {
+				le = math.Inf(1)
+			}
+			c, _ := strconv.ParseFloat(mm[2], 64)
+			buckets = append(buckets, bucket{le, c})
+		}
+	}
+	if len(buckets) == 0 || buckets[len(buckets)-1].count == 0 {
+		return 0, 0
+	}
+	slices.SortFunc(buckets, func(a, b bucket) int { return int(math.Copysign(1, a.le-b.le)) })
+	total := buckets[len(buckets)-1].count
+	at := func(q float64) time.Duration {
+		for _, b := range buckets {
+			if b.count >= q*total && !math.IsInf(b.le, 1) {
+				return time.Duration(b.le * float64(time.Second))
+			}
+		}
+		return 0
+	}
+	return at(0.5), at(0.99)
 }

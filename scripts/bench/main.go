@@ -44,6 +44,9 @@ func main() {
 	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
 	hold := flag.Bool("hold", false, "swarm: measure what agencies waiting for the draw cost the central (the first count of -agencies)")
 	replicas := flag.Int("replicas", 3, "cluster: the cluster's nodes, beside one central")
+	shapes := flag.String("shapes", "5x0,10x20000,1000x0", "cluster: agencies x bets runs (bets 0: the official dataset's size)")
+	logStores := flag.String("logstores", "wal,boltdb", "cluster: raft log stores to compare")
+	failovers := flag.Int("failovers", 5, "cluster: failover runs (the median is printed)")
 	flag.Parse()
 	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
@@ -52,7 +55,12 @@ func main() {
 		err = b.flow(*data, *runs)
 	case "scale":
 		err = b.scale(*runs)
-	case "swarm", "cluster":
+	case "cluster":
+		var sh []shape
+		if sh, err = parseShapes(*shapes); err == nil {
+			err = b.clusterTable(sh, *replicas, strings.Split(*logStores, ","), *failovers)
+		}
+	case "swarm":
 		var counts []int
 		for _, f := range strings.Split(*swarmCounts, ",") {
 			n, cerr := strconv.Atoi(strings.TrimSpace(f))
@@ -64,8 +72,6 @@ func main() {
 		}
 		switch {
 		case err != nil:
-		case *mode == "cluster":
-			err = b.clusterTable(counts, *perAgency, *replicas)
 		case *hold:
 			err = b.holdCost(counts[0], *perAgency)
 		default:
