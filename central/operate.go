@@ -30,9 +30,6 @@ import (
 // sent to a follower is refused with the leader's "id=address"
 // (409 Conflict, {"error": ..., "leader": ...}); it is not forwarded.
 
-// opTimeout bounds an operation's wait on the cluster.
-const opTimeout = 30 * time.Second
-
 // opError is an operation's failure as the admin API answers it.
 type opError struct {
 	Error  string `json:"error"`
