@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loteria-nacional/tp0/internal/dataset"
 )
 
 // Paths set up once by TestMain.
@@ -25,8 +27,14 @@ var (
 	officialDir string // the official dataset, extracted; "" when absent
 )
 
-// datasetZip is the course's official dataset, beside the project root.
-const datasetZip = "../../shared/tp0-dataset/dataset.zip"
+// datasetZip is the course's official dataset as every program finds it
+// (internal/dataset), "" when there is none; datasetLine says which.
+var datasetZip, datasetLine = findDataset()
+
+func findDataset() (string, string) {
+	path, from, err := dataset.Find()
+	return path, dataset.Describe(path, from, err)
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(setup(m))
@@ -65,7 +73,8 @@ func setup(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "gendata: %v\n%s", err, out)
 		return 1
 	}
-	if _, err := os.Stat(datasetZip); err == nil {
+	fmt.Fprintln(os.Stderr, datasetLine)
+	if datasetZip != "" {
 		officialDir = filepath.Join(tmp, "official")
 		if out, err := exec.Command(filepath.Join(binDir, "gendata"), "-out", officialDir, "-zip", datasetZip).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "extract dataset: %v\n%s", err, out)
@@ -78,7 +87,7 @@ func setup(m *testing.M) int {
 func needOfficial(t *testing.T) string {
 	t.Helper()
 	if officialDir == "" {
-		t.Skipf("official dataset %s not available", datasetZip)
+		t.Skipf("needs the course's dataset: %s", datasetLine)
 	}
 	return officialDir
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	official "github.com/loteria-nacional/tp0/internal/dataset"
 	"github.com/loteria-nacional/tp0/pki"
 )
 
@@ -83,17 +84,22 @@ func makePKI(dir string, n int) (string, error) {
 	return dir, nil
 }
 
-// defaultData extracts the official dataset when it is beside the project,
-// else generates data of the same size.
+// defaultData extracts the official dataset when there is one (found as
+// every program finds it: internal/dataset), else generates data of the
+// same size; it prints which on its first line.
 func defaultData(tmp string) (dir, label string, err error) {
 	dir = filepath.Join(tmp, "data")
-	const zip = "../shared/tp0-dataset/dataset.zip"
-	if _, err := os.Stat(zip); err == nil {
+	zip, from, err := official.Find()
+	fmt.Println(official.Describe(zip, from, err))
+	switch {
+	case err == nil:
 		out, err := exec.Command("go", "run", "./scripts/gendata", "-out", dir, "-zip", zip).CombinedOutput()
 		if err != nil {
 			return "", "", fmt.Errorf("extract dataset: %v\n%s", err, out)
 		}
 		return dir, "official dataset", nil
+	case !errors.Is(err, official.ErrNotFound):
+		return "", "", err
 	}
 	return dir, "generated data, official size", generate(dir, 5, 78697)
 }

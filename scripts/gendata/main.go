@@ -5,9 +5,13 @@
 //
 //	go run ./scripts/gendata -out .data -agencies 5 -bets 78697 [-seed 1]
 //	go run ./scripts/gendata -out .data -zip .data/dataset.zip
+//	go run ./scripts/gendata -find
 //
 // With -zip it extracts the agency-N.csv files of the course's dataset.zip
-// instead (no unzip tool needed).
+// instead (no unzip tool needed). -find prints the path of the course's
+// dataset as every program looks for it (internal/dataset: TP0_DATASET,
+// .data/dataset.zip, .data/datasets.zip, ../shared/tp0-dataset/dataset.zip),
+// or nothing when there is none.
 //
 // Bets are split between agencies in decreasing shares, as in the course's
 // files. The same flags always give the same bytes.
@@ -16,6 +20,7 @@ package main
 import (
 	"archive/zip"
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +29,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+
+	"github.com/loteria-nacional/tp0/internal/dataset"
 )
 
 var (
@@ -42,7 +49,19 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	zipPath := flag.String("zip", "", "extract agency-N.csv files from this zip instead of generating")
 	keep := flag.Bool("keep", false, "keep agency files that already exist; write only the missing ones")
+	find := flag.Bool("find", false, "print the course's dataset's path (nothing when there is none) and exit")
 	flag.Parse()
+	if *find {
+		path, _, err := dataset.Find()
+		if err != nil && !errors.Is(err, dataset.ErrNotFound) {
+			fmt.Fprintln(os.Stderr, "gendata:", err)
+			os.Exit(1)
+		}
+		if path != "" {
+			fmt.Println(path)
+		}
+		return
+	}
 	if *zipPath != "" {
 		if err := extract(*zipPath, *out); err != nil {
 			fmt.Fprintln(os.Stderr, "gendata:", err)
