@@ -46,7 +46,7 @@ func TestDraw_RetriedAfterTransientFailure(t *testing.T) {
 	c.log = logformat.New(logs, logging.INFO, "draw")
 	winner := lottery.Bet{Agency: 1, FirstName: "Ana", LastName: "Paz", Document: "30904465",
 		Birthdate: lottery.Date{Year: 1990, Month: 1, Day: 2}, Number: lottery.WinnerNumber}
-	if _, err := c.store.Append(1, 0, []lottery.Bet{winner}); err != nil {
+	if _, err := c.store.Append(1, 0, lottery.BetSlice([]lottery.Bet{winner})); err != nil {
 		t.Fatal(err)
 	}
 	flaky := &flakyStore{drawStore: c.draws, failures: 2}

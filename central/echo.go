@@ -17,7 +17,7 @@ import (
 // connection's (see slots.go): one over the agencies' limit is refused
 // once it is known not to be a replica's.
 func (c *Central) serveConn(ctx context.Context, conn net.Conn, slot *slot) {
-	br := bufio.NewReaderSize(conn, protocol.MaxBatchFrame)
+	br := bufio.NewReaderSize(conn, peekBuffer)
 	if !c.conns.armRead(conn, c.opts.IdleTimeout) {
 		return
 	}
@@ -53,7 +53,7 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, slot *slot) {
 		c.conns.armWrite(conn, c.opts.IdleTimeout)
 		protocol.Write(conn, protocol.NewError(protocol.CodeForbidden, "TLS is required: configure tls.ca, tls.cert and tls.key"))
 	case b == protocol.Marker:
-		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: slot.release}
+		s := &session{c: c, conn: conn, raw: conn, br: br, r: protocol.NewFrameReader(br, protocol.MaxFrame), ip: remoteIP(conn), release: slot.release}
 		s.run(ctx)
 	case b >= 0x20 && b < 0x7f || b == '\t':
 		c.echo(conn, br)
@@ -63,6 +63,12 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, slot *slot) {
 		protocol.Write(conn, protocol.NewError(protocol.CodeMalformed, "first byte 0x%02x is neither text nor a protocol frame", b))
 	}
 }
+
+// peekBuffer is the size of the buffer a connection is read through: its
+// first byte is peeked, and a session's frames are read whole into their
+// own buffers (a header's few bytes go through it). A session costs no
+// more than this while it waits for its next frame.
+const peekBuffer = 16
 
 // maxEchoLine bounds the line an echo check may send.
 const maxEchoLine = 64 << 10

@@ -47,7 +47,7 @@ func (s *session) pipelined() bool {
 
 // submit hands m to the log and to the pipeline's acknowledgements; it
 // blocks while maxPipelined batches are in flight.
-func (s *session) submit(m *protocol.Batch) error {
+func (s *session) submit(m *protocol.BatchFrame) error {
 	if s.pipe == nil {
 		s.pipe = &pipeline{s: s, pending: make(chan inflight, maxPipelined), done: make(chan struct{})}
 		go s.pipe.run()
@@ -55,7 +55,7 @@ func (s *session) submit(m *protocol.Batch) error {
 	if s.pipe.failed.Load() {
 		return errEnd
 	}
-	p := inflight{first: m.First, n: len(m.Bets), start: time.Now(), wait: s.c.cluster.AppendAsync(s.agency, m.First, m.Bets)}
+	p := inflight{first: m.First, n: m.Len(), start: time.Now(), wait: s.c.cluster.AppendAsync(s.agency, m.First, m)}
 	s.pipe.wg.Add(1)
 	s.pipe.pending <- p
 	return nil

@@ -174,7 +174,7 @@ func (s *session) send(m protocol.Message) error {
 }
 
 func (s *session) handle(ctx context.Context, m protocol.Message) error {
-	if _, batch := m.(*protocol.Batch); !batch && s.pipe != nil && !s.pipe.drain() {
+	if _, batch := m.(*protocol.BatchFrame); !batch && s.pipe != nil && !s.pipe.drain() {
 		return errEnd // what follows batches waits for their answers
 	}
 	if _, ok := m.(*protocol.Hello); !ok && s.agency == 0 {
@@ -183,7 +183,7 @@ func (s *session) handle(ctx context.Context, m protocol.Message) error {
 	switch m := m.(type) {
 	case *protocol.Hello:
 		return s.hello(ctx, m)
-	case *protocol.Batch:
+	case *protocol.BatchFrame:
 		return s.batch(m)
 	case *protocol.Finish:
 		return s.finish(ctx, m)
@@ -266,8 +266,11 @@ func batchError(err error) *protocol.Error {
 	return protocol.NewError(protocol.CodeInternal, "storing the batch: %v", err)
 }
 
-func (s *session) batch(m *protocol.Batch) error {
-	n := len(m.Bets)
+// batch stores m; its buffer goes back to the reader's pool once the
+// store (or, pipelined, the log's encoding) is done with it.
+func (s *session) batch(m *protocol.BatchFrame) error {
+	defer m.Release()
+	n := m.Len()
 	if m.Agency != s.agency {
 		return s.fail("apuesta_recibida", protocol.NewError(protocol.CodeUnknownAgency,
 			"batch for agency %d on agency %d's session", m.Agency, s.agency), fmt.Sprintf("cantidad: %d", n))
@@ -276,13 +279,13 @@ func (s *session) batch(m *protocol.Batch) error {
 		return s.submit(m)
 	}
 	start := time.Now()
-	receipt, err := s.c.store.Append(s.agency, m.First, m.Bets)
-	return s.answer(m.First, n, m.Bets, start, receipt, err)
+	receipt, err := s.c.store.Append(s.agency, m.First, m)
+	return s.answer(m.First, n, m, start, receipt, err)
 }
 
 // answer tells the agency what became of its batch of n bets from first
 // (bets: the batch, for the per-bet lines; nil when pipelined).
-func (s *session) answer(first uint64, n int, bets []lottery.Bet, start time.Time, receipt store.Receipt, err error) error {
+func (s *session) answer(first uint64, n int, bets lottery.Bets, start time.Time, receipt store.Receipt, err error) error {
 	s.c.metrics.observeCommit(start, receipt.Stored, n, err)
 	if err != nil {
 		s.c.checkDamage(err)
@@ -300,13 +303,17 @@ func (s *session) answer(first uint64, n int, bets []lottery.Bet, start time.Tim
 		level = logging.INFO
 	}
 	if s.c.log.IsEnabledFor(level) && bets != nil {
-		for _, b := range bets[n-receipt.Stored:] {
+		bets.Each(func(i int, b *lottery.Bet) error {
+			if i < n-receipt.Stored {
+				return nil
+			}
 			if level == logging.INFO {
 				s.c.log.Infof("action: apuesta_almacenada | result: success | dni: %s | numero: %d", b.Document, b.Number)
 			} else {
 				s.c.log.Debugf("action: apuesta_almacenada | result: success | dni: %s | numero: %d", b.Document, b.Number)
 			}
-		}
+			return nil
+		})
 	}
 	if err := s.send(&protocol.Ack{First: first, Stored: receipt.Stored, Committed: receipt.Committed}); err != nil {
 		return errEnd
@@ -353,8 +360,8 @@ func (s *session) awaitWinners(ctx context.Context) error {
 	}
 	s.release()
 	// A waiting session should cost little: with nothing buffered, its
-	// reader (an 8 kB buffer, the last batch's bets) and its encode buffer
-	// go, and a small reader is made again when the winners are out.
+	// reader and its encode buffer go, and a reader is made again when the
+	// winners are out.
 	if s.br == nil || s.br.Buffered() == 0 {
 		s.r, s.br, s.out = nil, nil, nil
 	}
@@ -397,7 +404,7 @@ func (s *session) awaitWinners(ctx context.Context) error {
 	}
 	s.winners, s.sent = len(docs), true
 	if s.r == nil {
-		s.r = protocol.NewReader(s.conn, protocol.MaxFrame)
+		s.r = protocol.NewFrameReader(s.conn, protocol.MaxFrame)
 	}
 	return nil // the agency confirms with Received
 }

@@ -20,7 +20,7 @@ import (
 // file, as a damaged store does.
 type brokenStore struct{ betStore }
 
-func (brokenStore) Append(int, uint64, []lottery.Bet) (store.Receipt, error) {
+func (brokenStore) Append(int, uint64, lottery.Bets) (store.Receipt, error) {
 	return store.Receipt{}, fmt.Errorf("open store /srv/secret/bets.db: %w: bucket digests key 000001", store.ErrInvalidFile)
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/loteria-nacional/tp0/lottery"
 )
 
 // A scrape and the status page cost what the agencies seen cost, not what
@@ -18,7 +20,7 @@ func TestStatus_CostIndependentOfUnseenAgencies(t *testing.T) {
 	if len(st.rows) != 0 || st.Unseen != MaxAgencies {
 		t.Fatalf("%d rows and %d unseen before any agency, want 0 and %d", len(st.rows), st.Unseen, MaxAgencies)
 	}
-	if _, err := c.store.Append(7, 0, nil); err != nil {
+	if _, err := c.store.Append(7, 0, lottery.BetSlice(nil)); err != nil {
 		t.Fatal(err)
 	}
 	h := c.adminHandler()

@@ -18,7 +18,7 @@ import (
 // (local), or a replica's (Replica), whose writes go through the cluster's
 // log. Tests wrap it to inject faults, as a disk that fails once.
 type betStore interface {
-	Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error)
+	Append(agency int, first uint64, bets lottery.Bets) (store.Receipt, error)
 	Committed(agency int) (committed uint64, finished bool, err error)
 	Agency(agency int) (store.AgencyState, error)
 	Finish(agency int, total uint64) error
@@ -56,7 +56,7 @@ type Replica interface {
 	// AppendAsync hands a batch to the log without waiting (the caller's
 	// batches are appended in the order of its calls); wait returns what
 	// Append would have.
-	AppendAsync(agency int, first uint64, bets []lottery.Bet) (wait func() (store.Receipt, error))
+	AppendAsync(agency int, first uint64, bets lottery.Bets) (wait func() (store.Receipt, error))
 	// NewRound ends the round, which must be over, and begins the next.
 	NewRound(agencies int) error
 	Status() cluster.Status
@@ -91,7 +91,7 @@ func (l *local) cur() (*store.Store, func()) {
 	return l.st, l.mu.RUnlock
 }
 
-func (l *local) Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error) {
+func (l *local) Append(agency int, first uint64, bets lottery.Bets) (store.Receipt, error) {
 	st, done := l.cur()
 	defer done()
 	return st.Append(agency, first, bets)

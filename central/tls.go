@@ -108,6 +108,6 @@ func (c *Central) serveTLS(ctx context.Context, conn net.Conn, br *bufio.Reader,
 		return
 	}
 	c.log.Debugf("action: tls_handshake | result: success | ip: %s | agencia: %d", ip, agency)
-	s := &session{c: c, conn: tc, raw: conn, r: protocol.NewReader(tc, protocol.MaxFrame), ip: ip, release: slot.release, certAgency: agency}
+	s := &session{c: c, conn: tc, raw: conn, r: protocol.NewFrameReader(tc, protocol.MaxFrame), ip: ip, release: slot.release, certAgency: agency}
 	s.run(ctx)
 }

@@ -9,7 +9,6 @@
 package cluster
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,7 +41,7 @@ func encode(c store.Command) ([]byte, error) {
 		b = be.AppendUint64(b, uint64(c.At.UnixNano()))
 		b = be.AppendUint32(b, uint32(c.Agencies))
 	case store.CmdAppend:
-		return protocol.Append(b, &protocol.Batch{Agency: c.Agency, First: c.First, Bets: c.Bets})
+		return protocol.AppendBatch(b, c.Agency, c.First, c.Bets)
 	case store.CmdFinish:
 		b = be.AppendUint32(b, uint32(c.Agency))
 		b = be.AppendUint64(b, c.Total)
@@ -78,19 +77,13 @@ func decode(data []byte) (store.Command, error) {
 		}
 		c.At, c.Agencies = at(body), int(be.Uint32(body[8:]))
 	case store.CmdAppend:
-		br := bytes.NewReader(body)
-		m, err := protocol.NewReader(br, protocol.MaxFrame).Next()
+		// The bets are read from data, not copied: the command lives no
+		// longer than the entry's apply.
+		f, err := protocol.ParseFrame(body)
 		if err != nil {
 			return c, fmt.Errorf("%w: %w", ErrEntry, err)
 		}
-		if br.Len() != 0 {
-			return c, fmt.Errorf("%w: %d bytes after an append's batch", ErrEntry, br.Len())
-		}
-		batch, ok := m.(*protocol.Batch)
-		if !ok {
-			return c, fmt.Errorf("%w: an append holding %s", ErrEntry, m.Kind())
-		}
-		c.Agency, c.First, c.Bets = batch.Agency, batch.First, batch.Bets
+		c.Agency, c.First, c.Bets = f.Agency, f.First, f
 	case store.CmdFinish:
 		if err := need(20); err != nil {
 			return c, err

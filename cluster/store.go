@@ -15,7 +15,7 @@ import (
 // the local replica's, and the node's view of the cluster for operators.
 
 // Append stores a batch through the log (see store.Store.Append).
-func (n *Node) Append(agency int, first uint64, bets []lottery.Bet) (store.Receipt, error) {
+func (n *Node) Append(agency int, first uint64, bets lottery.Bets) (store.Receipt, error) {
 	a, err := n.apply(store.Command{Kind: store.CmdAppend, Agency: agency, First: first, Bets: bets}, false)
 	if err != nil {
 		return store.Receipt{}, err
@@ -26,7 +26,7 @@ func (n *Node) Append(agency int, first uint64, bets []lottery.Bet) (store.Recei
 // AppendAsync hands a batch to the log without waiting for it: a caller's
 // batches are appended in the order of its calls, so a session can have
 // several in flight; wait returns what Append would have.
-func (n *Node) AppendAsync(agency int, first uint64, bets []lottery.Bet) (wait func() (store.Receipt, error)) {
+func (n *Node) AppendAsync(agency int, first uint64, bets lottery.Bets) (wait func() (store.Receipt, error)) {
 	w := n.submit(store.Command{Kind: store.CmdAppend, Agency: agency, First: first, Bets: bets}, false)
 	return func() (store.Receipt, error) {
 		a, err := w()

@@ -17,6 +17,7 @@ type Reader struct {
 	hdr   [HeaderSize]byte
 	body  []byte
 	batch Batch
+	lazy  bool // batches come as *BatchFrame (NewFrameReader)
 }
 
 // NewReader returns a Reader that accepts frames of up to max bytes, header
@@ -26,6 +27,17 @@ func NewReader(r io.Reader, max int) *Reader {
 		max = MaxFrame
 	}
 	return &Reader{r: r, max: max}
+}
+
+// NewFrameReader is NewReader, but its batches come as *BatchFrame: checked
+// whole, their bets decoded one at a time, in a buffer of their own that
+// stays valid after the next call to Next, until the frame's Release. A
+// server holding many sessions' batches while they wait for a commit holds
+// their bytes and nothing else, and a session reading holds no buffer.
+func NewFrameReader(r io.Reader, max int) *Reader {
+	fr := NewReader(r, max)
+	fr.lazy = true
+	return fr
 }
 
 // Next reads one whole frame and decodes it. It returns io.EOF when the stream
@@ -46,6 +58,9 @@ func (r *Reader) Next() (Message, error) {
 	if uint64(n) > uint64(r.max-HeaderSize) {
 		return nil, fmt.Errorf("%w: %s body of %d bytes, limit %d", ErrTooLarge, kind, n, r.max-HeaderSize)
 	}
+	if kind == KindBatch && r.lazy {
+		return r.frame(n)
+	}
 	m := r.message(kind)
 	if m == nil {
 		return nil, fmt.Errorf("%w: 0x%02x", ErrKind, byte(kind))
@@ -61,6 +76,39 @@ func (r *Reader) Next() (Message, error) {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	return m, nil
+}
+
+// frame reads a batch's body of n bytes into a buffer of its own (pooled
+// when the batch is no longer than agencies send) and checks it.
+func (r *Reader) frame(n uint32) (*BatchFrame, error) {
+	var buf *[]byte
+	var body []byte
+	if int(n) <= MaxBatchFrame-HeaderSize {
+		buf = framePool.Get().(*[]byte)
+		body = (*buf)[:n]
+	} else {
+		body = make([]byte, n)
+	}
+	f, err := r.readFrame(body)
+	if err != nil {
+		if buf != nil {
+			framePool.Put(buf)
+		}
+		return nil, err
+	}
+	f.buf = buf
+	return f, nil
+}
+
+func (r *Reader) readFrame(body []byte) (*BatchFrame, error) {
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		return nil, fmt.Errorf("%w: %s body: %w", ErrTruncated, KindBatch, noEOF(err))
+	}
+	f, err := ParseBatch(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", KindBatch, err)
+	}
+	return f, nil
 }
 
 // message returns the message to decode into, reusing the batch.

@@ -41,7 +41,7 @@ func BenchmarkAppend(b *testing.B) {
 			var first uint64
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := s.Append(1, first, bets); err != nil {
+				if _, err := s.Append(1, first, lottery.BetSlice(bets)); err != nil {
 					b.Fatal(err)
 				}
 				first += betsPerBatch
@@ -77,7 +77,7 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 					defer wg.Done()
 					bets := batchBets(a, betsPerBatch)
 					for i := range per {
-						if _, err := s.Append(a, uint64(i*betsPerBatch), bets); err != nil {
+						if _, err := s.Append(a, uint64(i*betsPerBatch), lottery.BetSlice(bets)); err != nil {
 							b.Error(err)
 							return
 						}
@@ -99,7 +99,7 @@ func BenchmarkDrawScan(b *testing.B) {
 	defer s.Close()
 	bets := batchBets(1, 10000)
 	for i := 0; i < total; i += len(bets) {
-		if _, err := s.Append(1, uint64(i), bets); err != nil {
+		if _, err := s.Append(1, uint64(i), lottery.BetSlice(bets)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -165,7 +165,7 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		index++
-		if _, err := s.Apply([]store.Entry{{Index: index, Cmd: store.Command{Kind: store.CmdAppend, Agency: 1, First: first, Bets: bets}}}); err != nil {
+		if _, err := s.Apply([]store.Entry{{Index: index, Cmd: store.Command{Kind: store.CmdAppend, Agency: 1, First: first, Bets: lottery.BetSlice(bets)}}}); err != nil {
 			b.Fatal(err)
 		}
 		first += betsPerBatch

@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -81,7 +82,7 @@ type Receipt struct {
 // with ErrGap, and so does any batch of a finished agency, with ErrFinished. Every bet is validated and must belong to agency; an invalid one
 // fails the whole batch with a *BetError and nothing is stored. Append returns
 // after the commit is on disk (fsync).
-func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
+func (s *Store) Append(agency int, first uint64, bets lottery.Bets) (Receipt, error) {
 	var receipt Receipt
 	err := s.write(func(tx *bolt.Tx, mem *arena) error {
 		var err error
@@ -95,13 +96,24 @@ func (s *Store) Append(agency int, first uint64, bets []lottery.Bet) (Receipt, e
 }
 
 // appendTx is Append inside tx, validating as of the round's day.
-func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lottery.Bet) (Receipt, error) {
+func (s *Store) appendTx(tx *bolt.Tx, mem *arena, agency int, first uint64, bets lottery.Bets) (Receipt, error) {
 	return appendTxAt(tx, mem, agency, first, bets, s.today)
+}
+
+// detach returns err with no string of the bet in it: a batch's bets may
+// be read from a buffer its caller reuses once Append returns, and the
+// error outlives it.
+func detach(err error) error {
+	var ve *lottery.ValidationError
+	if errors.As(err, &ve) {
+		return &lottery.ValidationError{Field: ve.Field, Value: strings.Clone(ve.Value), Err: ve.Err}
+	}
+	return err
 }
 
 // appendTxAt is Append inside tx, validating as of day; every write to the
 // bets goes through it. mem holds keys and rows until the transaction commits.
-func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lottery.Bet, day time.Time) (Receipt, error) {
+func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets lottery.Bets, day time.Time) (Receipt, error) {
 	key := agencyKey(agency)
 	if tx.Bucket(bucketMeta).Get(keyDrawTime) != nil {
 		return Receipt{}, ErrDrawDone
@@ -118,19 +130,24 @@ func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lotter
 		return Receipt{}, fmt.Errorf("%w: agency %d batch starts at bet %d, %d committed", ErrGap, agency, first, committed)
 	}
 	skip := committed - first
-	if skip >= uint64(len(bets)) {
+	if skip >= uint64(bets.Len()) {
 		return Receipt{Committed: committed}, nil // all of it was stored before
 	}
 	// Refuse before writing anything: a refused batch leaves its transaction
 	// untouched, so it can share one with other agencies' (group commit).
-	for i := int(skip); i < len(bets); i++ {
-		bet := &bets[i]
+	if err := bets.Each(func(i int, bet *lottery.Bet) error {
+		if uint64(i) < skip {
+			return nil
+		}
 		if bet.Agency != agency {
-			return Receipt{}, &BetError{Index: i, Err: fmt.Errorf("%w: %d in a batch of agency %d", ErrAgencyMismatch, bet.Agency, agency)}
+			return &BetError{Index: i, Err: fmt.Errorf("%w: %d in a batch of agency %d", ErrAgencyMismatch, bet.Agency, agency)}
 		}
 		if err := bet.ValidateAt(day); err != nil {
-			return Receipt{}, &BetError{Index: i, Err: err}
+			return &BetError{Index: i, Err: detach(err)}
 		}
+		return nil
+	}); err != nil {
+		return Receipt{}, err
 	}
 	dig, err := loadDigest(tx, key, committed)
 	if err != nil {
@@ -138,18 +155,21 @@ func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets []lotter
 	}
 	betsB := tx.Bucket(bucketBets)
 	betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
-	for i := int(skip); i < len(bets); i++ {
-		if err := putBet(betsB, mem, &bets[i]); err != nil {
-			return Receipt{}, err
+	if err := bets.Each(func(i int, bet *lottery.Bet) error {
+		if uint64(i) < skip {
+			return nil
 		}
 		if dig != nil {
-			dig.Add(&bets[i])
+			dig.Add(bet)
 		}
+		return putBet(betsB, mem, bet)
+	}); err != nil {
+		return Receipt{}, err
 	}
 	if err := saveDigest(tx, mem, key, dig); err != nil {
 		return Receipt{}, err
 	}
-	receipt := Receipt{Stored: len(bets) - int(skip)}
+	receipt := Receipt{Stored: bets.Len() - int(skip)}
 	receipt.Committed = committed + uint64(receipt.Stored)
 	return receipt, agencies.Put(key, strconv.AppendUint(nil, receipt.Committed, 10))
 }
@@ -205,7 +225,7 @@ func (s *Store) StoreBets(bets []lottery.Bet) error {
 			if err != nil {
 				return err
 			}
-			if _, err := s.appendTx(tx, mem, agency, committed, bets[start:end]); err != nil {
+			if _, err := s.appendTx(tx, mem, agency, committed, lottery.BetSlice(bets[start:end])); err != nil {
 				var be *BetError
 				if errors.As(err, &be) {
 					be.Index += start

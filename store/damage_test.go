@@ -22,7 +22,7 @@ func realStore(tb testing.TB) (string, []byte) {
 		tb.Fatal(err)
 	}
 	for a := 1; a <= 3; a++ {
-		if _, err := s.Append(a, 0, testkit.Bets(a, 600)); err != nil {
+		if _, err := s.Append(a, 0, lottery.BetSlice(testkit.Bets(a, 600))); err != nil {
 			tb.Fatal(err)
 		}
 		if err := s.Finish(a, 600); err != nil {
@@ -51,7 +51,7 @@ func useStore(path string) error {
 		func() error { _, err := s.Round(); return err },
 		func() error { _, err := s.Agency(1); return err },
 		func() error {
-			_, err := s.Append(2, 600, testkit.Bets(2, 50))
+			_, err := s.Append(2, 600, lottery.BetSlice(testkit.Bets(2, 50)))
 			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrDrawDone) {
 				err = nil // a refusal: the file answered
 			}

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/lottery"
 )
 
 // appendReq is the write Append queues for the committer, with where its
@@ -17,7 +18,7 @@ func appendReq(s *Store, agency int, first uint64, n int, receipt *Receipt) *wri
 	bets := testkit.Bets(agency, n)
 	return &writeReq{done: make(chan error, 1), run: func(tx *bolt.Tx, mem *arena) error {
 		var err error
-		*receipt, err = s.appendTx(tx, mem, agency, first, bets)
+		*receipt, err = s.appendTx(tx, mem, agency, first, lottery.BetSlice(bets))
 		return err
 	}}
 }
@@ -33,7 +34,7 @@ func TestStore_GroupFailureLeavesOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for a := 1; a <= 3; a++ {
-		if _, err := s.Append(a, 0, testkit.Bets(a, 2)); err != nil {
+		if _, err := s.Append(a, 0, lottery.BetSlice(testkit.Bets(a, 2))); err != nil {
 			t.Fatal(err)
 		}
 	}

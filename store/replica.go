@@ -48,11 +48,11 @@ const (
 type Command struct {
 	Kind     CommandKind
 	Agency   int
-	First    uint64        // CmdAppend
-	Bets     []lottery.Bet // CmdAppend
-	Total    uint64        // CmdFinish
-	Agencies int           // CmdBegin, CmdNewRound
-	At       time.Time     // the leader's clock: CmdBegin, CmdFinish, CmdDelivered, CmdNewRound
+	First    uint64       // CmdAppend
+	Bets     lottery.Bets // CmdAppend
+	Total    uint64       // CmdFinish
+	Agencies int          // CmdBegin, CmdNewRound
+	At       time.Time    // the leader's clock: CmdBegin, CmdFinish, CmdDelivered, CmdNewRound
 }
 
 // Entry is a command at its index in the log.

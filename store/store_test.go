@@ -18,6 +18,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/loteria-nacional/tp0/internal/dataset"
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -144,7 +145,7 @@ func TestStore_Append(t *testing.T) {
 			{7, 3, 3, 10}, // the rest
 		}
 		for _, st := range steps {
-			rc, err := s.Append(2, uint64(st.first), all[st.first:st.first+st.n])
+			rc, err := s.Append(2, uint64(st.first), lottery.BetSlice(all[st.first:st.first+st.n]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +162,7 @@ func TestStore_Append(t *testing.T) {
 	})
 	t.Run("ErrGap", func(t *testing.T) {
 		s := MustOpen(t)
-		if _, err := s.Append(2, 1, agencyBets(2)); !errors.Is(err, store.ErrGap) {
+		if _, err := s.Append(2, 1, lottery.BetSlice(agencyBets(2))); !errors.Is(err, store.ErrGap) {
 			t.Fatalf("got %v, want ErrGap", err)
 		}
 	})
@@ -169,7 +170,7 @@ func TestStore_Append(t *testing.T) {
 		s := MustOpen(t)
 		bs := agencyBets(3)
 		bs[1].Agency = 3
-		_, err := s.Append(2, 0, bs)
+		_, err := s.Append(2, 0, lottery.BetSlice(bs))
 		var be *store.BetError
 		if !errors.As(err, &be) || be.Index != 1 || !errors.Is(err, store.ErrAgencyMismatch) {
 			t.Fatalf("got %v", err)
@@ -180,13 +181,13 @@ func TestStore_Append(t *testing.T) {
 	})
 	t.Run("ErrFinished", func(t *testing.T) {
 		s := MustOpen(t)
-		if _, err := s.Append(2, 0, agencyBets(2)); err != nil {
+		if _, err := s.Append(2, 0, lottery.BetSlice(agencyBets(2))); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Finish(2, 2); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(2, 2, agencyBets(3)[2:]); !errors.Is(err, store.ErrFinished) {
+		if _, err := s.Append(2, 2, lottery.BetSlice(agencyBets(3)[2:])); !errors.Is(err, store.ErrFinished) {
 			t.Fatalf("got %v, want ErrFinished", err)
 		}
 	})
@@ -195,7 +196,7 @@ func TestStore_Append(t *testing.T) {
 		if err := s.SaveDraw(timeNow(), 2, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(2, 0, agencyBets(1)); !errors.Is(err, store.ErrDrawDone) {
+		if _, err := s.Append(2, 0, lottery.BetSlice(agencyBets(1))); !errors.Is(err, store.ErrDrawDone) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -213,7 +214,7 @@ func TestStore_Append(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				bad := []lottery.Bet{bet(5, "A", "B", "1", "1990-01-01", 1), bet(5, "A", "B", "x", "1990-01-01", 2)}
 				var be *store.BetError
-				if _, err := s.Append(5, 0, bad); !errors.As(err, &be) || be.Index != 1 {
+				if _, err := s.Append(5, 0, lottery.BetSlice(bad)); !errors.As(err, &be) || be.Index != 1 {
 					refused <- fmt.Errorf("bad batch: %v", err)
 					return
 				}
@@ -228,7 +229,7 @@ func TestStore_Append(t *testing.T) {
 					for j := range bs {
 						bs[j] = bet(a, "A", "B", strconv.Itoa(i+j), "1990-01-01", i+j)
 					}
-					if _, err := s.Append(a, uint64(i), bs); err != nil {
+					if _, err := s.Append(a, uint64(i), lottery.BetSlice(bs)); err != nil {
 						done <- err
 						return
 					}
@@ -341,7 +342,7 @@ func TestStore_Closed(t *testing.T) {
 	t.Parallel()
 	s := MustOpen(t)
 	s.Close()
-	if _, err := s.Append(1, 0, tricky()[:1]); !errors.Is(err, store.ErrClosed) {
+	if _, err := s.Append(1, 0, lottery.BetSlice(tricky()[:1])); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
@@ -438,16 +439,25 @@ func TestReadCSV_Malformed(t *testing.T) {
 	}
 }
 
-// datasetPath is the course's official dataset, beside the project root.
-const datasetPath = "../../shared/tp0-dataset/dataset.zip"
+// datasetPath is the course's dataset as every program finds it, or skips
+// the test, saying why.
+func datasetPath(tb testing.TB) string {
+	tb.Helper()
+	path, from, err := dataset.Find()
+	if err != nil {
+		tb.Skipf("needs the course's dataset: %s", dataset.Describe(path, from, err))
+	}
+	return path
+}
 
 // readDataset returns the bets of the official dataset in agency order, or
 // skips the test when the dataset is absent.
 func readDataset(tb testing.TB) []lottery.Bet {
 	tb.Helper()
-	z, err := zip.OpenReader(datasetPath)
+	path := datasetPath(tb)
+	z, err := zip.OpenReader(path)
 	if err != nil {
-		tb.Skipf("official dataset not available (%v)", err)
+		tb.Fatalf("the course's dataset %s: %v", path, err)
 	}
 	defer z.Close()
 	re := regexp.MustCompile(`^agency-(\d+)\.csv$`)
@@ -498,7 +508,7 @@ func TestExport_OfficialDatasetMatchesPython(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "bets.csv")
-	if b, err := exec.Command(python, "testdata/store_bets.py", datasetPath, out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(python, "testdata/store_bets.py", datasetPath(t), out).CombinedOutput(); err != nil {
 		t.Fatalf("python: %v\n%s", err, b)
 	}
 	want, err := os.ReadFile(out)
@@ -566,7 +576,7 @@ func TestStore_GarbledValues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Append(1, 0, tricky()[:1]); err != nil {
+			if _, err := s.Append(1, 0, lottery.BetSlice(tricky()[:1])); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()
@@ -580,7 +590,7 @@ func TestStore_GarbledValues(t *testing.T) {
 			if err == nil {
 				_, err = s.Agency(1)
 				if err == nil {
-					_, err = s.Append(1, 1, tricky()[:1])
+					_, err = s.Append(1, 1, lottery.BetSlice(tricky()[:1]))
 				}
 				s.Close()
 			}
@@ -598,11 +608,11 @@ func TestStore_GroupCommitClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(1, 0, tricky()[:1]); err != nil {
+	if _, err := s.Append(1, 0, lottery.BetSlice(tricky()[:1])); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.Append(1, 1, tricky()[:1]); !errors.Is(err, store.ErrClosed) {
+	if _, err := s.Append(1, 1, lottery.BetSlice(tricky()[:1])); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Append after Close: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
+	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/store"
 )
 
@@ -25,7 +26,7 @@ func JunkBetsRoot(tb testing.TB, agencies int) string {
 		tb.Fatal(err)
 	}
 	for a := 1; a <= agencies; a++ {
-		if _, err := s.Append(a, 0, testkit.Bets(a, 1000)); err != nil {
+		if _, err := s.Append(a, 0, lottery.BetSlice(testkit.Bets(a, 1000))); err != nil {
 			tb.Fatal(err)
 		}
 		if err := s.Finish(a, 1000); err != nil {
