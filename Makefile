@@ -53,11 +53,12 @@ WINNERS ?= winners.csv
 export: build
 	bin/server export --db $(STORE) --csv $(CSV) --winners $(WINNERS)
 
-# Keys and certificates for mutual TLS in $(PKI): a CA, the central's pair and
-# one per agency (AGENCIES, default 5); kept when valid, so it adds new agencies.
+# Keys and certificates for mutual TLS in $(PKI): a CA, the central's pair,
+# one per agency (AGENCIES, default 5) and, with REPLICAS=N above 1, one per
+# replica (central-1..central-N); kept when valid, so it adds new ones.
 AGENCIES ?= 5
 certs:
-	$(GO) run ./scripts/certs -out $(PKI) -agencies $(AGENCIES)
+	$(GO) run ./scripts/certs -out $(PKI) -agencies $(AGENCIES) $$([ "$(REPLICAS)" -gt 1 ] && echo -replicas $(REPLICAS))
 
 # The test command CI runs (see README): formatting, the cross-builds, vet,
 # staticcheck, then every test under the race detector: the end-to-end
@@ -134,8 +135,8 @@ inspect: $(BBOLT) build
 
 # The course's images and names: server:latest and client:latest (an agency).
 docker-image:
-	docker build -f ./server/Dockerfile -t "server:latest" .
-	docker build -f ./client/Dockerfile -t "client:latest" .
+	docker build --build-arg VERSION=$(VERSION) -f ./server/Dockerfile -t "server:latest" .
+	docker build --build-arg VERSION=$(VERSION) -f ./client/Dockerfile -t "client:latest" .
 
 # Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
 # images and starts everything in the background with the operator's

@@ -187,7 +187,7 @@ func TestSystem_BadConfig(t *testing.T) {
 		{"ServerMaxConns", "server", []string{"MAX_CONNECTIONS=0"}, `MAX_CONNECTIONS = "0": must be between 1`},
 		{"AgencyMaxAmount", "agency", []string{"CLI_ID=1", "CLI_BATCH_MAXAMOUNT=many"}, `batch.maxAmount = "many": not a whole number`},
 		{"AgencyID", "agency", []string{"CLI_ID=-3"}, `id = "-3": must be between 1`},
-		{"AgencyNoID", "agency", nil, `id = "": not a whole number`},
+		{"AgencyNoID", "agency", nil, `id = "": the agency's id is not set: set CLI_ID=N`},
 		{"AgencyLevel", "agency", []string{"CLI_ID=1", "CLI_LOG_LEVEL=chatty"}, `log.level = "chatty"`},
 		{"AgencyTimeout", "agency", []string{"CLI_ID=1", "CLI_WINNERS_TIMEOUT=-1s"}, `winners.timeout = "-1s"`},
 		{"AgencyNothingToDo", "agency", []string{"CLI_ID=1"}, `data.path = "./.data/agency-1.csv": no such file`},

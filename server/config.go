@@ -24,6 +24,9 @@ import (
 // central's own options are in Central; the rest is the command's (where to
 // listen, the log level, the admin listener, the TLS files).
 type config struct {
+	// File is the config file read ("" when none was: defaults and
+	// environment only).
+	File      string
 	Central   central.Options
 	Port      int
 	IP        string
@@ -54,31 +57,31 @@ type config struct {
 
 // defaults are the keys of config.ini with their default values.
 var defaults = []settings.Default{
-	{Key: "SERVER_PORT", Value: "12345"},
-	{Key: "SERVER_IP", Value: ""},
-	{Key: "SERVER_LISTEN_BACKLOG", Value: "5"},
-	{Key: "LOGGING_LEVEL", Value: "INFO"},
-	{Key: "AGENCIES", Value: "5"},
-	{Key: "DB_PATH", Value: "bets.db"},
-	{Key: "IDLE_TIMEOUT", Value: "30s"},
-	{Key: "MAX_CONNECTIONS", Value: ""},
-	{Key: "GROUP_COMMIT", Value: "true"},
-	{Key: "ARCHIVE_KEEP", Value: "0"},
-	{Key: "WINNERS_DELAY", Value: "0s"},
-	{Key: "TLS_CERT", Value: ""},
-	{Key: "TLS_KEY", Value: ""},
-	{Key: "TLS_CLIENT_CA", Value: ""},
-	{Key: "TLS_REQUIRED", Value: ""}, // empty: true when the TLS_ files are set
-	{Key: "TLS_DENY_SERIALS", Value: ""},
-	{Key: "ADMIN_ADDR", Value: ""},
-	{Key: "ADMIN_TOKEN", Value: ""},
-	{Key: "ADMIN_HOSTS", Value: ""},
-	{Key: "ADMIN_PPROF", Value: "false"},
-	{Key: "CLUSTER_NODES", Value: ""},
-	{Key: "CLUSTER_NODE_ID", Value: ""},
-	{Key: "CLUSTER_JOIN", Value: "false"},
-	{Key: "CLUSTER_INSECURE", Value: "false"},
-	{Key: "CLUSTER_LOG_STORE", Value: string(cluster.DefaultLogStore)},
+	{Key: "SERVER_PORT", Value: "12345", Help: "TCP port of agencies, the echo check and replica traffic (0: any free port)"},
+	{Key: "SERVER_IP", Value: "", Help: "address or host name to listen on (empty: all)"},
+	{Key: "SERVER_LISTEN_BACKLOG", Value: "5", Help: "accept backlog"},
+	{Key: "LOGGING_LEVEL", Value: "INFO", Help: "CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG"},
+	{Key: "AGENCIES", Value: "5", Help: "agencies the draw waits for, 1..10000 (a round keeps its own)"},
+	{Key: "DB_PATH", Value: "bets.db", Help: "the bbolt store file (a replica's raft state in DB_PATH.raft/)"},
+	{Key: "IDLE_TIMEOUT", Value: "30s", Help: "a whole frame must arrive within this, 100ms..1h"},
+	{Key: "MAX_CONNECTIONS", Value: "", Help: "connections served at once (empty: the descriptor limit less a reserve)"},
+	{Key: "GROUP_COMMIT", Value: "true", Help: "concurrent batches share one transaction and one fsync"},
+	{Key: "ARCHIVE_KEEP", Value: "0", Help: "archived rounds kept beside the store (0: all)"},
+	{Key: "WINNERS_DELAY", Value: "0s", Help: "wait between logging the draw and answering winners, 0..1m"},
+	{Key: "TLS_CERT", Value: "", Help: "the central's certificate (mutual TLS: with TLS_KEY and TLS_CLIENT_CA)"},
+	{Key: "TLS_KEY", Value: "", Help: "the central's private key"},
+	{Key: "TLS_CLIENT_CA", Value: "", Help: "the CA that signs agencies' and replicas' certificates"},
+	{Key: "TLS_REQUIRED", Value: "", Help: "refuse plaintext agencies (empty: true when the TLS files are set)"}, // empty: true when the TLS_ files are set
+	{Key: "TLS_DENY_SERIALS", Value: "", Help: "revoked agency certificates' serials, comma-separated"},
+	{Key: "ADMIN_ADDR", Value: "", Help: "the operators' HTTP listener host:port (empty: off)"},
+	{Key: "ADMIN_TOKEN", Value: "", Help: "the admin token: required beyond loopback and for every change"},
+	{Key: "ADMIN_HOSTS", Value: "", Help: "host names the admin listener answers to, comma-separated"},
+	{Key: "ADMIN_PPROF", Value: "false", Help: "serve Go's profiles under /debug/pprof/"},
+	{Key: "CLUSTER_NODES", Value: "", Help: "a replicated central: 1=host:port,2=host:port,3=host:port (empty: one central)"},
+	{Key: "CLUSTER_NODE_ID", Value: "", Help: "this node's id in CLUSTER_NODES"},
+	{Key: "CLUSTER_JOIN", Value: "false", Help: "a new node waits to be added (server cluster add) instead of bootstrapping"},
+	{Key: "CLUSTER_INSECURE", Value: "false", Help: "let replicas speak without mutual TLS (only on a trusted network)"},
+	{Key: "CLUSTER_LOG_STORE", Value: string(cluster.DefaultLogStore), Help: "raft's log: wal (raft-wal) or boltdb (raft-boltdb)"},
 }
 
 // loadConfig reads the config file at path (a missing file is fine unless
@@ -93,13 +96,18 @@ func loadConfig(path string, required bool) (config, error) {
 		v.SetDefault(name, d.Value)
 		v.BindEnv(name, d.Key)
 	}
+	read := false
 	if path != "" {
-		if err := settings.ReadFile(path, required, v.ReadConfig); err != nil {
+		var err error
+		if read, err = settings.ReadFile(path, required, v.ReadConfig); err != nil {
 			return config{}, err
 		}
 	}
 	p := settings.Parser{Lookup: func(key string) string { return v.GetString("default." + strings.ToLower(key)) }}
 	o := config{Central: central.NewOptions()}
+	if read {
+		o.File = path
+	}
 	o.Port = p.IntIn("SERVER_PORT", 0, 65535) // 0: any free port, named in the listen line
 	o.IP = p.String("SERVER_IP")
 	o.Backlog = p.IntIn("SERVER_LISTEN_BACKLOG", 1, 65535)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,5 +75,45 @@ func TestLoadConfig_Cluster(t *testing.T) {
 				t.Fatalf("got %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// --help lists every key the parser reads, with its default, and
+// config_file says which file was read, or none.
+func TestHelpListsEveryKey(t *testing.T) {
+	t.Parallel()
+	var out, errb strings.Builder
+	if code := run([]string{"--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help exited %d: %s", code, errb.String())
+	}
+	for _, d := range defaults {
+		if d.Help == "" {
+			t.Errorf("%s has no help text", d.Key)
+		}
+		line := regexp.MustCompile(`(?m)^  ` + d.Key + ` +(\S+)`).FindStringSubmatch(out.String())
+		if line == nil {
+			t.Errorf("--help does not list %s", d.Key)
+			continue
+		}
+		if want := cmp.Or(d.Value, "-"); line[1] != want {
+			t.Errorf("--help shows %s's default as %q, want %q", d.Key, line[1], want)
+		}
+	}
+	for _, sub := range []string{"export", "cluster", "round", "backup", "restore"} {
+		if !strings.Contains(out.String(), "server "+sub) {
+			t.Errorf("--help does not show the %s command", sub)
+		}
+	}
+}
+
+func TestLoadConfig_FileRead(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(filepath.Join(t.TempDir(), "config.ini"), false)
+	if err != nil || cfg.File != "" {
+		t.Fatalf("a missing config.ini: File %q, err %v; want none read", cfg.File, err)
+	}
+	cfg, err = loadConfig("config.ini", false) // server/config.ini, shipped
+	if err != nil || cfg.File != "config.ini" {
+		t.Fatalf("server/config.ini: File %q, err %v", cfg.File, err)
 	}
 }

@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := cfg.Central
 	opts.Logger = log
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | archive_keep: %d | winners_delay: %s | tls: %t | tls_required: %t | tls_deny_serials: %s | admin_addr: %s",
-		logformat.Value(path), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.ArchiveKeep, opts.WinnersDelay, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
+		logformat.Value(settings.FileShown(cfg.File)), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.ArchiveKeep, opts.WinnersDelay, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
 	if cfg.TLSPlaintext {
 		log.Warningf("action: config | result: success | tls_required: false | warning: plaintext agency sessions are accepted beside TLS ones (TLS_REQUIRED=false): anyone on the network can speak for an agency that has not used TLS in this run")
 	}
@@ -165,17 +165,25 @@ func listenAgencies(cfg config) (net.Listener, error) {
 	return listen(ip, cfg.Port, cfg.Backlog)
 }
 
-// usage is what --help prints.
-const usage = `usage: server [--help] [--version]
+// usage is what --help prints: the commands, then every configuration
+// key from the table loadConfig reads (defaults).
+var usage = `usage: server [--help] [--version]
        server export --db PATH [--csv FILE] [--winners FILE] [--check]
+       server cluster list|add|remove|recover ...   (server cluster --help)
+       server round new --admin URL [--agencies N]
+       server backup --admin URL --out FILE
+       server restore ...                           (server restore --help)
 
 The lottery central: it listens for agencies, stores their bets, runs the
 draw once every agency has finished and answers each agency's winners.
 
 It reads config.ini from the working directory, or the file named by
-SERVER_CONFIG (which must then exist). Every key can be overridden by an
-environment variable of the same name (SERVER_PORT, AGENCIES, DB_PATH, ...);
-see the README's Configuration section.
+SERVER_CONFIG (which must then exist). Every key of its [DEFAULT] section
+can be overridden by an environment variable of the same name. The keys,
+their defaults and what they set:
+
+` + settings.Keys(defaults, func(key string) string { return key }) + `
+More in the README's Configuration section and docs/cluster.md.
 `
 
 // replicaGCPercent is a replica's GOGC.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -136,31 +137,65 @@ func (p *Parser) DurationIn(key string, lo, hi time.Duration) time.Duration {
 	return d
 }
 
-// Default is a config key with its default value.
-type Default struct{ Key, Value string }
+// Default is a config key with its default value and what it sets.
+type Default struct{ Key, Value, Help string }
 
-// ReadFile opens path and passes it to parse. A missing file is not an error
-// (parse is not called) unless required (a path the operator named); an
-// unreadable or malformed one is, naming the file, and so is a path that is
-// not a regular file (a directory, say).
-func ReadFile(path string, required bool, parse func(io.Reader) error) error {
+// Keys lists defaults as --help shows them: each key, the environment
+// variable that overrides it (env(key)), its default ("" shown as -) and
+// what it sets. Both programs' parsers read the same table, so the list
+// cannot drift from what they accept.
+func Keys(defaults []Default, env func(key string) string) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, d := range defaults {
+		def := d.Value
+		if def == "" {
+			def = "-"
+		}
+		if e := env(d.Key); e != d.Key {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Key, e, def, d.Help)
+		} else {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Key, def, d.Help)
+		}
+	}
+	tw.Flush()
+	return b.String()
+}
+
+// ReadFile opens path and passes it to parse; read says whether it did. A
+// missing file is not an error (parse is not called) unless required (a
+// path the operator named); an unreadable or malformed one is, naming the
+// file, and so is a path that is not a regular file (a directory, say).
+func ReadFile(path string, required bool, parse func(io.Reader) error) (read bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) && !required {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return false, fmt.Errorf("config file %s: %w", path, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return false, fmt.Errorf("config file %s: %w", path, err)
 	} else if !st.Mode().IsRegular() {
-		return fmt.Errorf("config file %s is not a regular file (%s)", path, st.Mode().Type())
+		return false, fmt.Errorf("config file %s is not a regular file (%s)", path, st.Mode().Type())
 	}
 	if err := parse(f); err != nil {
-		return fmt.Errorf("config file %s is malformed: %w", path, err)
+		return false, fmt.Errorf("config file %s is malformed: %w", path, err)
 	}
-	return nil
+	return true, nil
+}
+
+// NoFile is what a config line shows for config_file when no file was read:
+// the defaults and the environment alone.
+const NoFile = "none"
+
+// FileShown is config_file's value in a config line: the file read, or NoFile.
+func FileShown(read string) string {
+	if read == "" {
+		return NoFile
+	}
+	return read
 }
 
 // Command is what a program's command line may ask besides running it:

@@ -78,19 +78,19 @@ func TestReadFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	called := false
-	if err := ReadFile(dir+"/missing.ini", false, func(io.Reader) error { called = true; return nil }); err != nil || called {
+	if read, err := ReadFile(dir+"/missing.ini", false, func(io.Reader) error { called = true; return nil }); err != nil || called || read {
 		t.Fatalf("missing file: err %v, parse called %v", err, called)
 	}
 	path := dir + "/bad.ini"
 	os.WriteFile(path, []byte("x"), 0o644)
 	bad := errors.New("syntax")
-	if err := ReadFile(path, false, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
+	if _, err := ReadFile(path, false, func(io.Reader) error { return bad }); !errors.Is(err, bad) || !strings.Contains(err.Error(), "bad.ini is malformed") {
 		t.Fatalf("malformed file: %v", err)
 	}
-	if err := ReadFile(dir, false, func(io.Reader) error { return nil }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := ReadFile(dir, false, func(io.Reader) error { return nil }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("a directory read as a config file: %v", err)
 	}
-	if err := ReadFile(dir+"/missing.ini", true, func(io.Reader) error { return nil }); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.ini") {
+	if _, err := ReadFile(dir+"/missing.ini", true, func(io.Reader) error { return nil }); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.ini") {
 		t.Fatalf("a named config file that is missing: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,29 +18,32 @@ import (
 
 // defaults are the config keys with their default values.
 var defaults = []settings.Default{
-	{Key: "id", Value: ""},
-	{Key: "server.address", Value: "server:12345"},
-	{Key: "server.timeout", Value: "30s"},
-	{Key: "log.level", Value: "INFO"},
-	{Key: "batch.maxAmount", Value: "400"},
-	{Key: "batch.window", Value: "4"},
-	{Key: "data.path", Value: ""},
-	{Key: "winners.timeout", Value: "120s"},
-	{Key: "reconnect.attempts", Value: "1000"},
-	{Key: "reconnect.timeout", Value: "5m"},
-	{Key: "reconnect.backoff", Value: "100ms"},
-	{Key: "reconnect.maxBackoff", Value: "3s"},
-	{Key: "loop.amount", Value: "0"},
-	{Key: "loop.period", Value: "5s"},
-	{Key: "tls.ca", Value: ""},
-	{Key: "tls.cert", Value: ""},
-	{Key: "tls.key", Value: ""},
-	{Key: "start.delay", Value: "0s"},
+	{Key: "id", Value: "", Help: "the agency's number, 1..AGENCIES (required)"},
+	{Key: "server.address", Value: "server:12345", Help: "the central's host:port; a cluster's nodes, comma-separated"},
+	{Key: "server.timeout", Value: "30s", Help: "bound on each reply"},
+	{Key: "log.level", Value: "INFO", Help: "CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG"},
+	{Key: "batch.maxAmount", Value: "400", Help: "bets per batch (a frame is cut at 8,000 bytes first)"},
+	{Key: "batch.window", Value: "4", Help: "batches in flight, 1..64"},
+	{Key: "data.path", Value: "", Help: "the agency's bets, a CSV file (empty: ./.data/agency-{id}.csv)"},
+	{Key: "winners.timeout", Value: "120s", Help: "how long to wait for the draw"},
+	{Key: "reconnect.attempts", Value: "1000", Help: "reconnections in a row that store nothing before giving up (0: none)"},
+	{Key: "reconnect.timeout", Value: "5m", Help: "time without progress before giving up"},
+	{Key: "reconnect.backoff", Value: "100ms", Help: "first wait before reconnecting"},
+	{Key: "reconnect.maxBackoff", Value: "3s", Help: "longest wait before reconnecting"},
+	{Key: "loop.amount", Value: "0", Help: "messages of the course's echo loop (only without bets)"},
+	{Key: "loop.period", Value: "5s", Help: "wait between the echo loop's messages"},
+	{Key: "tls.ca", Value: "", Help: "the CA that signs the central's certificate (mutual TLS: with tls.cert and tls.key)"},
+	{Key: "tls.cert", Value: "", Help: "the agency's certificate"},
+	{Key: "tls.key", Value: "", Help: "the agency's private key"},
+	{Key: "start.delay", Value: "0s", Help: "wait before starting"},
 }
 
 // config is the command's configuration: the agency's options and what only
 // the command uses.
 type config struct {
+	// File is the config file read ("" when none was: defaults and
+	// environment only).
+	File     string
 	Agency   agency.Options
 	LogLevel logging.Level
 	// LoopPeriodText is loop.period as written, for the config line (the
@@ -66,15 +70,26 @@ func loadConfig(path string, required bool) (config, error) {
 	for _, d := range defaults {
 		v.SetDefault(d.Key, d.Value)
 	}
+	read := false
 	if path != "" {
-		if err := settings.ReadFile(path, required, v.ReadConfig); err != nil {
+		var err error
+		if read, err = settings.ReadFile(path, required, v.ReadConfig); err != nil {
 			return config{}, err
 		}
 	}
 	p := settings.Parser{Lookup: v.GetString}
 	c := config{Agency: agency.NewOptions()}
+	if read {
+		c.File = path
+	}
 	o := &c.Agency
-	o.ID = p.IntIn("id", 1, 1<<31-1)
+	if p.String("id") == "" {
+		settings.Parse(&p, "id", func(string) (int, error) {
+			return 0, errors.New("the agency's id is not set: set CLI_ID=N, or id in its config file (CLI_CONFIG=client/config.yaml ships id 1)")
+		})
+	} else {
+		o.ID = p.IntIn("id", 1, 1<<31-1)
+	}
 	o.ServerAddress = settings.Parse(&p, "server.address", parseAddresses)
 	o.ServerTimeout = p.DurationIn("server.timeout", time.Millisecond, time.Hour)
 	c.LogLevel = settings.Parse(&p, "log.level", logformat.ParseLevel)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"os"
 	"regexp"
 	"strings"
@@ -38,5 +39,34 @@ func TestReadmeStatesTheDefaults(t *testing.T) {
 	}
 	if !strings.Contains(rows["id"], "ships 1") || !strings.Contains(rows["reconnect.attempts"], "ships 10") {
 		t.Errorf("README does not say what client/config.yaml ships: %q, %q", rows["id"], rows["reconnect.attempts"])
+	}
+}
+
+// --help lists every key with its environment variable and default.
+func TestHelpListsEveryKey(t *testing.T) {
+	t.Parallel()
+	for _, d := range defaults {
+		if d.Help == "" {
+			t.Errorf("%s has no help text", d.Key)
+		}
+		line := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(d.Key) + ` +(\S+) +(\S+)`).FindStringSubmatch(usage)
+		if line == nil {
+			t.Errorf("--help does not list %s", d.Key)
+			continue
+		}
+		if line[1] != envName(d.Key) {
+			t.Errorf("--help names %s's variable %q, want %q", d.Key, line[1], envName(d.Key))
+		}
+		if want := cmp.Or(d.Value, "-"); line[2] != want {
+			t.Errorf("--help shows %s's default as %q, want %q", d.Key, line[2], want)
+		}
+	}
+}
+
+// An agency with no id is told what is missing and how to set it.
+func TestLoadConfig_NoID(t *testing.T) {
+	_, err := loadConfig("", false)
+	if err == nil || !strings.Contains(err.Error(), "the agency's id is not set") || !strings.Contains(err.Error(), "CLI_ID") {
+		t.Fatalf("got %v, want the id named as missing with CLI_ID", err)
 	}
 }

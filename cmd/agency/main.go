@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	data, mode := a.Work()
 	log.Infof("action: config | result: success | config_file: %s | id: %d | server_address: %s | server_timeout: %s | log_level: %s | batch_max_amount: %d | batch_window: %d | data_path: %s | mode: %s | loop_amount: %d | loop_period: %s | winners_timeout: %s | reconnect_attempts: %d | reconnect_timeout: %s | reconnect_backoff: %s | reconnect_max_backoff: %s | tls: %t | start_delay: %s",
-		logformat.Value(path), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, cfg.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
+		logformat.Value(settings.FileShown(cfg.File)), opts.ID, logformat.Value(opts.ServerAddress), opts.ServerTimeout, cfg.LogLevel, opts.BatchMaxAmount, opts.BatchWindow,
 		logformat.Value(data), mode, opts.LoopAmount, logformat.Value(cfg.LoopPeriodText), opts.WinnersTimeout, opts.Attempts, opts.RetryTimeout, opts.Backoff, opts.MaxBackoff, opts.TLS != nil, cfg.StartDelay)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -93,8 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// usage is what --help prints.
-const usage = `usage: agency [--help] [--version]
+// usage is what --help prints: every configuration key from the table
+// loadConfig reads (defaults), with its environment variable.
+var usage = `usage: agency [--help] [--version]
 
 A betting agency: it sends its bets (a CSV file, or the single bet of the
 NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO and NUMERO variables) to the central
@@ -103,9 +105,17 @@ runs the course's echo loop.
 
 It reads config.yaml from the working directory, or the file named by
 CLI_CONFIG (which must then exist). Every key can be overridden by an
-environment variable CLI_<KEY> (CLI_ID, CLI_SERVER_ADDRESS, ...); see the
-README's Configuration section.
+environment variable. The keys, their variables, defaults and what they set:
+
+` + settings.Keys(defaults, envName) + `
+More in the README's Configuration section.
 `
+
+// envName is the environment variable that overrides key (viper's
+// AutomaticEnv with the CLI prefix and dots as underscores).
+func envName(key string) string {
+	return "CLI_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"

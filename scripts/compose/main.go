@@ -31,13 +31,34 @@ internal (make docker-compose-up):
                 admin listener published on 127.0.0.1:P, mutual TLS`
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	if errors.Is(err, errHelp) {
+		fmt.Fprintln(os.Stdout, usage)
+		return
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "generar-compose: %v\n%s\n", err, usage)
 		os.Exit(2)
 	}
 }
 
+// errHelp is run's answer to --help alone: the usage, exit 0.
+var errHelp = errors.New("help requested")
+
 func run(args []string, stdout io.Writer) error {
+	// The wrapper always passes -exercise E first: that is not the user's.
+	given := args
+	if len(given) >= 2 && given[0] == "-exercise" {
+		given = given[2:]
+	}
+	for _, a := range given {
+		if a == "-h" || a == "-help" || a == "--help" {
+			if len(given) > 1 {
+				return fmt.Errorf("%s takes no other argument (got %q)", a, strings.Join(given, " "))
+			}
+			return errHelp
+		}
+	}
 	fs := flag.NewFlagSet("generar-compose", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	exercise := fs.String("exercise", "main", "the course exercise this delivery is: main (the whole system), ej1 ... ej8")

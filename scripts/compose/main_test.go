@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -69,6 +70,22 @@ func client(t *testing.T, compose string, id string) string {
 		block = block[:j]
 	}
 	return block
+}
+
+// --help alone is the usage with exit 0 (errHelp); beside other
+// arguments it is an error (exit 2), as an unknown flag is.
+func TestRun_Help(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"-exercise", "main", "--help"}} {
+		if err := run(args, io.Discard); !errors.Is(err, errHelp) {
+			t.Errorf("run(%q) = %v, want the usage", args, err)
+		}
+	}
+	for _, args := range [][]string{{"--help", "x"}, {"out.yaml", "3", "--help"}, {"--single-bet", "--help"}, {"-exercise", "main", "--help", "x"}} {
+		if err := run(args, io.Discard); err == nil || errors.Is(err, errHelp) {
+			t.Errorf("run(%q) = %v, want an error", args, err)
+		}
+	}
 }
 
 func TestCompose(t *testing.T) {
