@@ -32,13 +32,14 @@ build:
 # The whole system on this machine, no Docker: central + 5 agencies on 127.0.0.1,
 # over mutual TLS (TLS=0: plaintext). KEEP=1 keeps the central up after the
 # round, with its status page on DEMO_ADMIN (default 127.0.0.1:8080 with KEEP=1).
-# REPLICAS=3: a replicated central instead, whose leader is killed (-9)
-# mid-round (scripts/demo-cluster.sh, plaintext).
+# REPLICAS=3: a replicated central instead, two rounds, the leader killed
+# (-9) mid-round in each (scripts/demo-cluster.sh; mutual TLS between
+# replicas and agencies, TLS=0: plaintext with CLUSTER_INSECURE=true).
 KEEP ?= 0
 DEMO_ADMIN ?=
 REPLICAS ?= 1
 demo: build
-	@if [ "$(REPLICAS)" -gt 1 ]; then REPLICAS=$(REPLICAS) scripts/demo-cluster.sh; \
+	@if [ "$(REPLICAS)" -gt 1 ]; then TLS=$(TLS) REPLICAS=$(REPLICAS) scripts/demo-cluster.sh; \
 	else TLS=$(TLS) KEEP=$(KEEP) DEMO_ADMIN=$(DEMO_ADMIN) scripts/demo.sh; fi
 
 # Delivery: branches ej1..ej8 at HEAD, each differing from it only in
