@@ -188,8 +188,13 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 			time.Sleep(time.Millisecond)
 		}
 		run.elected = time.Since(killed)
+		// Acks the killed leader had already sent can still arrive a few ms
+		// after the kill: the first ack counted is one received once the new
+		// leader is known (a little late, if the new leader acked before its
+		// role line was read: never early).
+		elected := time.Now()
 	wait:
-		for lastAck.Load() < killed.UnixNano() && time.Since(killed) < time.Minute {
+		for lastAck.Load() < elected.UnixNano() && time.Since(killed) < time.Minute {
 			select {
 			case err := <-done:
 				done <- err
@@ -197,7 +202,7 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 			case <-time.After(time.Millisecond):
 			}
 		}
-		if lastAck.Load() >= killed.UnixNano() {
+		if lastAck.Load() >= elected.UnixNano() {
 			run.firstAck = time.Unix(0, lastAck.Load()).Sub(killed)
 		}
 		lead = next
