@@ -191,7 +191,7 @@ SWARM_KILL ?= 1000,10000
 bench-swarm: build
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM) -bets 1000
 	$(GO) run ./scripts/bench -mode swarm -agencies $(SWARM_KILL) -bets 1000 -kill-after 2s
-	$(GO) run ./scripts/bench -mode swarm -hold -agencies 10000 -bets 100
+	$(GO) run ./scripts/bench -mode swarm -hold -agencies 9999 -bets 100
 
 # One central against a cluster of 3 (processes on this machine), with
 # raft's log in raft-wal and in raft-boltdb: the official dataset's size

@@ -144,7 +144,9 @@ func (b *bench) swarmTable(counts []int, perAgency, window int, killAfter time.D
 
 // holdCost measures what agencies cost the central while they wait for the
 // draw: the central expects n+1 agencies, n finish and wait; once all n
-// wait, and again after a settling pause, it reads the central's anonymous
+// wait, and again after a GC asked through the heap profile (ADMIN_PPROF),
+// it reads the central's anonymous memory and its Go runtime figures from
+// /metrics. n+1 must be a valid AGENCIES (at most 10,000).
 // memory and its Go runtime figures from /metrics.
 func (b *bench) holdCost(n, bets int) error {
 	tmp, err := os.MkdirTemp("", "tp0-hold-")
@@ -153,7 +155,7 @@ func (b *bench) holdCost(n, bets int) error {
 	}
 	defer os.RemoveAll(tmp)
 	env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=" + strconv.Itoa(n+1),
-		"DB_PATH=" + filepath.Join(tmp, "bets.db"), "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, b.extraEnv...)
+		"DB_PATH=" + filepath.Join(tmp, "bets.db"), "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0", "ADMIN_PPROF=true"}, b.extraEnv...)
 	srv, err := startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success")
 	if err != nil {
 		return err
