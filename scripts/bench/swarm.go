@@ -147,7 +147,6 @@ func (b *bench) swarmTable(counts []int, perAgency, window int, killAfter time.D
 // wait, and again after a GC asked through the heap profile (ADMIN_PPROF),
 // it reads the central's anonymous memory and its Go runtime figures from
 // /metrics. n+1 must be a valid AGENCIES (at most 10,000).
-// memory and its Go runtime figures from /metrics.
 func (b *bench) holdCost(n, bets int) error {
 	tmp, err := os.MkdirTemp("", "tp0-hold-")
 	if err != nil {
