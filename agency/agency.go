@@ -247,7 +247,7 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	defer func() {
 		stop()
 		if nc.Close() == nil || ctx.Err() != nil {
-			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.addr()))
+			a.log.Infof("action: close_connection | result: success | direccion: %s", logformat.Value(a.addr()))
 		}
 	}()
 	c := &conn{Conn: nc, r: protocol.NewReader(nc, protocol.MaxFrame)}

@@ -58,7 +58,7 @@ func (a *Agency) echoOnce(ctx context.Context, msg string) (string, error) {
 		stop()
 		nc.Close()
 		if ctx.Err() != nil {
-			a.log.Infof("action: close_connection | result: success | address: %s", logformat.Value(a.addr()))
+			a.log.Infof("action: close_connection | result: success | direccion: %s", logformat.Value(a.addr()))
 		}
 	}()
 	nc.SetDeadline(time.Now().Add(a.opts.ServerTimeout))
@@ -130,11 +130,11 @@ func (a *Agency) tlsFailed(err error) error {
 			what = "the plaintext protocol: it is not configured for TLS (TLS_CERT, TLS_KEY, TLS_CLIENT_CA)"
 		}
 		err = fmt.Errorf("the central does not speak TLS: it answered with %s", what)
-		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
+		a.log.Errorf("action: tls_handshake | result: fail | direccion: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
 		return permanent(fmt.Errorf("tls with %s: %w", a.addr(), err))
 	}
 	if remoteTLSAlert(err) || errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) {
-		a.log.Errorf("action: tls_handshake | result: fail | address: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
+		a.log.Errorf("action: tls_handshake | result: fail | direccion: %s | error: %s", logformat.Value(a.addr()), logformat.Value(err.Error()))
 		return permanent(fmt.Errorf("tls with %s: %w", a.addr(), err))
 	}
 	return fmt.Errorf("tls with %s: %w", a.addr(), err)

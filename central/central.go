@@ -205,7 +205,7 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 		c.startDraw(ctx)
 	}
 	c.ready.Store(true)
-	c.log.Infof("action: listen | result: success | address: %s", ln.Addr())
+	c.log.Infof("action: listen | result: success | direccion: %s", ln.Addr())
 	err := c.accept(ctx, ln)
 	c.ready.Store(false)
 	ln.Close()
@@ -225,7 +225,7 @@ func (c *Central) Serve(ctx context.Context, ln net.Listener) error {
 // every agency with internal errors (and, at every restart, crash again).
 func (c *Central) checkDamage(err error) {
 	if errors.Is(err, store.ErrDamaged) && c.abort != nil {
-		c.log.Criticalf("action: store | result: fail | error: %s | hint: %s", logformat.Value(err.Error()), store.Hint)
+		c.log.Criticalf("action: store | result: fail | error: %s | sugerencia: %s", logformat.Value(err.Error()), store.Hint)
 		c.abort(err)
 	}
 }

@@ -123,10 +123,10 @@ func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn, certID
 	c.conns.armRead(conn, 0)
 	peer, err := c.cluster.Handoff(hc, certID)
 	if err != nil {
-		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | peer: %d | error: %s", ip, peer, logformat.Value(err.Error()))
+		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | par: %d | error: %s", ip, peer, logformat.Value(err.Error()))
 		return
 	}
-	c.log.Debugf("action: cluster_peer | result: success | ip: %s | peer: %d", ip, peer)
+	c.log.Debugf("action: cluster_peer | result: success | ip: %s | par: %d", ip, peer)
 	select {
 	case <-hc.done:
 	case <-ctx.Done():

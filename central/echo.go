@@ -49,7 +49,7 @@ func (c *Central) serveConn(ctx context.Context, conn net.Conn, slot *slot) {
 	}
 	switch {
 	case b == protocol.Marker && c.opts.TLSRequired:
-		c.log.Warningf("action: receive_message | result: fail | ip: %s | code: forbidden | error: plaintext protocol refused: TLS is required (TLS_REQUIRED)", remoteIP(conn))
+		c.log.Warningf("action: receive_message | result: fail | ip: %s | codigo: forbidden | error: plaintext protocol refused: TLS is required (TLS_REQUIRED)", remoteIP(conn))
 		c.conns.armWrite(conn, c.opts.IdleTimeout)
 		protocol.Write(conn, protocol.NewError(protocol.CodeForbidden, "TLS is required: configure tls.ca, tls.cert and tls.key"))
 	case b == protocol.Marker:

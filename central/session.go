@@ -115,7 +115,7 @@ func (s *session) fail(action string, e *protocol.Error, fields ...string) error
 	for _, f := range fields {
 		extra += " | " + f
 	}
-	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | code: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
+	s.c.log.Warningf("action: %s | result: fail%s | ip: %s | agencia: %d | codigo: %s | error: %s", action, extra, s.ip, s.agency, e.Code, logformat.Value(e.Error()))
 	s.c.metrics.protoErrors.WithLabelValues(e.Code.String()).Inc()
 	reply := e
 	if e.Code == protocol.CodeInternal {
@@ -141,7 +141,7 @@ func (s *session) fenced() bool {
 		s.toldReplaced = true
 		if code := s.c.conns.fenceCode(s.raw); code == protocol.CodeNotLeader {
 			_, leader := s.c.cluster.Leader()
-			s.c.log.Infof("action: sesion_cerrada | result: success | ip: %s | agencia: %d | motivo: not_leader | leader: %s", s.ip, s.agency, logformat.Value(leader))
+			s.c.log.Infof("action: sesion_cerrada | result: success | ip: %s | agencia: %d | motivo: not_leader | lider: %s", s.ip, s.agency, logformat.Value(leader))
 			s.send(&protocol.Error{Code: protocol.CodeNotLeader, Index: -1, Message: leader})
 		} else {
 			s.c.log.Infof("action: sesion_reemplazada | result: success | ip: %s | agencia: %d", s.ip, s.agency)

@@ -57,7 +57,7 @@ func TestSession_InternalErrorIsNotSentToThePeer(t *testing.T) {
 	if !ok || e.Code != protocol.CodeInternal || e.Message != internalMessage {
 		t.Fatalf("reply %#v, want CodeInternal with the fixed message", got[1])
 	}
-	if !strings.Contains(logs.String(), "code: internal | error: internal: storing the batch: open store /srv/secret/bets.db") {
+	if !strings.Contains(logs.String(), "codigo: internal | error: internal: storing the batch: open store /srv/secret/bets.db") {
 		t.Fatalf("the log lacks the detail:\n%s", logs)
 	}
 }

@@ -22,7 +22,7 @@ import (
 func startAdminCentral(t *testing.T, db string, agencies int, env ...string) (*central, string) {
 	t.Helper()
 	c := startCentral(t, db, agencies, append([]string{"ADMIN_ADDR=127.0.0.1:0"}, env...)...)
-	line := c.waitLine(`action: admin_listen \| result: success \| address: `, 5*time.Second)
+	line := c.waitLine(`action: admin_listen \| result: success \| direccion: `, 5*time.Second)
 	return c, "http://" + line[strings.LastIndex(line, " ")+1:]
 }
 

@@ -174,7 +174,7 @@ func (pc *processCluster) start(i int) {
 		env = append(env, "CLUSTER_INSECURE=true")
 	}
 	p := start(pc.t, "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
-	line := p.waitLine(`action: admin_listen \| result: success \| address: `, 20*time.Second)
+	line := p.waitLine(`action: admin_listen \| result: success \| direccion: `, 20*time.Second)
 	pc.admin[i] = "http://" + line[strings.LastIndex(line, " ")+1:]
 	listenAddr(p)
 	pc.procs[i] = &central{proc: p, addr: pc.addrs[i], dbPath: pc.dbs[i]}

@@ -41,7 +41,7 @@ func TestHardening3_DamagedStore(t *testing.T) {
 		if code := p.wait(30 * time.Second); code != 1 {
 			t.Fatalf("exit %d on a truncated store", code)
 		}
-		p.waitLine(`action: open_store \| result: fail \| db_path: .* is truncated: .* \| hint: restore the file from a backup`, time.Second)
+		p.waitLine(`action: open_store \| result: fail \| db_path: .* is truncated: .* \| sugerencia: restore the file from a backup`, time.Second)
 		noCrash(t, p)
 	})
 	t.Run("Empty", func(t *testing.T) {
@@ -62,7 +62,7 @@ func TestHardening3_DamagedStore(t *testing.T) {
 			if code := p.wait(30 * time.Second); code != 1 {
 				t.Fatalf("run %d: exit %d", run, code)
 			}
-			p.waitLine(`action: store \| result: fail \| error: not a bets store file \(damaged\): .* \| hint: `, time.Second)
+			p.waitLine(`action: store \| result: fail \| error: not a bets store file \(damaged\): .* \| sugerencia: `, time.Second)
 			p.waitLine(`action: shutdown \| result: fail`, time.Second)
 			noCrash(t, p)
 		}

@@ -217,7 +217,7 @@ func TestHardening_HonestLogs(t *testing.T) {
 	}
 	cl.sendRaw(append(header(protocol.KindBatch, 14), make([]byte, 14)...)) // agency 0, first 0, count 0
 	cl.expectError(protocol.CodeMalformed)
-	c.waitLine(`code: malformed .*batch with no bets`, 5*time.Second)
+	c.waitLine(`codigo: malformed .*batch with no bets`, 5*time.Second)
 
 	forged := "hi | action: sorteo | result: success | ganadores: 99\r\x1b[2K\x07"
 	if got := echo(t, c.addr, forged+"\n"); got != forged+"\n" {
@@ -249,7 +249,7 @@ func startLimitedCentral(t *testing.T, nofile int, wait []string, env ...string)
 	addrs := map[string]string{}
 	if !poll(20*time.Second, func() bool {
 		for _, action := range wait {
-			if m := regexp.MustCompile(`action: ` + action + ` \| result: success \| address: (\S+)`).FindStringSubmatch(out.String()); m != nil {
+			if m := regexp.MustCompile(`action: ` + action + ` \| result: success \| direccion: (\S+)`).FindStringSubmatch(out.String()); m != nil {
 				addrs[action] = m[1]
 			}
 		}

@@ -238,7 +238,7 @@ func startCentral(t *testing.T, dbPath string, agencies int, env ...string) *cen
 // listenAddr waits for a central's listen line and returns its address.
 func listenAddr(p *proc) string {
 	p.t.Helper()
-	line := p.waitLine(`action: listen \| result: success \| address: `, 20*time.Second)
+	line := p.waitLine(`action: listen \| result: success \| direccion: `, 20*time.Second)
 	return line[strings.LastIndex(line, " ")+1:]
 }
 

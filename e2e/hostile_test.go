@@ -60,7 +60,7 @@ func TestHostile(t *testing.T) {
 		cl.sendRaw(frame[:len(frame)-2])
 		cl.expectError(protocol.CodeTimeout) // the idle deadline frees the goroutine and socket
 		cl.expectClosed()
-		c.waitLine(`result: fail .*code: timeout`, 5*time.Second)
+		c.waitLine(`result: fail .*codigo: timeout`, 5*time.Second)
 	})
 	t.Run("TrickledSlowly", func(t *testing.T) {
 		// One byte every 300 ms: the frame cannot complete within IDLE_TIMEOUT.

@@ -64,7 +64,7 @@ func TestShutdown_CentralWhileWaitingForWinners(t *testing.T) {
 	a1.waitLine(`action: fin_envio \| result: success`, time.Minute)
 	a2.waitLine(`action: fin_envio \| result: success`, time.Minute)
 	stopCentral(t, c)
-	c.waitLine(`action: consulta_ganadores \| result: fail .*code: unavailable`, time.Second)
+	c.waitLine(`action: consulta_ganadores \| result: fail .*codigo: unavailable`, time.Second)
 	a1.waitLine(`action: reconectar \| result: in_progress`, time.Minute)
 
 	c2 := restartCentral(t, c, 3)

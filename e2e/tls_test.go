@@ -95,7 +95,7 @@ func TestTLS(t *testing.T) {
 		cl.send(&protocol.Hello{Agency: 3, Mode: protocol.ModeCSV})
 		cl.expectError(protocol.CodeForbidden)
 		cl.expectClosed()
-		c.waitLine(`action: hello \| result: fail .*code: forbidden .*names agency 2, not agency 3`, 5*time.Second)
+		c.waitLine(`action: hello \| result: fail .*codigo: forbidden .*names agency 2, not agency 3`, 5*time.Second)
 	})
 	t.Run("PlaintextRefused", func(t *testing.T) {
 		cl := dial(t, c.addr)

@@ -114,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ln.Close()
 			return 1
 		}
-		log.Infof("action: cluster_start | result: success | nodo: %d | nodos: %s | cluster_id: %s | unirse: %t | carpeta_raft: %s", cfg.ClusterID,
+		log.Infof("action: cluster_start | result: success | nodo: %d | nodos: %s | id_cluster: %s | unirse: %t | carpeta_raft: %s", cfg.ClusterID,
 			logformat.Value(cluster.FormatNodes(cfg.ClusterNodes)), node.Status().Cluster, cfg.ClusterJoin, logformat.Value(opts.DBPath+".raft"))
 		opts.Cluster = node
 	}
@@ -125,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		hint := ""
 		if errors.Is(err, store.ErrInvalidFile) {
-			hint = " | hint: " + store.Hint
+			hint = " | sugerencia: " + store.Hint
 		}
 		log.Criticalf("action: open_store | result: fail | db_path: %s | error: %s%s", logformat.Value(opts.DBPath), logformat.Value(err.Error()), hint)
 		ln.Close()
@@ -135,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if admin != nil {
-		log.Infof("action: admin_listen | result: success | address: %s", admin.Addr())
+		log.Infof("action: admin_listen | result: success | direccion: %s", admin.Addr())
 		c.ServeAdmin(admin)
 	}
 	serveErr := c.Serve(ctx, ln) // logs the listen line once it accepts
@@ -143,7 +143,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if serveErr != nil {
 		hint := ""
 		if errors.Is(serveErr, store.ErrDamaged) {
-			hint = " | hint: " + store.Hint
+			hint = " | sugerencia: " + store.Hint
 		}
 		log.Criticalf("action: shutdown | result: fail | error: %s%s", logformat.Value(serveErr.Error()), hint)
 		return 1

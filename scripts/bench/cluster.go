@@ -105,7 +105,7 @@ type clusterRun struct {
 
 var (
 	reLeader = regexp.MustCompile(`action: cluster_role \| result: success \| nodo: \d+ \| rol: (\w+)`)
-	reAdmin  = regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`)
+	reAdmin  = regexp.MustCompile(`action: admin_listen \| result: success \| direccion: (\S+)`)
 )
 
 // clusterOnce runs sh against nodes centrals (1: no cluster) whose raft log

@@ -45,7 +45,7 @@ func (b *bench) runOursWith(d dataset, tmp, pkiDir string, scraped bool) (result
 	// The central picked a free port; its listen line names it.
 	_, port, _ := strings.Cut(srv.firstLine[strings.LastIndex(srv.firstLine, " ")+1:], ":")
 	if scraped {
-		m := regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`).FindStringSubmatch(srv.out.String())
+		m := regexp.MustCompile(`action: admin_listen \| result: success \| direccion: (\S+)`).FindStringSubmatch(srv.out.String())
 		if m == nil {
 			return result{}, fmt.Errorf("no admin_listen line")
 		}

@@ -161,7 +161,7 @@ func (b *bench) holdCost(n, bets int) error {
 	}
 	defer srv.kill()
 	addr := srv.firstLine[strings.LastIndex(srv.firstLine, " ")+1:]
-	m := regexp.MustCompile(`action: admin_listen \| result: success \| address: (\S+)`).FindStringSubmatch(srv.out.String())
+	m := regexp.MustCompile(`action: admin_listen \| result: success \| direccion: (\S+)`).FindStringSubmatch(srv.out.String())
 	if m == nil {
 		return fmt.Errorf("no admin_listen line")
 	}
