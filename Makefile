@@ -19,7 +19,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm bench-cluster fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm bench-cluster bench-restart fuzz chaos bench bench-scale inspect \
 	export branches docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -199,6 +199,14 @@ bench-swarm: build
 # (kill -9 of the leader → new leader → first ack, median of 5).
 bench-cluster: build
 	$(GO) run ./scripts/bench -mode cluster -shapes 5x0,10x20000,1000x0 -logstores wal,boltdb -failovers 5 -replicas 3
+
+# A replica's restarts with a large store (RESTART_AGENCIES x 1,000 bets;
+# 10,000: 10 M bets): exec to serving after a clean stop (the store trusted)
+# and after kill -9 (rebuilt from the snapshot and the log), and the longest
+# apply while snapshots were taken.
+RESTART_AGENCIES ?= 10000
+bench-restart: build
+	$(GO) run ./scripts/bench -mode restart -agencies $(RESTART_AGENCIES) -bets 1000
 
 # Growth with agencies and bets (generated data), as a Markdown table.
 bench-scale: build

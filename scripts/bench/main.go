@@ -31,7 +31,7 @@ func main() {
 		}
 		return
 	}
-	mode := flag.String("mode", "flow", "flow, scale, swarm or cluster")
+	mode := flag.String("mode", "flow", "flow, scale, swarm, cluster or restart")
 	runs := flag.Int("runs", 5, "repetitions per configuration")
 	bin := flag.String("bin", "bin", "folder with server and agency binaries")
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
@@ -59,6 +59,13 @@ func main() {
 		var sh []shape
 		if sh, err = parseShapes(*shapes); err == nil {
 			err = b.clusterTable(sh, *replicas, strings.Split(*logStores, ","), *failovers)
+		}
+	case "restart":
+		var n int
+		if n, err = strconv.Atoi(*swarmCounts); err != nil || n < 1 {
+			err = fmt.Errorf("-agencies: %q is not one count", *swarmCounts)
+		} else {
+			err = b.restartTable(n, *perAgency)
 		}
 	case "swarm":
 		var counts []int
