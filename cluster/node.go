@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
@@ -216,101 +215,6 @@ func (n *Node) clusterID(has bool) (ID, error) {
 		}
 	}
 	return id, nil
-}
-
-// openStore opens the replica's store: as it is after a clean stop (see
-// trust.go), otherwise a new file that raft fills from its snapshot and
-// log. A store without raft state beside it is another store (a one-node
-// central's, or another cluster's): it is moved aside, never used.
-func (n *Node) openStore(has bool, id ID, snaps raft.SnapshotStore) (*store.Store, error) {
-	path, opts := n.cfg.DBPath, replicaStoreOptions(n.cfg)
-	m, marked, err := takeMarker(n.dir)
-	if err != nil {
-		return nil, err
-	}
-	_, statErr := os.Stat(path)
-	exists := statErr == nil
-	why := "no clean stop was recorded"
-	switch {
-	case !exists:
-		why = "there is no store file"
-	case !has:
-		aside := fmt.Sprintf("%s.set-aside-%s", path, time.Now().UTC().Format("20060102T150405Z"))
-		if err := os.Rename(path, aside); err != nil {
-			return nil, err
-		}
-		n.log.Warningf("action: cluster_start | result: in_progress | nodo: %d | aviso: %s", n.cfg.ID, logformat.Value(fmt.Sprintf(
-			"DB_PATH %s held a store but there is no raft state beside it: moved aside to %s (a replica's store is made from the cluster's log)", path, aside)))
-		exists = false
-	default:
-		if other := readClusterID(path); other != "" && other != id.String() {
-			return nil, fmt.Errorf("%w: the store %s belongs to cluster %s, its raft folder %s to cluster %s: start the node on the files of one node (or move the store aside: it is rebuilt from the raft folder)",
-				ErrOtherCluster, path, other, n.dir, id)
-		}
-		if marked {
-			n.trusted, why = m.trusted(path, id)
-		}
-	}
-	if n.trusted {
-		st, err := store.Open(path, opts)
-		if err != nil {
-			return nil, err
-		}
-		applied, err := st.AppliedIndex()
-		last := lastSnapshot(snaps)
-		switch {
-		case err != nil:
-			n.trusted, why = false, err.Error()
-		case applied != m.Applied:
-			n.trusted, why = false, fmt.Sprintf("its applied index is %d, the clean stop recorded %d", applied, m.Applied)
-		case applied < last:
-			n.trusted, why = false, fmt.Sprintf("its applied index %d is behind the latest snapshot's %d", applied, last)
-		}
-		if n.trusted {
-			n.log.Infof("action: cluster_start | result: success | nodo: %d | almacen: confiable | indice_aplicado: %d", n.cfg.ID, applied)
-			return st, nil
-		}
-		st.Close()
-	}
-	if exists {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-	}
-	if has {
-		n.log.Infof("action: cluster_start | result: in_progress | nodo: %d | almacen: reconstruido | motivo: %s", n.cfg.ID, logformat.Value(why))
-	}
-	st, err := store.Open(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	if !id.IsZero() {
-		if err := st.SetClusterID(id.String()); err != nil {
-			st.Close()
-			return nil, err
-		}
-	}
-	return st, nil
-}
-
-// readClusterID reads the cluster ID a store file records ("" when none,
-// or when the file cannot be read: it is rebuilt then).
-func readClusterID(path string) string {
-	st, err := store.Open(path, store.Options{ReadOnly: true})
-	if err != nil {
-		return ""
-	}
-	defer st.Close()
-	id, _ := st.ClusterID()
-	return id
-}
-
-func lastSnapshot(snaps raft.SnapshotStore) uint64 {
-	list, err := snaps.List()
-	if err != nil || len(list) == 0 {
-		return 0
-	}
-	return list[0].Index
 }
 
 // checkMembership says at start when raft's configuration does not hold
