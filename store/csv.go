@@ -34,7 +34,7 @@ func AppendRow(b []byte, bet *lottery.Bet) []byte {
 // only when it holds the delimiter, the quote character or a line break, with
 // quotes doubled.
 func appendField(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, ",\"\r\n") {
+	if !needsQuotes(s) {
 		return append(b, s...)
 	}
 	b = append(b, '"')
@@ -45,6 +45,19 @@ func appendField(b []byte, s string) []byte {
 		b = append(b, s[i])
 	}
 	return append(b, '"')
+}
+
+// needsQuotes reports whether s holds the delimiter, the quote character or
+// a line break (a byte loop: strings.ContainsAny builds its set each call,
+// once per field of every stored bet).
+func needsQuotes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\r', '\n':
+			return true
+		}
+	}
+	return false
 }
 
 // ParseRow parses one bets.csv row (without its terminator) into a Bet. Fields
