@@ -45,18 +45,11 @@ func ParseBatch(body []byte) (*BatchFrame, error) {
 
 // decodeBody checks the body's bets without decoding them (for Reader).
 func (f *BatchFrame) decodeBody(d *decoder) error {
-	f.Agency = int(d.u32())
-	f.First = d.u64()
-	n := int(d.u16())
-	if d.err != nil {
-		return d.err
+	agency, first, n, err := batchHeader(d)
+	if err != nil {
+		return err
 	}
-	if n == 0 {
-		return ErrEmptyBatch
-	}
-	if n > d.remaining()/betFixed {
-		return fmt.Errorf("%w: %d bets in %d bytes", ErrCount, n, d.remaining())
-	}
+	f.Agency, f.First = agency, first
 	start := d.off
 	for i := 0; i < n; i++ {
 		d.u16() // number

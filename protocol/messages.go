@@ -161,20 +161,28 @@ func (m *Batch) appendBody(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// batchHeader reads a batch body's agency, first offset and bet count, the
+// count bounded by what the rest of the body can hold (before anything is
+// allocated for it).
+func batchHeader(d *decoder) (agency int, first uint64, n int, err error) {
+	agency, first, n = int(d.u32()), d.u64(), int(d.u16())
+	switch {
+	case d.err != nil:
+		return 0, 0, 0, d.err
+	case n == 0:
+		return 0, 0, 0, ErrEmptyBatch // acknowledging it would cost a commit for nothing
+	case n > d.remaining()/betFixed:
+		return 0, 0, 0, fmt.Errorf("%w: %d bets in %d bytes", ErrCount, n, d.remaining())
+	}
+	return agency, first, n, nil
+}
+
 func (m *Batch) decodeBody(d *decoder) error {
-	m.Agency = int(d.u32())
-	m.First = d.u64()
-	n := int(d.u16())
-	if d.err != nil {
-		return d.err
+	agency, first, n, err := batchHeader(d)
+	if err != nil {
+		return err
 	}
-	if n == 0 {
-		return ErrEmptyBatch // acknowledging it would cost a commit for nothing
-	}
-	// Bound the count by what the rest of the body can hold before allocating.
-	if n > d.remaining()/betFixed {
-		return fmt.Errorf("%w: %d bets in %d bytes", ErrCount, n, d.remaining())
-	}
+	m.Agency, m.First = agency, first
 	if cap(m.Bets) < n {
 		m.Bets = make([]lottery.Bet, n)
 	}
