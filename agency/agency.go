@@ -37,6 +37,9 @@ type Agency struct {
 
 	round   uint64   // the round of the first welcome; 0 before it
 	winners []string // set once the central sent them
+	// received: this agency has its winners (none, maybe) and confirmed
+	// them; a new round met after that means its round is over.
+	received bool
 	// own is what the winners must be: the documents of this agency's valid
 	// bets that win (lottery.HasWon), counted on the last full pass over
 	// its bets. The central's draw is the same function over the same bets,
@@ -265,9 +268,9 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 		return false, err
 	}
 	if a.round != 0 && w.Round != a.round {
-		if a.winners != nil {
+		if a.received {
 			// Our receipt was recorded and the round archived before the
-			// goodbye reached us: the winners we hold are final.
+			// goodbye reached us: the winners we hold (none, maybe) are final.
 			a.log.Infof("action: consulta_ganadores | result: success | cant_ganadores: %d", len(a.winners))
 			return true, nil
 		}
@@ -369,7 +372,7 @@ func (a *Agency) askWinners(c *conn) error {
 	// Confirm receipt; the central records it and says goodbye. Without the
 	// goodbye the session is retried, so the central always learns that this
 	// agency has its winners.
-	a.winners = docs
+	a.winners, a.received = docs, true
 	if err := c.send(&protocol.Received{}); err != nil {
 		return err
 	}

@@ -344,3 +344,52 @@ func TestSession_SingleBetAsOfTheRoundsDay(t *testing.T) {
 	default:
 	}
 }
+
+// An agency whose receipt was recorded but whose goodbye was lost (the
+// central killed between the two) finds a new round when it reconnects:
+// the round was over and archived. The winners it holds are final, none
+// included: an agency with no winners once failed there ("the central
+// started a new round") after the chaos test killed the central at that
+// point.
+func TestSession_ReceiptRecordedGoodbyeLost(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		number int
+	}{{"AWinner", lottery.WinnerNumber}, {"NoWinners", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			bet := oneBet
+			bet.Number = tt.number
+			d := lottery.NewDigest()
+			d.Add(&bet)
+			var winners []string
+			if lottery.HasWon(bet) {
+				winners = []string{bet.Document}
+			}
+			var sessions atomic.Int32
+			addr := fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
+				if _, err := r.Next(); err != nil {
+					return
+				}
+				if sessions.Add(1) > 1 {
+					protocol.Write(conn, &protocol.Welcome{Round: round + 1}) // the next round
+					return
+				}
+				protocol.Write(conn, &protocol.Welcome{Round: round, Committed: 1, Finished: true, Digest: d.Sum()})
+				if m, err := r.Next(); err != nil || m.Kind() != protocol.KindWinnersRequest {
+					return
+				}
+				protocol.Write(conn, &protocol.Winners{Last: true, Documents: winners})
+				r.Next() // Received: recorded, and the central dies before its Goodbye
+			})
+			a := fileAgency(t, addr, fmt.Sprintf("Ana,Paz,1,1990-01-01,%d\n", tt.number))
+			if err := a.Run(context.Background()); err != nil {
+				t.Fatalf("Run = %v, want the winners held (%d) as final", err, len(winners))
+			}
+			if got := len(a.Winners()); got != len(winners) || sessions.Load() != 2 {
+				t.Fatalf("%d winners after %d sessions, want %d after 2", got, sessions.Load(), len(winners))
+			}
+		})
+	}
+}
