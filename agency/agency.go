@@ -37,9 +37,7 @@ type Agency struct {
 
 	round   uint64   // the round of the first welcome; 0 before it
 	winners []string // set once the central sent them
-	// received: this agency has its winners (none, maybe) and confirmed
-	// them; a new round met after that means its round is over.
-	received bool
+	received bool    // it has its winners (none, maybe) and confirmed them
 	// own is what the winners must be: the documents of this agency's valid
 	// bets that win (lottery.HasWon), counted on the last full pass over
 	// its bets. The central's draw is the same function over the same bets,
