@@ -35,9 +35,9 @@ type Agency struct {
 	addrs []string
 	cur   int
 
-	round   uint64   // the round of the first welcome; 0 before it
-	winners []string // set once the central sent them
-	received bool    // it has its winners (none, maybe) and confirmed them
+	round    uint64   // the round of the first welcome; 0 before it
+	winners  []string // set once the central sent them
+	received bool     // it has its winners (none, maybe) and confirmed them
 	// own is what the winners must be: the documents of this agency's valid
 	// bets that win (lottery.HasWon), counted on the last full pass over
 	// its bets. The central's draw is the same function over the same bets,
