@@ -220,14 +220,13 @@ func fetch(url string) (string, error) {
 	return string(b), err
 }
 
-// metricValue reads a plain sample from an exposition, scaled.
+// metricValue reads a sample from an exposition (metric), scaled.
 func metricValue(body, name string, scale float64, unit string) string {
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)`).FindStringSubmatch(body)
-	if m == nil {
-		return "?"
+	v := metric(body, name)
+	if v == "?" {
+		return v
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return strings.TrimSpace(fmt.Sprintf("%.1f %s", v/scale, unit))
+	return strings.TrimSpace(fmt.Sprintf("%.1f %s", parseFloat(v)/scale, unit))
 }
 
 // rssAnon reads a process's anonymous resident memory, in KiB.
