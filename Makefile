@@ -103,6 +103,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFrameReader -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME) ./central
 	$(GO) test -run '^$$' -fuzz FuzzOpenDamaged -fuzztime $(FUZZTIME) ./store
+	$(GO) test -run '^$$' -fuzz FuzzCannotWin -fuzztime $(FUZZTIME) ./store
 
 # The full kill -9 set: 5 runs x 5 kill points of one central, CHAOS_COUNT
 # times (make test runs one run of 5 points), and SEEDS randomized fault
@@ -132,8 +133,8 @@ inspect: $(BBOLT) build
 	@echo "== buckets"; $(BBOLT) buckets $(STORE)
 	@for b in agencies finished winners delivered meta; do echo "== $$b"; \
 		$(BBOLT) keys $(STORE) $$b | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) $$b $$k)"; done; done
-	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) stored; first rows:"
-	@$(BBOLT) keys $(STORE) bets | head -3 | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) bets $$k)"; done
+	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) batches stored; the first one's rows:"
+	@$(BBOLT) keys $(STORE) bets | head -1 | while read -r k; do printf '%s =\n' "$$k"; $(BBOLT) get --format bytes $(STORE) bets "$$k" | head -5; done
 
 # The course's images and names: server:latest and client:latest (an agency).
 docker-image:

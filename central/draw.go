@@ -152,20 +152,17 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	for a := 1; a <= agencies; a++ {
 		winners[a] = []string{}
 	}
-	total, scanned := 0, 0
-	err := c.draws.ScanBets(func(bet *lottery.Bet) error {
-		scanned++
-		if scanned%65536 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if lottery.HasWon(*bet) {
-			// The bet's strings live in the store's map: keep a copy.
-			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
-			total++
-		}
+	total := 0
+	scanned, err := c.draws.ScanWinners(func(bet *lottery.Bet) error {
+		// The bet's strings live in the store's map: keep a copy.
+		winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
+		total++
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := c.draws.SaveDraw(c.opts.Now(), agencies, winners); err != nil {

@@ -32,7 +32,7 @@ type betStore interface {
 // drawStore is what one central's draw needs: it scans the bets and saves
 // the result itself (a replica draws in the log, in the last finish's entry).
 type drawStore interface {
-	ScanBets(fn func(*lottery.Bet) error) error
+	ScanWinners(fn func(*lottery.Bet) error) (scanned uint64, err error)
 	SaveDraw(at time.Time, agencies int, winners map[int][]string) error
 }
 
@@ -139,10 +139,10 @@ func (l *local) Backup(w io.Writer) (int64, error) {
 	return st.Backup(w)
 }
 
-func (l *local) ScanBets(fn func(*lottery.Bet) error) error {
+func (l *local) ScanWinners(fn func(*lottery.Bet) error) (uint64, error) {
 	st, done := l.cur()
 	defer done()
-	return st.ScanBets(fn)
+	return st.ScanWinners(fn)
 }
 
 func (l *local) SaveDraw(at time.Time, agencies int, winners map[int][]string) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -22,52 +24,83 @@ import (
 // agencyKey is the key of an agency in the per-agency buckets.
 func agencyKey(agency int) []byte { return fmt.Appendf(nil, "%06d", agency) }
 
-// keyLen is the length of a bet key: the bet's sequence number in 12
-// zero-padded digits, so that byte order is registry order.
+// keyLen is the length of a key of the bets bucket: a bet's sequence number
+// in 12 zero-padded digits, so that byte order is registry order.
 const keyLen = 12
 
-// putBet appends bet to the bets bucket under the next sequence number.
-// bbolt keeps the key and value slices until commit, so both are carved
-// from mem, which lives as long as the transaction.
-func putBet(b *bolt.Bucket, mem *arena, bet *lottery.Bet) error {
-	seq, err := b.NextSequence()
-	if err != nil {
+// putBets stores rows, the rows of n new bets one per line, as one value of
+// the bets bucket, under the sequence number of the first; the bucket's
+// sequence counts the bets. One key per batch, not per bet: bbolt's Put (a
+// cursor and a search from the root) was most of the cost of storing a
+// bet, and every replica pays it. bbolt keeps the key and value slices until
+// commit, so both are arena memory, which lives as long as the transaction.
+func putBets(b *bolt.Bucket, mem *arena, rows []byte, n int) error {
+	seq := b.Sequence()
+	key := mem.alloc(keyLen)
+	for i, k := keyLen-1, seq+1; i >= 0; i-- {
+		key[i] = byte('0' + k%10)
+		k /= 10
+	}
+	if err := b.SetSequence(seq + uint64(n)); err != nil {
 		return err
 	}
-	key := mem.alloc(keyLen)
-	for i := keyLen - 1; i >= 0; i-- {
-		key[i] = byte('0' + seq%10)
-		seq /= 10
-	}
-	return b.Put(key, mem.row(bet))
+	return b.Put(key, rows)
 }
 
+// rowRoom is the room a batch's rows are first given per bet (about twice
+// a typical row); a longer batch moves once.
+const rowRoom = 128
+
 // arena hands out byte slices from large chunks; a slice stays valid after
-// the arena moves on to a new chunk. It makes storing a bet allocation-free
-// on average.
-type arena struct{ chunk []byte }
+// the arena moves on to a new chunk, until release. It makes storing a bet
+// allocation-free on average. Its chunks are pooled: a transaction's arena
+// is released once the transaction is over (bbolt has copied what it kept).
+type arena struct {
+	chunk  []byte
+	chunks []*[]byte // from the pool, to give back
+}
 
 const arenaChunk = 64 << 10
 
-func (a *arena) alloc(n int) []byte {
+var chunks = sync.Pool{New: func() any { b := make([]byte, arenaChunk); return &b }}
+
+// alloc returns n bytes of arena memory for the caller to fill (they hold
+// whatever was there).
+func (a *arena) alloc(n int) []byte { return a.keep(a.open(n)[:n]) }
+
+// open returns an empty slice to append to, with room for n bytes in arena
+// memory; keep ends the append and hands out what it wrote (what was not
+// kept is written over by the next open).
+func (a *arena) open(n int) []byte {
 	if cap(a.chunk)-len(a.chunk) < n {
-		a.chunk = make([]byte, 0, max(arenaChunk, n))
+		if n > arenaChunk {
+			a.chunk = make([]byte, 0, n)
+		} else {
+			c := chunks.Get().(*[]byte)
+			a.chunks = append(a.chunks, c)
+			a.chunk = (*c)[:0]
+		}
 	}
-	start := len(a.chunk)
-	a.chunk = a.chunk[:start+n]
-	return a.chunk[start : start+n : start+n]
+	return a.chunk[len(a.chunk):len(a.chunk)]
 }
 
-// row returns bet's CSV row in arena memory.
-func (a *arena) row(bet *lottery.Bet) []byte {
-	// A row is at most 3 quoted names of 2x+2 bytes plus small fields.
-	worst := 2*(len(bet.FirstName)+len(bet.LastName)+len(bet.Document)) + 64
-	if cap(a.chunk)-len(a.chunk) < worst {
-		a.chunk = make([]byte, 0, max(arenaChunk, worst))
+// keep returns b, appended to a slice from open, as arena memory: the
+// arena's next slices start after it. (A b that outgrew its room was moved
+// by append and is kept where it is.)
+func (a *arena) keep(b []byte) []byte {
+	if free := a.chunk[len(a.chunk):cap(a.chunk)]; len(b) > 0 && len(b) <= len(free) && &b[0] == &free[0] {
+		a.chunk = a.chunk[:len(a.chunk)+len(b)]
 	}
-	start := len(a.chunk)
-	a.chunk = AppendRow(a.chunk, bet)
-	return a.chunk[start:len(a.chunk):len(a.chunk)]
+	return b[:len(b):len(b)]
+}
+
+// release gives the arena's chunks back to the pool: no slice it handed
+// out may be used after it.
+func (a *arena) release() {
+	for _, c := range a.chunks {
+		chunks.Put(c)
+	}
+	*a = arena{}
 }
 
 // Receipt says what Append did with a batch.
@@ -133,8 +166,15 @@ func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets lottery.
 	if skip >= uint64(bets.Len()) {
 		return Receipt{Committed: committed}, nil // all of it was stored before
 	}
-	// Refuse before writing anything: a refused batch leaves its transaction
-	// untouched, so it can share one with other agencies' (group commit).
+	dig, err := loadDigest(tx, key, committed)
+	if err != nil {
+		return Receipt{}, err
+	}
+	// One pass over the new bets checks each, adds it to the digest and
+	// writes its row aside; the transaction is written only once all passed,
+	// so a refused batch leaves it untouched and can share it with other
+	// agencies' (group commit).
+	rows, stored := mem.open(bets.Len()*rowRoom), 0
 	if err := bets.Each(func(i int, bet *lottery.Bet) error {
 		if uint64(i) < skip {
 			return nil
@@ -145,32 +185,28 @@ func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets lottery.
 		if err := bet.ValidateAt(day); err != nil {
 			return &BetError{Index: i, Err: detach(err)}
 		}
+		if dig != nil {
+			dig.Add(bet)
+		}
+		if stored > 0 {
+			rows = append(rows, '\n')
+		}
+		rows = AppendRow(rows, bet)
+		stored++
 		return nil
 	}); err != nil {
 		return Receipt{}, err
 	}
-	dig, err := loadDigest(tx, key, committed)
-	if err != nil {
-		return Receipt{}, err
-	}
 	betsB := tx.Bucket(bucketBets)
 	betsB.FillPercent = 1.0 // keys only ever grow: pack pages full
-	if err := bets.Each(func(i int, bet *lottery.Bet) error {
-		if uint64(i) < skip {
-			return nil
-		}
-		if dig != nil {
-			dig.Add(bet)
-		}
-		return putBet(betsB, mem, bet)
-	}); err != nil {
+	if err := putBets(betsB, mem, mem.keep(rows), stored); err != nil {
 		return Receipt{}, err
 	}
 	if err := saveDigest(tx, mem, key, dig); err != nil {
 		return Receipt{}, err
 	}
-	receipt := Receipt{Stored: bets.Len() - int(skip)}
-	receipt.Committed = committed + uint64(receipt.Stored)
+	receipt := Receipt{Stored: stored}
+	receipt.Committed = committed + uint64(stored)
 	return receipt, agencies.Put(key, strconv.AppendUint(nil, receipt.Committed, 10))
 }
 
@@ -214,8 +250,7 @@ func saveDigest(tx *bolt.Tx, mem *arena, key []byte, d *lottery.Digest) error {
 // as Append: an invalid bet (its index in bets is in the *BetError) or a
 // finished agency fails the whole call and nothing is stored.
 func (s *Store) StoreBets(bets []lottery.Bet) error {
-	return s.update(func(tx *bolt.Tx) error {
-		mem := &arena{}
+	return s.updateIn(func(tx *bolt.Tx, mem *arena) error {
 		for start := 0; start < len(bets); {
 			agency, end := bets[start].Agency, start+1
 			for end < len(bets) && bets[end].Agency == agency {
@@ -244,17 +279,16 @@ func (s *Store) StoreBets(bets []lottery.Bet) error {
 func (s *Store) LoadBets() iter.Seq2[lottery.Bet, error] {
 	return func(yield func(lottery.Bet, error) bool) {
 		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketBets).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				bet, err := ParseRow(string(v)) // copies v out of the mmap
+			return eachRow(tx, func(seq uint64, row []byte) error {
+				bet, err := ParseRow(string(row)) // copies row out of the mmap
 				if err != nil {
-					return fmt.Errorf("bet %s: %w", k, err)
+					return badRow(seq, err)
 				}
 				if !callOut(func() bool { return yield(bet, nil) }) {
 					return errStop
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil && err != errStop {
 			yield(lottery.Bet{}, err)
@@ -267,30 +301,125 @@ var errStop = errors.New("stop")
 // ScanBets calls fn for every stored bet in registry order, from one read
 // transaction, without allocating: the bet's strings point into the store's
 // memory map and are valid only until fn returns (copy what you keep, e.g.
-// with strings.Clone). The draw uses it; LoadBets is the copying form.
+// with strings.Clone). LoadBets is the copying form.
 func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
 	return s.view(func(tx *bolt.Tx) error {
-		return scanTx(tx, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
+		return scanTx(tx, nil, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
 	})
 }
 
+// ScanWinners is ScanBets for the bets that lottery.HasWon, the draw's
+// scan; it returns how many bets it went over. A row whose number field
+// rules it out (cannotWin) is not parsed: the scan costs little more than
+// reading the file.
+func (s *Store) ScanWinners(fn func(*lottery.Bet) error) (scanned uint64, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		scanned, err = winnersTx(tx, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
+		return err
+	})
+	return scanned, err
+}
+
+// winnersTx is ScanWinners inside tx.
+func winnersTx(tx *bolt.Tx, fn func(*lottery.Bet) error) (scanned uint64, err error) {
+	err = scanTx(tx, &scanned, func(bet *lottery.Bet) error {
+		if !lottery.HasWon(*bet) {
+			return nil
+		}
+		return fn(bet)
+	})
+	return scanned, err
+}
+
 // scanTx calls fn for every stored bet of tx in registry order, the bet's
-// strings pointing into the memory map.
-func scanTx(tx *bolt.Tx, fn func(*lottery.Bet) error) error {
+// strings pointing into the memory map. With winners set, it counts the
+// rows into it and skips, unparsed, the bets that cannot win (a damaged
+// row among them goes unnoticed by the draw; LoadBets and export parse
+// every row).
+func scanTx(tx *bolt.Tx, winners *uint64, fn func(*lottery.Bet) error) error {
+	return eachRow(tx, func(seq uint64, row []byte) error {
+		if winners != nil {
+			if *winners++; cannotWin(row) {
+				return nil
+			}
+		}
+		bet, err := ParseRow(unsafe.String(&row[0], len(row)))
+		if err != nil {
+			return badRow(seq, err)
+		}
+		return fn(&bet)
+	})
+}
+
+// eachRow calls fn with every stored row of tx in registry order, read from
+// the memory map, and its bet's sequence number. A value holds the rows of
+// one batch, one per line, under the first one's number (a store written by
+// an earlier version has one row per value: the same layout).
+func eachRow(tx *bolt.Tx, fn func(seq uint64, row []byte) error) error {
 	c := tx.Bucket(bucketBets).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(v) == 0 {
-			return fmt.Errorf("bet %s: %w: empty value", k, ErrRow)
+		seq, ok := parseKey(k)
+		if !ok {
+			return fmt.Errorf("%w: bucket %s key %q is not a bet's number", errDamagedData, bucketBets, k)
 		}
-		bet, err := ParseRow(unsafe.String(&v[0], len(v)))
-		if err != nil {
-			return fmt.Errorf("bet %s: %w", k, err)
-		}
-		if err := fn(&bet); err != nil {
-			return err
+		for {
+			row, rest, more := bytes.Cut(v, newline)
+			if len(row) == 0 {
+				return badRow(seq, fmt.Errorf("%w: empty row", ErrRow))
+			}
+			if err := fn(seq, row); err != nil {
+				return err
+			}
+			if !more {
+				break
+			}
+			v, seq = rest, seq+1
 		}
 	}
 	return nil
+}
+
+var newline = []byte{'\n'}
+
+// badRow is the error of a stored row that does not parse: the file is
+// damaged (Store.safe says so, naming it).
+func badRow(seq uint64, err error) error {
+	return fmt.Errorf("%w: bucket %s bet %0*d: %w", errDamagedData, bucketBets, keyLen, seq, err)
+}
+
+// parseKey reads a key of the bets bucket.
+func parseKey(k []byte) (uint64, bool) {
+	if len(k) != keyLen {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range k {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// cannotWin reports, from its last field alone, that row's bet does not win:
+// the number is plain decimal digits and not lottery.WinnerNumber. Any
+// other row (the winning number, or a field to judge) is parsed whole, so
+// the draw sees exactly the bets ParseRow and HasWon would pick.
+func cannotWin(row []byte) bool {
+	i := bytes.LastIndexByte(row, ',')
+	digits := row[i+1:]
+	if i < 0 || len(digits) == 0 || len(digits) > 9 {
+		return false
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n != lottery.WinnerNumber
 }
 
 // Export writes every stored bet to w as the course's bets.csv.

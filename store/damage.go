@@ -167,15 +167,24 @@ func (s *Store) damage() error {
 	return nil
 }
 
-// safe runs fn with faults on the map turned into panics and panics into
-// the store's damage error.
+// errDamagedData marks an error about what the file holds (a stored row
+// that does not parse): safe turns it into the store's damage error.
+var errDamagedData = errors.New("damaged data")
+
+// safe runs fn with faults on the map turned into panics, and panics and
+// damaged data into the store's damage error.
 func (s *Store) safe(fn func() error) (err error) {
 	if err := s.damage(); err != nil {
 		return err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer s.guard(&err)
-	return fn()
+	if err = fn(); errors.Is(err, errDamagedData) {
+		damage := fmt.Errorf("%w (%w): %s: %w", ErrInvalidFile, ErrDamaged, s.path, err)
+		s.damaged.CompareAndSwap(nil, &damage)
+		err = *s.damaged.Load()
+	}
+	return err
 }
 
 // callerPanic carries a panic of the caller's callback through guard, which

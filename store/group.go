@@ -32,7 +32,7 @@ type writeReq struct {
 // commit; its own otherwise. It returns after the commit.
 func (s *Store) write(fn func(tx *bolt.Tx, mem *arena) error) error {
 	if s.appends == nil {
-		return s.update(func(tx *bolt.Tx) error { return fn(tx, &arena{}) })
+		return s.updateIn(fn)
 	}
 	req := &writeReq{run: fn, done: make(chan error, 1)}
 	select {
@@ -73,8 +73,7 @@ func (s *Store) commit() {
 // commitGroup runs group's writes in one transaction and answers each
 // (results is scratch space of the same length or more).
 func (s *Store) commitGroup(group []*writeReq, results []error) {
-	err := s.update(func(tx *bolt.Tx) error {
-		mem := &arena{}
+	err := s.updateIn(func(tx *bolt.Tx, mem *arena) error {
 		for i, req := range group {
 			err := req.run(tx, mem)
 			if err != nil && !refusal(err) {
@@ -90,7 +89,7 @@ func (s *Store) commitGroup(group []*writeReq, results []error) {
 		// agency, say): rerun each alone, as bbolt's DB.Batch does, so
 		// only the culprit fails and the others commit.
 		for _, req := range group {
-			req.done <- s.update(func(tx *bolt.Tx) error { return req.run(tx, &arena{}) })
+			req.done <- s.updateIn(req.run)
 		}
 	} else {
 		for i, req := range group {
@@ -101,6 +100,14 @@ func (s *Store) commitGroup(group []*writeReq, results []error) {
 			}
 		}
 	}
+}
+
+// updateIn runs fn in a transaction of its own with an arena for the
+// transaction's keys and values.
+func (s *Store) updateIn(fn func(tx *bolt.Tx, mem *arena) error) error {
+	var mem arena
+	defer mem.release()
+	return s.update(func(tx *bolt.Tx) error { return fn(tx, &mem) })
 }
 
 // refusal reports whether appendTx refused a batch before writing any of it.

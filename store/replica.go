@@ -106,13 +106,12 @@ func (s *Store) AppliedIndex() (uint64, error) {
 func (s *Store) Apply(entries []Entry) ([]Applied, error) {
 	out := make([]Applied, len(entries))
 	var today *time.Time
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateIn(func(tx *bolt.Tx, mem *arena) error {
 		meta := tx.Bucket(bucketMeta)
 		applied, err := getUint(meta, bucketMeta, keyApplied)
 		if err != nil {
 			return err
 		}
-		mem := &arena{}
 		last := applied
 		for i, e := range entries {
 			if e.Index <= applied {
@@ -260,10 +259,8 @@ func finishTx(tx *bolt.Tx, agency int, total uint64, at time.Time) (drawn bool, 
 // agency's winners and the draw's time, inside tx.
 func drawTx(tx *bolt.Tx, agencies int, at time.Time) error {
 	winners := make(map[int][]string, agencies)
-	err := scanTx(tx, func(bet *lottery.Bet) error {
-		if lottery.HasWon(*bet) {
-			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
-		}
+	_, err := winnersTx(tx, func(bet *lottery.Bet) error {
+		winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
 		return nil
 	})
 	if err != nil {

@@ -1,19 +1,20 @@
 // Package store keeps the central's bets in a bbolt file, with the course's
 // store_bets / load_bets semantics: bets are appended in registry order and
-// each stored value is the bets.csv row that the course's Python code writes.
+// each stored value is the bets.csv rows that the course's Python code
+// writes for a batch, one per line.
 //
 // # Layout
 //
 // All keys and values are text, so `bbolt keys`, `bbolt get` and `bbolt stats`
 // show what a person can read:
 //
-//	bucket    key                          value
-//	bets      000000000001 (12-digit seq)  1,Santiago Lionel,Lorca,30904465,1999-03-17,2201
-//	agencies  000001 (6-digit agency id)   26936 (bets committed for the agency)
-//	finished  000001                       26936 (the total the agency announced)
-//	winners   000001                       30904465,22714583 (documents; empty for none)
-//	delivered 000001                       2026-11-26T18:13:00Z (the agency confirmed its winners)
-//	digests   000001                       hex of the SHA-256 state over the agency's stored bets (lottery.Digest)
+//	bucket    key                           value
+//	bets      000000000001 (its first bet)  1,Santiago Lionel,Lorca,30904465,1999-03-17,2201 + a line per other bet of the batch
+//	agencies  000001 (6-digit agency id)    26936 (bets committed for the agency)
+//	finished  000001                        26936 (the total the agency announced)
+//	winners   000001                        30904465,22714583 (documents; empty for none)
+//	delivered 000001                        2026-11-26T18:13:00Z (the agency confirmed its winners)
+//	digests   000001                        hex of the SHA-256 state over the agency's stored bets (lottery.Digest)
 //	meta      format | round_started | draw_time | agencies | applied_index | cluster_id
 //
 // applied_index and cluster_id are a replica's (package cluster): the last
