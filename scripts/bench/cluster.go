@@ -47,22 +47,22 @@ func parseShapes(s string) ([]shape, error) {
 // then measures failovers: kill -9 of the leader mid-run, to the new leader,
 // to the first bet acknowledged after the kill.
 func (b *bench) clusterTable(shapes []shape, replicas int, stores []string, failovers int) error {
-	fmt.Printf("| agencies × bets | nodes | raft log | time | bets/s | vs one node | CPU, all nodes | commit p50 / p99 |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| agencies × bets | nodes | raft log | time | bets/s | vs one node | CPU, all nodes | in the run: nodes + agencies | commit p50 / p99 |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, sh := range shapes {
 		one, err := b.clusterOnce(sh, 1, "", 0)
 		if err != nil {
 			return err
 		}
 		base := float64(sh.agencies*sh.bets) / one.elapsed.Seconds()
-		fmt.Printf("| %d × %d | 1 | - | %s | %.0f | 1.00× | %s | - |\n", sh.agencies, sh.bets, ms(one.elapsed), base, ms(one.cpu))
+		fmt.Printf("| %d × %d | 1 | - | %s | %.0f | 1.00× | %s | %s | - |\n", sh.agencies, sh.bets, ms(one.elapsed), base, ms(one.cpu), one.inRun())
 		for _, ls := range stores {
 			res, err := b.clusterOnce(sh, replicas, ls, 0)
 			if err != nil {
 				return err
 			}
 			rate := float64(sh.agencies*sh.bets) / res.elapsed.Seconds()
-			fmt.Printf("| %d × %d | %d | %s | %s | %.0f | %.2f× | %s | %s / %s |\n", sh.agencies, sh.bets, replicas, ls, ms(res.elapsed), rate, rate/base,
-				ms(res.cpu), ms(res.p50), ms(res.p99))
+			fmt.Printf("| %d × %d | %d | %s | %s | %.0f | %.2f× | %s | %s | %s / %s |\n", sh.agencies, sh.bets, replicas, ls, ms(res.elapsed), rate, rate/base,
+				ms(res.cpu), res.inRun(), ms(res.p50), ms(res.p99))
 		}
 	}
 	if failovers == 0 {
@@ -100,7 +100,14 @@ func median(d []time.Duration) time.Duration {
 type clusterRun struct {
 	elapsed, elected, firstAck time.Duration
 	cpu                        time.Duration // every node's user+system time
+	runCPU, swarmCPU           time.Duration // the nodes' and the agencies' (this process's) while the swarm ran
 	p50, p99                   time.Duration // the leader's commit latency (tp0_cluster_commit_seconds)
+}
+
+// inRun is the CPU the nodes and the agencies used while the swarm ran,
+// and how many of the machine's cores that is.
+func (r clusterRun) inRun() string {
+	return fmt.Sprintf("%s + %s (%.1f cores)", ms(r.runCPU), ms(r.swarmCPU), (r.runCPU+r.swarmCPU).Seconds()/r.elapsed.Seconds())
 }
 
 var (
@@ -140,7 +147,7 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 		dbs[i] = filepath.Join(tmp, fmt.Sprintf("node-%d", i+1), "bets.db")
 		os.MkdirAll(filepath.Dir(dbs[i]), 0o755)
 		env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ports[i]), "AGENCIES=" + strconv.Itoa(sh.agencies),
-			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, b.extraEnv...)
+			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, nodeEnv(b.extraEnv, i+1)...)
 		if nodes > 1 {
 			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true",
 				"CLUSTER_LOG_STORE="+logStore)
@@ -171,6 +178,13 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 	}
 	var run clusterRun
 	var lastAck atomic.Int64
+	nodesCPU := func() (d time.Duration) {
+		for _, p := range procs {
+			d += p.cpuTime()
+		}
+		return d
+	}
+	nodes0, self0 := nodesCPU(), selfCPU()
 	done := make(chan error, 1)
 	var res swarm.Result
 	go func() {
@@ -211,6 +225,9 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 		return run, err
 	}
 	run.elapsed = res.Elapsed
+	if killAfter == 0 {
+		run.runCPU, run.swarmCPU = nodesCPU()-nodes0, selfCPU()-self0
+	}
 	if nodes > 1 {
 		run.p50, run.p99 = commitLatency(procs[lead])
 	}
@@ -225,6 +242,16 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 		run.cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 	}
 	return run, verifySwarm(dbs[lead], sh.agencies, sh.bets, res)
+}
+
+// nodeEnv returns env for node id: "{node}" in a value becomes its id, so
+// -env CPU_PROFILE=/tmp/cpu-{node}.prof profiles each node on its own.
+func nodeEnv(env []string, id int) []string {
+	out := make([]string, len(env))
+	for i, kv := range env {
+		out[i] = strings.ReplaceAll(kv, "{node}", strconv.Itoa(id))
+	}
+	return out
 }
 
 // commitLatency reads the leader's commit latency histogram from its
