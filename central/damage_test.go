@@ -20,7 +20,7 @@ import (
 func TestCentral_DamagedStoreStopsTheDraw(t *testing.T) {
 	t.Parallel()
 	opts := NewOptions()
-	opts.Agencies, opts.DBPath = 2, storetest.JunkBetsRoot(t, 2)
+	opts.Agencies, opts.DBPath = 2, storetest.DamagedRow(t, 2)
 	opts.Logger = testkit.Logger(t, logging.INFO)
 	c, err := New(opts)
 	if err != nil {

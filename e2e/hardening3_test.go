@@ -25,13 +25,14 @@ func noCrash(t *testing.T, p *proc) {
 }
 
 // A damaged store is refused with a clean line and a hint, never a crash:
-// a file cut short at open, junk where only the draw reads once the central
-// runs (it once died of SIGBUS, or panicked in the draw at every restart).
+// a file cut short at open, a flipped digit in a stored row, which only the
+// draw reads, once the central runs (it once died of SIGBUS, or panicked in
+// the draw at every restart).
 func TestHardening3_DamagedStore(t *testing.T) {
 	t.Parallel()
 	t.Run("Truncated", func(t *testing.T) {
 		t.Parallel()
-		path := storetest.JunkBetsRoot(t, 2)
+		path := storetest.DamagedRow(t, 2)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -54,9 +55,9 @@ func TestHardening3_DamagedStore(t *testing.T) {
 		}
 		p.waitLine(`action: open_store \| result: fail .* is empty \(0 bytes\)`, time.Second)
 	})
-	t.Run("JunkWhereTheDrawReads", func(t *testing.T) {
+	t.Run("DamagedRowWhereTheDrawReads", func(t *testing.T) {
 		t.Parallel()
-		path := storetest.JunkBetsRoot(t, 2)
+		path := storetest.DamagedRow(t, 2)
 		for run := 1; run <= 2; run++ { // and again at the restart: the same clean stop
 			p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=2", "DB_PATH="+path)
 			if code := p.wait(30 * time.Second); code != 1 {

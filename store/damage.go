@@ -40,6 +40,8 @@ const (
 
 type metaPage struct {
 	pageSize uint32
+	root     uint64 // the root bucket's page
+	freelist uint64 // the freelist's page (^0: not stored, NoFreelistSync)
 	pgid     uint64 // pages in use: the file must hold pgid × pageSize bytes
 	txid     uint64
 }
@@ -56,7 +58,7 @@ func readMeta(buf []byte) (metaPage, bool) {
 	if le.Uint32(m[0:]) != metaMagic || le.Uint32(m[4:]) != metaVersion || le.Uint64(m[metaChecksum:]) != h.Sum64() {
 		return metaPage{}, false
 	}
-	return metaPage{pageSize: le.Uint32(m[8:]), pgid: le.Uint64(m[metaPgid:]), txid: le.Uint64(m[metaTxid:])}, true
+	return metaPage{pageSize: le.Uint32(m[8:]), root: le.Uint64(m[metaRoot:]), freelist: le.Uint64(m[metaFreelist:]), pgid: le.Uint64(m[metaPgid:]), txid: le.Uint64(m[metaTxid:])}, true
 }
 
 // checkFile refuses, before bbolt maps it, a file that exists but cannot be a

@@ -1,12 +1,14 @@
 package store_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
 	"github.com/loteria-nacional/tp0/lottery"
@@ -105,6 +107,10 @@ func TestStore_Damaged(t *testing.T) {
 		{"TruncatedToMetas", good[:2*page], "is truncated"},
 		{"JunkRoot", junk(root * page), ""},
 		{"JunkFreelist", junk(freelist * page), ""},
+		// A free page id that is a meta page: the draw's commit panics, and
+		// bbolt's own rollback panicked again, keeping its writer lock (Close
+		// hung; found by FuzzOpenDamaged).
+		{"MetaPageListedFree", poke(good, freelist*page+16, 1), ""},
 		{"JunkMiddlePage", junk(len(good) / 2 / page * page), ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,12 +118,26 @@ func TestStore_Damaged(t *testing.T) {
 			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := useStore(path)
+			done := make(chan error, 1)
+			go func() { done <- useStore(path) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("the damaged store hung (Close waits for a lock bbolt never let go)")
+			}
 			if !errors.Is(err, store.ErrInvalidFile) || !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want ErrInvalidFile naming %s (%q)", err, path, tt.want)
 			}
 		})
 	}
+}
+
+// poke returns a copy of data with the byte at off set to b.
+func poke(data []byte, off int, b byte) []byte {
+	d := append([]byte(nil), data...)
+	d[off] = b
+	return d
 }
 
 // newestMeta reads the root and freelist page ids of data's newest meta
@@ -184,4 +204,83 @@ func FuzzOpenDamaged(f *testing.F) {
 			t.Logf("error not naming the file: %v", err)
 		}
 	})
+}
+
+// Damage that makes bbolt loop or allocate without end is refused when the
+// file is opened (checkTree), whatever page it is on (found by
+// FuzzOpenDamaged: a cursor descending forever through a branch page that
+// names itself, or an inline bucket whose page says branch; a commit freeing
+// a freelist page of 400 M pages, or sizing a page from a value of 4 GB).
+func TestStore_DamagedTree(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bets.db")
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 { // 40 values: the bets bucket's root is a branch page
+		if _, err := s.Append(1, uint64(i*100), lottery.BetSlice(testkit.Bets(1, 100))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 4096
+	le := binary.LittleEndian
+	root, freelist := newestMeta(t, good, page)
+	// The root bucket's leaf: the buckets by name, each element's value its
+	// header (root page, sequence), an inline bucket's page after it.
+	bucket := func(name string) (elem, value int) {
+		p := good[root*page:]
+		for i := range int(le.Uint16(p[10:])) {
+			e := 16 + i*16
+			pos, ksize := int(le.Uint32(p[e+4:])), int(le.Uint32(p[e+8:]))
+			if string(p[e+pos:e+pos+ksize]) == name {
+				return root*page + e, root*page + e + pos + ksize
+			}
+		}
+		t.Fatalf("no bucket %q in the root page", name)
+		return 0, 0
+	}
+	betsElem, betsValue := bucket("bets")
+	betsRoot := int(le.Uint64(good[betsValue:]))
+	if good[betsRoot*page+8] != 0x01 {
+		t.Fatalf("the bets bucket's root page %d is not a branch page", betsRoot)
+	}
+	_, winners := bucket("winners") // empty: inline
+	if le.Uint64(good[winners:]) != 0 {
+		t.Fatal("the winners bucket is not inline")
+	}
+	set := func(off int, v uint64, n int) []byte {
+		d := bytes.Clone(good)
+		for i := range n {
+			d[off+i] = byte(v >> (8 * i))
+		}
+		return d
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"BranchNamesItself", set(betsRoot*page+16+8, uint64(betsRoot), 8), "reached twice"},
+		{"ChildPastTheEnd", set(betsRoot*page+16+8, 1<<40, 8), "outside the"},
+		{"InlineBucketSaysBranch", set(winners+16+8, 0x01, 2), "inline bucket"},
+		{"ValueOf4GB", set(betsElem+12, 0xFFFFFFF0, 4), "past its end"},
+		{"FreelistOf400MPages", set(freelist*page+12, 0x18181818, 4), "freelist"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.db")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := store.Open(path, store.Options{})
+			if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open = %v, want ErrDamaged naming %s (%q)", err, path, tt.want)
+			}
+		})
+	}
 }

@@ -167,6 +167,10 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if err := checkTree(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	s := &Store{db: db, path: path, now: time.Now, quit: make(chan struct{})}
 	if opts.Now != nil {
 		s.now = opts.Now
@@ -269,8 +273,29 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// update runs fn in a write transaction and commits it. Not db.Update: when
+// bbolt panics on a damaged page, db.Update's deferred rollback reads the
+// freelist again from the same file, can panic in turn, and then never
+// lets go of bbolt's writer lock (Close hung on a fuzzed file); Rollback
+// reads nothing and always lets it go.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	err := s.safe(func() error { return s.db.Update(fn) })
+	err := s.safe(func() error {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				tx.Rollback() // ErrTxClosed if the panic came after the commit closed it
+				panic(r)
+			}
+		}()
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
 	if err == nil {
 		s.commits.Add(1)
 	}

@@ -3,7 +3,7 @@
 package storetest
 
 import (
-	"os"
+	"bytes"
 	"path/filepath"
 	"testing"
 
@@ -14,11 +14,13 @@ import (
 	"github.com/loteria-nacional/tp0/store"
 )
 
-// JunkBetsRoot writes a store whose agencies 1..agencies have each sent
-// 1,000 bets and finished (the draw is due at the next start), then
-// overwrites the root page of its bets bucket with junk: the round's state
-// still reads, the draw's scan does not. It returns the file's path.
-func JunkBetsRoot(tb testing.TB, agencies int) string {
+// DamagedRow writes a store whose agencies 1..agencies have each sent
+// 1,000 bets and finished (the draw is due at the next start), then turns
+// the last digit of one stored row's number into a letter, as a flipped
+// bit on the disk would: the file's pages are sound and the round's state
+// reads, the draw's scan does not. It returns the file's path. (Junk in a
+// page is refused when the file is opened.)
+func DamagedRow(tb testing.TB, agencies int) string {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "bets.db")
 	s, err := store.Open(path, store.Options{})
@@ -36,26 +38,22 @@ func JunkBetsRoot(tb testing.TB, agencies int) string {
 	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
+	// Written through bbolt, so that the pages stay sound: the flip is in
+	// the value, where bbolt checks nothing.
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var root, size int64
-	db.View(func(tx *bolt.Tx) error {
-		root, size = int64(tx.Bucket([]byte("bets")).Root()), int64(db.Info().PageSize)
-		return nil
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("bets"))
+		k, v := b.Cursor().First()
+		row, _, _ := bytes.Cut(v, []byte("\n"))
+		flipped := bytes.Clone(v)
+		flipped[len(row)-1] = 'x'
+		return b.Put(bytes.Clone(k), flipped)
 	})
-	db.Close()
-	junk := make([]byte, size)
-	for i := range junk {
-		junk[i] = byte(i*131 + 7)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, root*size); err != nil {
 		tb.Fatal(err)
 	}
 	return path
