@@ -69,10 +69,13 @@ func (b *bench) clusterTable(shapes []shape, replicas int, stores []string, fail
 		return nil
 	}
 	ls := stores[0]
-	fmt.Printf("\n| failover (%d nodes, %s, 100 agencies × 5,000 bets, kill -9 of the leader after 1 s) | kill → new leader | kill → first ack |\n|---|---:|---:|\n", replicas, ls)
+	// A round of 2 M bets lasts several seconds at 300-400k bets/s: the
+	// kill after 1 s falls in the middle of it.
+	fo := shape{100, 20000}
+	fmt.Printf("\n| failover (%d nodes, %s, %d agencies × %d bets, kill -9 of the leader after 1 s) | kill → new leader | kill → first ack |\n|---|---:|---:|\n", replicas, ls, fo.agencies, fo.bets)
 	var elected, acked []time.Duration
 	for run := 1; run <= failovers; run++ {
-		res, err := b.clusterOnce(shape{100, 5000}, replicas, ls, time.Second)
+		res, err := b.clusterOnce(fo, replicas, ls, time.Second)
 		if err != nil {
 			return err
 		}
@@ -189,7 +192,7 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 	var res swarm.Result
 	go func() {
 		var err error
-		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(addrs, ","), Agencies: sh.agencies, Bets: sh.bets, Window: 4,
+		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(addrs, ","), Agencies: sh.agencies, Bets: sh.bets, Window: b.window,
 			RetryTimeout: 10 * time.Minute, LastAck: &lastAck})
 		done <- err
 	}()

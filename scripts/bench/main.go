@@ -40,7 +40,7 @@ func main() {
 	withAdmin := flag.Bool("admin", false, "flow: also run with the admin listener on, scraped every second")
 	swarmCounts := flag.String("agencies", "1,100,1000,10000", "swarm: agency counts, comma-separated")
 	perAgency := flag.Int("bets", 1000, "swarm: bets per agency")
-	window := flag.Int("window", 4, "swarm: batches in flight per agency")
+	window := flag.Int("window", 4, "swarm, cluster: batches in flight per agency")
 	killAfter := flag.Duration("kill-after", 0, "swarm: kill -9 the central after this long and restart it (0: no kill)")
 	hold := flag.Bool("hold", false, "swarm: measure what agencies waiting for the draw cost the central (the first count of -agencies)")
 	replicas := flag.Int("replicas", 3, "cluster: the cluster's nodes, beside one central")
@@ -48,7 +48,7 @@ func main() {
 	logStores := flag.String("logstores", "wal,boltdb", "cluster: raft log stores to compare")
 	failovers := flag.Int("failovers", 5, "cluster: failover runs (the median is printed)")
 	flag.Parse()
-	b := &bench{bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
+	b := &bench{window: *window, bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
 	switch *mode {
 	case "flow":
@@ -94,6 +94,7 @@ func main() {
 }
 
 type bench struct {
+	window   int // cluster: batches in flight per agency
 	bin      string
 	extraEnv []string
 	tls      bool
