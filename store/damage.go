@@ -21,7 +21,7 @@ import (
 // later call fails the same way.
 
 // Hint says what an operator can do about a damaged store; the central logs it.
-const Hint = "restore the file from a backup, inspect it with 'bbolt check FILE', or move it aside to start a new round (the file is left as it is)"
+const Hint = "restore the file from a backup, inspect it with 'server export --db FILE --check' (not 'bbolt check', which a damaged page tree can crash), or move it aside to start a new round (the file is left as it is)"
 
 // bbolt's meta page, as it lays it out (internal/common): a 16-byte page
 // header, then magic, version, page size, flags, the root bucket (16 bytes),
