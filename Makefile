@@ -133,7 +133,7 @@ inspect: $(BBOLT) build
 	@echo "== buckets"; $(BBOLT) buckets $(STORE)
 	@for b in agencies finished winners delivered meta; do echo "== $$b"; \
 		$(BBOLT) keys $(STORE) $$b | while read -r k; do printf '%s = %s\n' "$$k" "$$($(BBOLT) get $(STORE) $$b $$k)"; done; done
-	@echo "== bets: $$($(BBOLT) keys $(STORE) bets | wc -l) batches stored; the first one's rows:"
+	@echo "== bets: $$(bin/server export --db $(STORE) --check | sed -n 's/.*, \([0-9][0-9]*\) bets, .*/\1/p') stored in $$($(BBOLT) keys $(STORE) bets | wc -l) batches; the first one's rows:"
 	@$(BBOLT) keys $(STORE) bets | head -1 | while read -r k; do printf '%s =\n' "$$k"; $(BBOLT) get --format bytes $(STORE) bets "$$k" | head -5; done
 
 # The course's images and names: server:latest and client:latest (an agency).
