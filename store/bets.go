@@ -1,25 +1,21 @@
 package store
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/loteria-nacional/tp0/lottery"
 )
 
-// Bets: the exactly-once write path (Append, and StoreBets on it), the
-// per-agency digests, and the streaming reads (LoadBets, ScanBets, Export).
+// Bets: the exactly-once write path (Append, and StoreBets on it) and the
+// per-agency digests; the reads are in scan.go.
 
 // agencyKey is the key of an agency in the per-agency buckets.
 func agencyKey(agency int) []byte { return fmt.Appendf(nil, "%06d", agency) }
@@ -271,158 +267,4 @@ func (s *Store) StoreBets(bets []lottery.Bet) error {
 		}
 		return nil
 	})
-}
-
-// LoadBets yields every stored bet in registry order, streaming from one read
-// transaction: memory does not grow with the number of bets. It is the
-// course's load_bets.
-func (s *Store) LoadBets() iter.Seq2[lottery.Bet, error] {
-	return func(yield func(lottery.Bet, error) bool) {
-		err := s.view(func(tx *bolt.Tx) error {
-			return eachRow(tx, func(seq uint64, row []byte) error {
-				bet, err := ParseRow(string(row)) // copies row out of the mmap
-				if err != nil {
-					return badRow(seq, err)
-				}
-				if !callOut(func() bool { return yield(bet, nil) }) {
-					return errStop
-				}
-				return nil
-			})
-		})
-		if err != nil && err != errStop {
-			yield(lottery.Bet{}, err)
-		}
-	}
-}
-
-var errStop = errors.New("stop")
-
-// ScanBets calls fn for every stored bet in registry order, from one read
-// transaction, without allocating: the bet's strings point into the store's
-// memory map and are valid only until fn returns (copy what you keep, e.g.
-// with strings.Clone). LoadBets is the copying form.
-func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
-	return s.view(func(tx *bolt.Tx) error {
-		return scanTx(tx, nil, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
-	})
-}
-
-// ScanWinners is ScanBets for the bets that lottery.HasWon, the draw's
-// scan; it returns how many bets it went over. A row whose number field
-// rules it out (cannotWin) is not parsed: the scan costs little more than
-// reading the file.
-func (s *Store) ScanWinners(fn func(*lottery.Bet) error) (scanned uint64, err error) {
-	err = s.view(func(tx *bolt.Tx) error {
-		scanned, err = winnersTx(tx, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
-		return err
-	})
-	return scanned, err
-}
-
-// winnersTx is ScanWinners inside tx.
-func winnersTx(tx *bolt.Tx, fn func(*lottery.Bet) error) (scanned uint64, err error) {
-	err = scanTx(tx, &scanned, func(bet *lottery.Bet) error {
-		if !lottery.HasWon(*bet) {
-			return nil
-		}
-		return fn(bet)
-	})
-	return scanned, err
-}
-
-// scanTx calls fn for every stored bet of tx in registry order, the bet's
-// strings pointing into the memory map. With winners set, it counts the
-// rows into it and skips, unparsed, the bets that cannot win (a damaged
-// row among them goes unnoticed by the draw; LoadBets and export parse
-// every row).
-func scanTx(tx *bolt.Tx, winners *uint64, fn func(*lottery.Bet) error) error {
-	return eachRow(tx, func(seq uint64, row []byte) error {
-		if winners != nil {
-			if *winners++; cannotWin(row) {
-				return nil
-			}
-		}
-		bet, err := ParseRow(unsafe.String(&row[0], len(row)))
-		if err != nil {
-			return badRow(seq, err)
-		}
-		return fn(&bet)
-	})
-}
-
-// eachRow calls fn with every stored row of tx in registry order, read from
-// the memory map, and its bet's sequence number. A value holds the rows of
-// one batch, one per line, under the first one's number (a store written by
-// an earlier version has one row per value: the same layout).
-func eachRow(tx *bolt.Tx, fn func(seq uint64, row []byte) error) error {
-	c := tx.Bucket(bucketBets).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		seq, ok := parseKey(k)
-		if !ok {
-			return fmt.Errorf("%w: bucket %s key %q is not a bet's number", errDamagedData, bucketBets, k)
-		}
-		for {
-			row, rest, more := bytes.Cut(v, newline)
-			if len(row) == 0 {
-				return badRow(seq, fmt.Errorf("%w: empty row", ErrRow))
-			}
-			if err := fn(seq, row); err != nil {
-				return err
-			}
-			if !more {
-				break
-			}
-			v, seq = rest, seq+1
-		}
-	}
-	return nil
-}
-
-var newline = []byte{'\n'}
-
-// badRow is the error of a stored row that does not parse: the file is
-// damaged (Store.safe says so, naming it).
-func badRow(seq uint64, err error) error {
-	return fmt.Errorf("%w: bucket %s bet %0*d: %w", errDamagedData, bucketBets, keyLen, seq, err)
-}
-
-// parseKey reads a key of the bets bucket.
-func parseKey(k []byte) (uint64, bool) {
-	if len(k) != keyLen {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range k {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
-}
-
-// cannotWin reports, from its last field alone, that row's bet does not win:
-// the number is plain decimal digits and not lottery.WinnerNumber. Any
-// other row (the winning number, or a field to judge) is parsed whole, so
-// the draw sees exactly the bets ParseRow and HasWon would pick.
-func cannotWin(row []byte) bool {
-	i := bytes.LastIndexByte(row, ',')
-	digits := row[i+1:]
-	if i < 0 || len(digits) == 0 || len(digits) > 9 {
-		return false
-	}
-	n := 0
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n != lottery.WinnerNumber
-}
-
-// Export writes every stored bet to w as the course's bets.csv.
-func (s *Store) Export(w io.Writer) error {
-	return WriteCSV(w, s.LoadBets())
 }
