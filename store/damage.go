@@ -193,12 +193,16 @@ func (s *Store) safe(fn func() error) (err error) {
 // lets it go on: only bbolt's own panics mean a damaged file.
 type callerPanic struct{ v any }
 
-// callOut runs a callback of the caller's from inside a transaction.
-func callOut[T any](fn func() T) T {
-	defer func() {
-		if r := recover(); r != nil {
-			panic(callerPanic{r})
-		}
-	}()
-	return fn()
+// callerFunc wraps a callback of the caller's that runs inside a
+// transaction: a panic of its own crosses guard as the caller's. One
+// wrapper serves a whole scan (a closure per call was an allocation per bet).
+func callerFunc[A, T any](fn func(A) T) func(A) T {
+	return func(a A) T {
+		defer func() {
+			if r := recover(); r != nil {
+				panic(callerPanic{r})
+			}
+		}()
+		return fn(a)
+	}
 }

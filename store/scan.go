@@ -21,13 +21,14 @@ import (
 // course's load_bets.
 func (s *Store) LoadBets() iter.Seq2[lottery.Bet, error] {
 	return func(yield func(lottery.Bet, error) bool) {
+		give := callerFunc(func(bet lottery.Bet) bool { return yield(bet, nil) })
 		err := s.view(func(tx *bolt.Tx) error {
 			return eachRow(tx, func(seq uint64, row []byte) error {
 				bet, err := ParseRow(string(row)) // copies row out of the mmap
 				if err != nil {
 					return badRow(seq, err)
 				}
-				if !callOut(func() bool { return yield(bet, nil) }) {
+				if !give(bet) {
 					return errStop
 				}
 				return nil
@@ -47,7 +48,7 @@ var errStop = errors.New("stop")
 // with strings.Clone). LoadBets is the copying form.
 func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
 	return s.view(func(tx *bolt.Tx) error {
-		return scanTx(tx, nil, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
+		return scanTx(tx, nil, callerFunc(fn))
 	})
 }
 
@@ -57,7 +58,7 @@ func (s *Store) ScanBets(fn func(*lottery.Bet) error) error {
 // reading the file.
 func (s *Store) ScanWinners(fn func(*lottery.Bet) error) (scanned uint64, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		scanned, err = winnersTx(tx, func(bet *lottery.Bet) error { return callOut(func() error { return fn(bet) }) })
+		scanned, err = winnersTx(tx, callerFunc(fn))
 		return err
 	})
 	return scanned, err
@@ -80,17 +81,18 @@ func winnersTx(tx *bolt.Tx, fn func(*lottery.Bet) error) (scanned uint64, err er
 // row among them goes unnoticed by the draw; LoadBets and export parse
 // every row).
 func scanTx(tx *bolt.Tx, winners *uint64, fn func(*lottery.Bet) error) error {
+	bet := new(lottery.Bet) // one for the scan: fn may keep no pointer to it
 	return eachRow(tx, func(seq uint64, row []byte) error {
 		if winners != nil {
 			if *winners++; cannotWin(row) {
 				return nil
 			}
 		}
-		bet, err := ParseRow(unsafe.String(&row[0], len(row)))
-		if err != nil {
+		var err error
+		if *bet, err = ParseRow(unsafe.String(&row[0], len(row))); err != nil {
 			return badRow(seq, err)
 		}
-		return fn(&bet)
+		return fn(bet)
 	})
 }
 
