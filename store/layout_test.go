@@ -150,3 +150,34 @@ func TestStore_ScanWinners(t *testing.T) {
 		t.Fatalf("ScanWinners = %+v over %d, %v; want %+v", got, scanned, err, want)
 	}
 }
+
+// A panic in the caller's callback is the caller's: it goes on up, and the
+// store is not taken for damaged (only bbolt's own panics are).
+func TestStore_CallbackPanicIsTheCallers(t *testing.T) {
+	t.Parallel()
+	s := MustOpen(t)
+	if err := s.StoreBets(tricky()); err != nil {
+		t.Fatal(err)
+	}
+	for name, scan := range map[string]func(func(*lottery.Bet) error){
+		"ScanBets":    func(fn func(*lottery.Bet) error) { s.ScanBets(fn) },
+		"ScanWinners": func(fn func(*lottery.Bet) error) { s.ScanWinners(fn) },
+		"LoadBets": func(fn func(*lottery.Bet) error) {
+			for b := range s.LoadBets() {
+				fn(&b)
+			}
+		},
+	} {
+		got := func() (r any) {
+			defer func() { r = recover() }()
+			scan(func(*lottery.Bet) error { panic("mine") })
+			return nil
+		}()
+		if got != "mine" {
+			t.Fatalf("%s: recovered %v, want the callback's own panic", name, got)
+		}
+		if _, err := s.Round(); err != nil {
+			t.Fatalf("%s: the store is taken for damaged after the caller's panic: %v", name, err)
+		}
+	}
+}
