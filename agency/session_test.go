@@ -393,3 +393,33 @@ func TestSession_ReceiptRecordedGoodbyeLost(t *testing.T) {
 		})
 	}
 }
+
+// A follower that names the leader is a redirect, not a failure: the agency
+// goes there at once instead of waiting its backoff (every agency of a
+// swarm started on a follower waited up to 100 ms; after a failover, up to
+// the grown backoff). Here the backoff is an hour: a wait would hang.
+func TestSession_FollowerRedirectIsImmediate(t *testing.T) {
+	t.Parallel()
+	var leaderHellos atomic.Int32
+	leader := fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
+		if _, err := r.Next(); err != nil {
+			return
+		}
+		leaderHellos.Add(1)
+		protocol.Write(conn, protocol.NewError(protocol.CodeUnknownAgency, "agency 1 is not in this round")) // permanent: Run ends
+	})
+	follower := fakeCentral(t, func(r *protocol.Reader, conn net.Conn) {
+		if _, err := r.Next(); err != nil {
+			return
+		}
+		protocol.Write(conn, &protocol.Error{Code: protocol.CodeNotLeader, Index: -1, Message: leader})
+	})
+	a := csvAgency(t, follower)
+	a.opts.Backoff, a.opts.MaxBackoff = time.Hour, time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := a.Run(ctx)
+	if !errors.Is(err, &protocol.Error{Code: protocol.CodeUnknownAgency}) || leaderHellos.Load() != 1 {
+		t.Fatalf("Run = %v after %d hellos to the leader; want the leader's own answer, reached without a backoff", err, leaderHellos.Load())
+	}
+}
