@@ -57,6 +57,22 @@ func (a *answerer) run() {
 	}
 }
 
+// waitAlone waits for f in a goroutine of its own, not the answerer's: for
+// a future that must not queue behind others. It returns f's error, or
+// ErrUnknownOutcome once d has passed.
+func waitAlone(f raft.Future, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w: no answer from raft within %s", ErrUnknownOutcome, d)
+	}
+}
+
 // close stops the answerer once its queue is empty.
 func (a *answerer) close() { close(a.stop) }
 

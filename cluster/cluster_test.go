@@ -173,3 +173,30 @@ func TestRecover(t *testing.T) {
 		t.Fatal("Recover did not return")
 	}
 }
+
+// neverAnswered is a raft future that is never answered, as a write left
+// in the apply queue of a leader that shuts down (hashicorp/raft#498); it
+// is closed when someone starts waiting on it.
+type neverAnswered chan struct{}
+
+func (c neverAnswered) Error() error {
+	close(c)
+	select {}
+}
+
+// A future raft never answers holds the answerer; a clean stop does not
+// wait behind it (the chaos run saw a node that had just been elected exit
+// 1 at a clean stop: "no answer from raft within 10s").
+func TestClose_NotBehindAnUnansweredFuture(t *testing.T) {
+	t.Parallel()
+	n, err := Start(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: filepath.Join(t.TempDir(), "bets.db"), Agencies: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(neverAnswered)
+	go n.answers.wait(held, time.Hour)
+	<-held // the answerer now blocks on it
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close = %v, want a clean stop", err)
+	}
+}

@@ -311,7 +311,11 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()
-		err := n.answers.wait(n.raft.Shutdown(), 10*time.Second)
+		// Not through the answerer: a future raft never answers (a write
+		// left in its queue by a leader that is shutting down,
+		// hashicorp/raft#498) holds it, and the shutdown would wait behind
+		// it until its bound, failing a clean stop.
+		err := waitAlone(n.raft.Shutdown(), 10*time.Second)
 		n.stream.Close()
 		n.trans.Close()
 		n.answers.close()
