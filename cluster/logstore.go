@@ -78,14 +78,10 @@ func openLogStore(dir string, kind LogStore, segment int, log hclog.Logger) (raf
 		if err := os.MkdirAll(walDir, 0o700); err != nil {
 			return nil, err
 		}
-		meta := &metadb.BoltMetaDB{}
-		var w *wal.WAL
 		if segment <= 0 {
 			segment = defaultSegment
 		}
-		if w, err = wal.Open(walDir, wal.WithLogger(log), wal.WithMetaStore(meta), wal.WithSegmentSize(segment)); err == nil {
-			s = walStore{WAL: w, meta: meta}
-		}
+		s, err = wal.Open(walDir, wal.WithLogger(log), wal.WithMetaStore(&metadb.BoltMetaDB{}), wal.WithSegmentSize(segment))
 	default:
 		return nil, fmt.Errorf("unknown log store %q (%s or %s)", kind, LogBolt, LogWAL)
 	}
@@ -99,16 +95,6 @@ func openLogStore(dir string, kind LogStore, segment int, log hclog.Logger) (raf
 	}
 	return cachedLog{LogCache: cache, stable: s}, nil
 }
-
-// walStore is raft-wal's WAL, whose Close also closes its meta store
-// (raft-wal v0.4.0's leaves that bbolt file locked: the next open in the
-// same process would wait for ever).
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (w walStore) Close() error { return errors.Join(w.WAL.Close(), w.meta.Close()) }
 
 // keyClusterID is the cluster ID's key in raft's stable store.
 var keyClusterID = []byte("tp0_cluster_id")
