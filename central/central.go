@@ -148,11 +148,12 @@ var clockFloor = func() time.Time {
 }()
 
 func openRound(opts Options, log logformat.Logger) (*local, store.Round, error) {
-	sopts := store.Options{GroupCommit: opts.GroupCommit, Now: opts.Now}
+	sopts := store.Options{GroupCommit: opts.GroupCommit, Now: opts.Now, Check: opts.StoreCheck}
 	s, err := store.Open(opts.DBPath, sopts)
 	if err != nil {
 		return nil, store.Round{}, err
 	}
+	sopts.Check = nil // the next rounds' files are this process's own
 	r, err := s.Round()
 	if err != nil {
 		s.Close()

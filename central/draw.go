@@ -3,12 +3,10 @@ package central
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
-	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -139,29 +137,28 @@ func (c *Central) startDraw(ctx context.Context) {
 	}()
 }
 
-// draw scans every stored bet with lottery.HasWon and stores the result.
-// A replica reads the result instead: the entry of the last finish ran the
-// draw on every replica.
+// draw verifies the whole store (every batch held to its checksum, every
+// agency's count and digest to its rows: a damaged store never produces a
+// winner list), draws over its rows with lottery.HasWon and stores the
+// result. A replica reads the result instead: the entry of the last finish
+// ran the draw on every replica.
 func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	if c.cluster != nil {
 		return c.replicatedDraw()
 	}
 	start := time.Now()
 	agencies := c.barrier().agencies
-	winners := make(map[int][]string, agencies)
-	for a := 1; a <= agencies; a++ {
-		winners[a] = []string{}
-	}
-	total := 0
-	scanned, err := c.draws.ScanWinners(func(bet *lottery.Bet) error {
-		// The bet's strings live in the store's map: keep a copy.
-		winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
-		total++
-		return nil
-	})
+	rep, err := c.draws.Verify()
 	if err != nil {
 		return nil, err
 	}
+	winners := make(map[int][]string, agencies)
+	total := 0
+	for a := 1; a <= agencies; a++ {
+		winners[a] = append([]string{}, rep.Winners[a]...)
+		total += len(winners[a])
+	}
+	scanned := rep.Bets
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -9,32 +9,20 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/loteria-nacional/tp0/adminapi"
 	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/store"
 )
 
-// The operators' commands, on the admin listener (the server's `cluster`,
-// `round` and `backup` subcommands call them):
-//
-//	GET    /api/cluster               the cluster's servers, as this node sees them
-//	POST   /api/cluster/servers       add a voter: {"id": 4, "address": "host:port"}
-//	DELETE /api/cluster/servers/{id}  remove a server
-//	POST   /api/round                 begin the next round: {"agencies": N} (0 or absent: AGENCIES)
-//	GET    /api/backup                a consistent copy of the store (a bbolt file)
-//
-// Every change, and the backup (it holds personal data), needs the admin
-// token as a bearer credential, even on loopback: a change with no
+// The operators' commands, on the admin listener: the API of package
+// adminapi (its paths and bodies), which the server's operator commands
+// speak. Every change, and the backup (it holds personal data), needs the
+// admin token as a bearer credential, even on loopback: a change with no
 // ADMIN_TOKEN configured is refused. A bearer token is never sent by a
 // browser by itself, so a page on another site cannot make one. A change
-// sent to a follower is refused with the leader's "id=address"
-// (409 Conflict, {"error": ..., "leader": ...}); it is not forwarded.
-
-// opError is an operation's failure as the admin API answers it.
-type opError struct {
-	Error  string `json:"error"`
-	Leader string `json:"leader,omitempty"`
-}
+// sent to a follower is refused with the leader (409 Conflict,
+// adminapi.Error); it is not forwarded.
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -49,7 +37,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (c *Central) opFailed(w http.ResponseWriter, op string, err error) {
 	var nl *cluster.NotLeaderError
 	status := http.StatusInternalServerError
-	body := opError{Error: err.Error()}
+	body := adminapi.Error{Error: err.Error()}
 	switch {
 	case errors.As(err, &nl):
 		status, body.Leader = http.StatusConflict, nl.Leader
@@ -69,9 +57,9 @@ var errBadRequest = errors.New("bad request")
 
 // operations adds the operators' commands to mux.
 func (c *Central) operations(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+adminapi.PathCluster, func(w http.ResponseWriter, r *http.Request) {
 		if c.cluster == nil {
-			writeJSON(w, http.StatusNotFound, opError{Error: "this central is not a cluster (CLUSTER_NODES)"})
+			writeJSON(w, http.StatusNotFound, adminapi.Error{Error: "this central is not a cluster (CLUSTER_NODES)"})
 			return
 		}
 		servers, err := c.cluster.Servers()
@@ -80,13 +68,10 @@ func (c *Central) operations(mux *http.ServeMux) {
 			return
 		}
 		st := c.cluster.Status()
-		writeJSON(w, http.StatusOK, map[string]any{"cluster_id": st.Cluster, "node": st.Node, "leader": st.Leader, "servers": servers})
+		writeJSON(w, http.StatusOK, adminapi.ClusterView{ClusterID: st.Cluster, Node: st.Node, Leader: st.Leader, Servers: servers})
 	})
-	mux.HandleFunc("POST /api/cluster/servers", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID      int    `json:"id"`
-			Address string `json:"address"`
-		}
+	mux.HandleFunc("POST "+adminapi.PathServers, c.needCluster(func(w http.ResponseWriter, r *http.Request) {
+		var req adminapi.AddServer
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID < 1 || req.Address == "" {
 			c.opFailed(w, "cluster_add", fmt.Errorf(`%w: want {"id": N, "address": "host:port"}`, errBadRequest))
 			return
@@ -98,7 +83,7 @@ func (c *Central) operations(mux *http.ServeMux) {
 		c.log.Infof("action: admin | result: success | operacion: cluster_add | nodo: %d | direccion: %s", req.ID, logformat.Value(req.Address))
 		writeJSON(w, http.StatusOK, map[string]any{"added": req.ID, "address": req.Address})
 	}))
-	mux.HandleFunc("DELETE /api/cluster/servers/{id}", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE "+adminapi.PathServers+"/{id}", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
 		if err != nil || id < 1 {
 			c.opFailed(w, "cluster_remove", fmt.Errorf("%w: %q is not a node id", errBadRequest, r.PathValue("id")))
@@ -111,10 +96,8 @@ func (c *Central) operations(mux *http.ServeMux) {
 		c.log.Infof("action: admin | result: success | operacion: cluster_remove | nodo: %d", id)
 		writeJSON(w, http.StatusOK, map[string]any{"removed": id})
 	}))
-	mux.HandleFunc("POST /api/round", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Agencies int `json:"agencies"`
-		}
+	mux.HandleFunc("POST "+adminapi.PathRound, func(w http.ResponseWriter, r *http.Request) {
+		var req adminapi.RoundRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil && r.ContentLength != 0 {
 			c.opFailed(w, "round_new", fmt.Errorf(`%w: want {"agencies": N} or nothing`, errBadRequest))
 			return
@@ -132,9 +115,9 @@ func (c *Central) operations(mux *http.ServeMux) {
 			c.opFailed(w, "round_new", err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"round": round.UTC().Format(time.RFC3339Nano), "agencies": agencies})
+		writeJSON(w, http.StatusOK, adminapi.RoundView{Round: round.UTC().Format(time.RFC3339Nano), Agencies: agencies})
 	})
-	mux.HandleFunc("GET /api/backup", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+adminapi.PathBackup, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "no-store")
 		n, err := c.store.Backup(w)
@@ -151,7 +134,7 @@ func (c *Central) operations(mux *http.ServeMux) {
 func (c *Central) needCluster(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c.cluster == nil {
-			writeJSON(w, http.StatusNotFound, opError{Error: "this central is not a cluster (CLUSTER_NODES)"})
+			writeJSON(w, http.StatusNotFound, adminapi.Error{Error: "this central is not a cluster (CLUSTER_NODES)"})
 			return
 		}
 		h(w, r)

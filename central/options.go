@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // MaxAgencies bounds Options.Agencies: the largest network the system is
@@ -28,6 +29,10 @@ type Options struct {
 	MaxConns int
 	// GroupCommit lets agencies' batches share commits (store.Options.GroupCommit).
 	GroupCommit bool
+	// StoreCheck checks one central's store file before it is opened
+	// (store.Options.Check): a damaged file is refused, and the central
+	// does not start. nil: none (bbolt is trusted with the file).
+	StoreCheck store.FileCheck
 	// WinnersDelay is how long the central waits, after it logs the draw,
 	// before it answers the agencies waiting for winners (0: none). The
 	// course's compose file sets it: compose's `logs -f` interleaves the

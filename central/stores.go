@@ -29,10 +29,11 @@ type betStore interface {
 	Close() error
 }
 
-// drawStore is what one central's draw needs: it scans the bets and saves
-// the result itself (a replica draws in the log, in the last finish's entry).
+// drawStore is what one central's draw needs: it verifies the store whole,
+// which draws over its rows, and saves the result itself (a replica draws
+// in the log, in the last finish's entry).
 type drawStore interface {
-	ScanWinners(fn func(*lottery.Bet) error) (scanned uint64, err error)
+	Verify() (store.Report, error)
 	SaveDraw(at time.Time, agencies int, winners map[int][]string) error
 }
 
@@ -139,10 +140,10 @@ func (l *local) Backup(w io.Writer) (int64, error) {
 	return st.Backup(w)
 }
 
-func (l *local) ScanWinners(fn func(*lottery.Bet) error) (uint64, error) {
+func (l *local) Verify() (store.Report, error) {
 	st, done := l.cur()
 	defer done()
-	return st.ScanWinners(fn)
+	return st.Verify()
 }
 
 func (l *local) SaveDraw(at time.Time, agencies int, winners map[int][]string) error {

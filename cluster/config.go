@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // Config configures a node.
@@ -60,6 +61,10 @@ type Config struct {
 	// ArchiveKeep is how many archived rounds stay beside the store when a
 	// new round archives one (0: all).
 	ArchiveKeep int
+	// StoreCheck checks a store file this node did not write itself before
+	// it opens it: a snapshot restored into its store, a backup it is
+	// seeded with, an archive (store.Options.Check). nil: none.
+	StoreCheck store.FileCheck
 	// Hooks are faults for tests; nil in production.
 	Hooks *Hooks
 }

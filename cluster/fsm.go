@@ -236,7 +236,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.st.Close(); err != nil {
 		return err
 	}
-	if err := store.Restore(f.path, rc); err != nil {
+	if err := store.Restore(f.path, rc, f.opts.Check); err != nil {
 		// The old file is still in place: open it again.
 		if st, oerr := store.Open(f.path, f.opts); oerr == nil {
 			f.st = st

@@ -187,7 +187,7 @@ func (n *Node) raftConfig(hlog *raftLog, notify chan bool) *raft.Config {
 // replicaStoreOptions are a replica's store options: no fsync (raft's log
 // is durable, see trust.go) and a memory map that seldom needs to grow.
 func replicaStoreOptions(cfg Config) store.Options {
-	return store.Options{Now: cfg.Now, NoSync: true, NoFreelistSync: true, MmapSize: mmapSize(1 << 30)}
+	return store.Options{Now: cfg.Now, NoSync: true, NoFreelistSync: true, MmapSize: mmapSize(1 << 30), Check: cfg.StoreCheck}
 }
 
 // mmapSize is n where a memory map larger than its file only reserves

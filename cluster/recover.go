@@ -112,7 +112,7 @@ func Seed(cfg Config, backup io.Reader) (ID, error) {
 	if has, err := raft.HasExistingState(logs, logs, snaps); err != nil || has {
 		return ID{}, errors.Join(err, fmt.Errorf("%s.raft holds raft state: only a node that never ran can be seeded", cfg.DBPath))
 	}
-	if err := store.Restore(cfg.DBPath, backup); err != nil {
+	if err := store.Restore(cfg.DBPath, backup, cfg.StoreCheck); err != nil {
 		return ID{}, err
 	}
 	id := BootstrapID(cfg.Nodes)

@@ -20,31 +20,34 @@ import (
 // log is the durable copy, fsynced once per batch of entries, and the store
 // is what applying it produced. So the store is trusted only after a clean
 // stop: Close syncs it, closes it, and then writes the clean marker, which
-// records the file's state (size, newest transaction) and its applied
-// index. At the next start the marker is read and removed before anything
-// else is written; the store is used as it is only if the file still says
-// exactly what the marker recorded. Otherwise (a crash, a kill -9, a failed
-// apply, a file overwritten, truncated or replaced by an older copy while
-// the node was down) the file is thrown away and rebuilt: raft restores the
-// latest snapshot and replays the log after it.
+// records the file's size and a CRC-32C of every byte of it
+// (store.FileSum), and its applied index. At the next start the marker is
+// read and removed before anything else is written; the store is used as it
+// is only if the file still sums exactly to what the marker recorded.
+// Otherwise (a crash, a kill -9, a failed apply, a byte of the file changed,
+// the file truncated or replaced by an older copy while the node was down,
+// a marker of an older version that recorded no checksum) the file is
+// thrown away and rebuilt: raft restores the latest snapshot and replays the
+// log after it. A store that is not trusted is never served: the node
+// starts, rebuilt, rather than refuse to start.
 
 // markerName is the clean marker's file, in the raft folder.
 const markerName = "store-clean.json"
 
 // marker is what a clean stop recorded of the store.
 type marker struct {
-	Applied uint64          `json:"applied_index"`
-	File    store.FileState `json:"file"`
-	Cluster string          `json:"cluster_id"`
+	Applied uint64        `json:"applied_index"`
+	File    store.FileSum `json:"file"`
+	Cluster string        `json:"cluster_id"`
 }
 
 // writeMarker records the closed store at path as cleanly stopped.
 func writeMarker(dir, path string, applied uint64, cluster ID) error {
-	fsState, err := store.ReadFileState(path)
+	sum, err := store.SumFile(path)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(marker{Applied: applied, File: fsState, Cluster: cluster.String()})
+	b, err := json.Marshal(marker{Applied: applied, File: sum, Cluster: cluster.String()})
 	if err != nil {
 		return err
 	}
@@ -88,15 +91,18 @@ func takeMarker(dir string) (m marker, ok bool, err error) {
 // trusted reports whether the store at path is the one the marker
 // describes, and why not.
 func (m marker) trusted(path string, cluster ID) (bool, string) {
-	fsState, err := store.ReadFileState(path)
+	if m.File.CRC == "" {
+		return false, "the clean stop recorded no checksum of the store (a version before them)"
+	}
+	sum, err := store.SumFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return false, "the store file is missing"
 	case err != nil:
 		return false, err.Error()
-	case fsState != m.File:
-		return false, fmt.Sprintf("the store file changed since the clean stop (size %d, transaction %d; the stop recorded %d, %d)",
-			fsState.Size, fsState.TxID, m.File.Size, m.File.TxID)
+	case sum != m.File:
+		return false, fmt.Sprintf("the store file changed since the clean stop (%d bytes, CRC-32C %s; the stop recorded %d bytes, %s)",
+			sum.Size, sum.CRC, m.File.Size, m.File.CRC)
 	case m.Cluster != cluster.String():
 		return false, fmt.Sprintf("the clean stop was of cluster %s, the raft folder is of %s", m.Cluster, cluster)
 	}

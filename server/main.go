@@ -21,6 +21,7 @@ import (
 	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/operator"
 	"github.com/loteria-nacional/tp0/settings"
 	"github.com/loteria-nacional/tp0/store"
 )
@@ -30,11 +31,12 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := settings.Command{Name: "server", Usage: usage, Version: version,
 		Sub: map[string]func([]string) int{
-			"export":  func(a []string) int { return export(a, stdout, stderr) },
-			"cluster": func(a []string) int { return clusterCmd(a, stdout, stderr) },
-			"round":   func(a []string) int { return roundCmd(a, stdout, stderr) },
-			"backup":  func(a []string) int { return backupCmd(a, stdout, stderr) },
-			"restore": func(a []string) int { return restoreCmd(a, stdout, stderr) },
+			"export":                   func(a []string) int { return operator.Export(a, stdout, stderr) },
+			"cluster":                  func(a []string) int { return operator.Cluster(a, stdout, stderr) },
+			"round":                    func(a []string) int { return operator.Round(a, stdout, stderr) },
+			"backup":                   func(a []string) int { return operator.Backup(a, stdout, stderr) },
+			"restore":                  func(a []string) int { return operator.Restore(a, stdout, stderr) },
+			operator.CheckStoreCommand: func(a []string) int { return operator.CheckStore(a, stdout, stderr) },
 		}}
 	if code, done := cmd.Handle(args, stdout, stderr); done {
 		return code
@@ -54,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log = logformat.New(stdout, cfg.LogLevel, "server")
 	opts := cfg.Central
 	opts.Logger = log
+	opts.StoreCheck = operator.StoreCheck()
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | archive_keep: %d | winners_delay: %s | tls: %t | tls_required: %t | tls_deny_serials: %s | admin_addr: %s",
 		logformat.Value(settings.FileShown(cfg.File)), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.ArchiveKeep, opts.WinnersDelay, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
 	if cfg.TLSPlaintext {
@@ -108,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, Join: cfg.ClusterJoin, DBPath: opts.DBPath,
 			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers, Insecure: cfg.ClusterInsecure, LogStore: cfg.ClusterLogStore,
-			ArchiveKeep: opts.ArchiveKeep, Hooks: testHooks(log)})
+			ArchiveKeep: opts.ArchiveKeep, StoreCheck: opts.StoreCheck, Hooks: testHooks(log)})
 		if err != nil {
 			log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
 			ln.Close()

@@ -148,6 +148,18 @@ func BenchmarkDrawScan(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
 	})
+	// One central's draw: every batch held to its checksum, every row read
+	// and each agency's digest computed again, the winners picked.
+	b.Run("Verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rep, err := s.Verify()
+			if err != nil || len(rep.Winners[1]) != total/10000 {
+				b.Fatalf("%d winners, %v", len(rep.Winners[1]), err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/bet")
+	})
 	// The draw's scan: only the rows whose number may win are parsed.
 	b.Run("ScanWinners", func(b *testing.B) {
 		b.ReportAllocs()

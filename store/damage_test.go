@@ -42,10 +42,11 @@ func realStore(tb testing.TB) (string, []byte) {
 	return path, data
 }
 
-// useStore does what a central does with a store, and returns the first
-// error. It must never panic, whatever the file holds.
+// useStore does what a central does with a store, its file checked first
+// in a process of its own, and returns the first error. It must never
+// panic or hang, whatever the file holds.
 func useStore(path string) error {
-	s, err := store.Open(path, store.Options{})
+	s, err := store.Open(path, store.Options{Check: childCheck})
 	if err != nil {
 		return err
 	}
@@ -80,13 +81,13 @@ func useStore(path string) error {
 	return nil
 }
 
-// A damaged store is refused with ErrInvalidFile naming the file: it never
-// crashes the process (it once died of SIGBUS on a truncated file, and
-// panicked on junk pages at the first batch or in the draw).
+// A damaged store is refused with ErrInvalidFile and ErrDamaged naming the
+// file: it never crashes or hangs the process that opens it, whatever the
+// damage does to the process that checks it.
 func TestStore_Damaged(t *testing.T) {
 	t.Parallel()
 	_, good := realStore(t)
-	const page = 4096
+	page := pageSize(t, good)
 	junk := func(at int) []byte {
 		d := append([]byte(nil), good...)
 		for i := at; i < at+page && i < len(d); i++ {
@@ -103,13 +104,12 @@ func TestStore_Damaged(t *testing.T) {
 		want string
 	}{
 		{"Empty", nil, "is empty"},
-		{"TruncatedToHalf", good[:len(good)/2], "is truncated"},
-		{"TruncatedToMetas", good[:2*page], "is truncated"},
+		{"TruncatedToHalf", good[:len(good)/2], ""},
+		{"TruncatedToMetas", good[:2*page], ""},
 		{"JunkRoot", junk(root * page), ""},
 		{"JunkFreelist", junk(freelist * page), ""},
 		// A free page id that is a meta page: the draw's commit panics, and
-		// bbolt's own rollback panicked again, keeping its writer lock (Close
-		// hung; found by FuzzOpenDamaged).
+		// bbolt's own rollback panics again, keeping its writer lock.
 		{"MetaPageListedFree", poke(good, freelist*page+16, 1), ""},
 		{"JunkMiddlePage", junk(len(good) / 2 / page * page), ""},
 	} {
@@ -140,10 +140,22 @@ func poke(data []byte, off int, b byte) []byte {
 	return d
 }
 
+// pageSize reads the page size of a store's first meta page (bbolt's
+// layout: a 16-byte page header, then magic, version, page size).
+func pageSize(t *testing.T, data []byte) int {
+	t.Helper()
+	size := int(binary.LittleEndian.Uint32(data[16+8:]))
+	if size < 1024 || size&(size-1) != 0 {
+		t.Fatalf("page size %d", size)
+	}
+	return size
+}
+
 // newestMeta reads the root and freelist page ids of data's newest meta
 // page (bbolt's layout: a 16-byte page header, then magic, version, page
 // size, flags, the root bucket's page and sequence, the freelist's page,
-// the high-water mark, the transaction id).
+// the high-water mark, the transaction id). Tests use it to damage the
+// pages a central would read first.
 func newestMeta(t *testing.T, data []byte, page int) (root, freelist int) {
 	t.Helper()
 	var txid uint64
@@ -206,11 +218,13 @@ func FuzzOpenDamaged(f *testing.F) {
 	})
 }
 
-// Damage that makes bbolt loop or allocate without end is refused when the
-// file is opened (checkTree), whatever page it is on (found by
-// FuzzOpenDamaged: a cursor descending forever through a branch page that
-// names itself, or an inline bucket whose page says branch; a commit freeing
-// a freelist page of 400 M pages, or sizing a page from a value of 4 GB).
+// Damage that makes bbolt loop, overflow its stack or allocate without end
+// (a cursor descending for ever through a branch page that names itself,
+// or an inline bucket whose page says branch; bbolt's own Check recursing
+// until its stack overflows; a commit freeing a freelist page of 400 M
+// pages, or sizing a page from a value of 4 GB) is refused when the file is
+// opened: the process that checks it crashes, loops until its bound or says
+// so, and the process that opens it does not.
 func TestStore_DamagedTree(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bets.db")
@@ -228,7 +242,7 @@ func TestStore_DamagedTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const page = 4096
+	page := pageSize(t, good)
 	le := binary.LittleEndian
 	root, freelist := newestMeta(t, good, page)
 	// The root bucket's leaf: the buckets by name, each element's value its
@@ -264,23 +278,24 @@ func TestStore_DamagedTree(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		data []byte
-		want string
 	}{
-		{"BranchNamesItself", set(betsRoot*page+16+8, uint64(betsRoot), 8), "reached twice"},
-		{"ChildPastTheEnd", set(betsRoot*page+16+8, 1<<40, 8), "outside the"},
-		{"InlineBucketSaysBranch", set(winners+16+8, 0x01, 2), "inline bucket"},
-		{"ValueOf4GB", set(betsElem+12, 0xFFFFFFF0, 4), "past its end"},
-		{"FreelistOf400MPages", set(freelist*page+12, 0x18181818, 4), "freelist"},
+		{"BranchNamesItself", set(betsRoot*page+16+8, uint64(betsRoot), 8)},
+		{"ChildPastTheEnd", set(betsRoot*page+16+8, 1<<40, 8)},
+		{"InlineBucketSaysBranch", set(winners+16+8, 0x01, 2)},
+		{"ValueOf4GB", set(betsElem+12, 0xFFFFFFF0, 4)},
+		{"FreelistOf400MPages", set(freelist*page+12, 0x18181818, 4)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(t.TempDir(), "bets.db")
 			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := store.Open(path, store.Options{})
-			if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Open = %v, want ErrDamaged naming %s (%q)", err, path, tt.want)
+			_, err := store.Open(path, store.Options{Check: childCheck})
+			if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open = %v, want ErrDamaged naming %s", err, path)
 			}
+			t.Log(err)
 		})
 	}
 }

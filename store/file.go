@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -135,9 +136,13 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	return &Snapshot{s: s, tx: tx}, nil
 }
 
-// WriteTo writes the snapshot as a store file.
+// WriteTo writes the snapshot as a store file, once every batch in it
+// passed its checksum record: a damaged store is not copied.
 func (sn *Snapshot) WriteTo(w io.Writer) (n int64, err error) {
 	err = sn.s.safe(func() error {
+		if err := eachRow(sn.tx, func(uint64, []byte) error { return nil }); err != nil {
+			return err
+		}
 		var werr error
 		n, werr = sn.tx.WriteTo(w)
 		return werr
@@ -161,10 +166,15 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 }
 
 // Restore replaces the (closed) store file at path with the copy read from
-// r: written to a temp file beside it, synced, checked to be a store, then
+// r: written to a temp file beside it, synced, checked whole (check, when
+// not nil, runs before it is opened; Verify then holds it to itself), and
 // renamed over path, so a crash leaves the old file or the new, never half.
-func Restore(path string, r io.Reader) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-restore-*")
+func Restore(path string, r io.Reader, check FileCheck) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("restore %s: %w: the folder %s does not exist (create it first)", path, ErrNoFolder, dir)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-restore-*")
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", path, err)
 	}
@@ -174,11 +184,14 @@ func Restore(path string, r io.Reader) error {
 	if err := errors.Join(werr, f.Sync(), f.Close(), os.Chmod(tmp, 0o600)); err != nil {
 		return fmt.Errorf("restore %s: %w", path, err)
 	}
-	s, err := Open(tmp, Options{ReadOnly: true})
+	s, err := Open(tmp, Options{ReadOnly: true, Check: check})
 	if err != nil {
-		return fmt.Errorf("restore %s: the snapshot is not a store: %w", path, err)
+		return fmt.Errorf("restore %s: the copy is not a whole store: %w", path, err)
 	}
-	s.Close()
+	_, verr := s.Verify()
+	if err := errors.Join(verr, s.Close()); err != nil {
+		return fmt.Errorf("restore %s: the copy fails its check: %w", path, err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("restore %s: %w", path, err)
 	}
@@ -187,4 +200,28 @@ func Restore(path string, r io.Reader) error {
 		d.Close()
 	}
 	return nil
+}
+
+// FileSum is what a closed store file is: its size and a CRC-32C of every
+// byte of it. A replica records it when it stops cleanly and trusts its
+// file at the next start only if the file still sums the same (package
+// cluster): any byte changed while it was down means a rebuild.
+type FileSum struct {
+	Size int64  `json:"size"`
+	CRC  string `json:"crc32c"` // 8 hex digits
+}
+
+// SumFile reads the file at path whole and returns its FileSum.
+func SumFile(path string) (FileSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return FileSum{}, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return FileSum{}, err
+	}
+	return FileSum{Size: n, CRC: fmt.Sprintf("%08x", h.Sum32())}, nil
 }

@@ -73,8 +73,10 @@ func TestStore_BatchIsOneValue(t *testing.T) {
 	}
 }
 
-// A store written one row per value (as before batches were one value) is
-// the same layout: read, drawn and appended to as it is.
+// A store of format 1, written before checksum records and one row per
+// value (as before batches were one value), is read as it is when opened
+// read-only, and converted when opened for writing: every value gets its
+// record, and it is read, drawn and appended to as any other.
 func TestStore_ReadsOneRowPerValue(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bets.db")
@@ -89,6 +91,12 @@ func TestStore_ReadsOneRowPerValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("sums")); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("tp0-bets-1")); err != nil {
+			return err
+		}
 		b := tx.Bucket([]byte("bets"))
 		for i := range old {
 			seq, _ := b.NextSequence()
@@ -102,11 +110,25 @@ func TestStore_ReadsOneRowPerValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ro, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := load(t, ro); !slices.Equal(got, old) {
+		t.Fatalf("LoadBets of format 1, read-only = %+v", got)
+	}
+	if rep, err := ro.Verify(); err != nil || rep.Checksummed() || rep.Bets != 2 || rep.Digests != 0 {
+		t.Fatalf("Verify of format 1 = %+v, %v", rep, err)
+	}
+	ro.Close()
 	s, err = store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if rep, err := s.Verify(); err != nil || !rep.Checksummed() || rep.Batches != 2 {
+		t.Fatalf("Verify once converted = %+v, %v", rep, err)
+	}
 	more := []lottery.Bet{bet(1, "Sol", "Mar", "3", "1992-03-03", 7574)}
 	if _, err := s.Append(1, 2, lottery.BetSlice(more)); err != nil {
 		t.Fatal(err)

@@ -96,34 +96,6 @@ func scanTx(tx *bolt.Tx, winners *uint64, fn func(*lottery.Bet) error) error {
 	})
 }
 
-// eachRow calls fn with every stored row of tx in registry order, read from
-// the memory map, and its bet's sequence number. A value holds the rows of
-// one batch, one per line, under the first one's number (a store written by
-// an earlier version has one row per value: the same layout).
-func eachRow(tx *bolt.Tx, fn func(seq uint64, row []byte) error) error {
-	c := tx.Bucket(bucketBets).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		seq, ok := parseKey(k)
-		if !ok {
-			return fmt.Errorf("%w: bucket %s key %q is not a bet's number", errDamagedData, bucketBets, k)
-		}
-		for {
-			row, rest, more := bytes.Cut(v, newline)
-			if len(row) == 0 {
-				return badRow(seq, fmt.Errorf("%w: empty row", ErrRow))
-			}
-			if err := fn(seq, row); err != nil {
-				return err
-			}
-			if !more {
-				break
-			}
-			v, seq = rest, seq+1
-		}
-	}
-	return nil
-}
-
 var newline = []byte{'\n'}
 
 // badRow is the error of a stored row that does not parse: the file is

@@ -15,6 +15,7 @@
 //	winners   000001                        30904465,22714583 (documents; empty for none)
 //	delivered 000001                        2026-11-26T18:13:00Z (the agency confirmed its winners)
 //	digests   000001                        hex of the SHA-256 state over the agency's stored bets (lottery.Digest)
+//	sums      000000000001 (as in bets)     1,230,9f3a01bc (the batch's agency, rows and CRC-32C: sums.go)
 //	meta      format | round_started | draw_time | agencies | applied_index | cluster_id
 //
 // applied_index and cluster_id are a replica's (package cluster): the last
@@ -27,7 +28,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -54,8 +57,15 @@ var (
 	keyCluster      = []byte("cluster_id")
 )
 
-// formatVersion identifies files written by this package.
-const formatVersion = "tp0-bets-1"
+// The store's formats (meta/format). Format 2 keeps a checksum record per
+// batch (sums.go); a file of format 1, written before them, is converted
+// when it is first opened for writing (every batch gets its record), and is
+// read as it is when opened read-only (its rows held to their digests by
+// Verify only).
+const (
+	formatRows = "tp0-bets-1"
+	formatSums = "tp0-bets-2"
+)
 
 // Errors returned by the store. Wrapped errors keep bbolt's cause.
 var (
@@ -66,6 +76,8 @@ var (
 	ErrDamaged = errors.New("damaged")
 	// ErrLocked means another process holds the store file open.
 	ErrLocked = errors.New("store file is in use by another process")
+	// ErrNoFolder means a new store's folder does not exist.
+	ErrNoFolder = errors.New("no such folder")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrGap means a batch starts after the agency's committed bets: some are missing.
@@ -112,12 +124,18 @@ type Options struct {
 	// ReadOnly opens an existing store for reading only (export, inspect):
 	// a missing file is an error, and every write fails.
 	ReadOnly bool
+	// Check, when set, checks an existing file before bbolt maps it (see
+	// FileCheck and InChild): bbolt trusts its pages, and a damaged page
+	// tree can make it loop for ever or overflow its stack, which no
+	// recover catches. Its error refuses the file.
+	Check FileCheck
 }
 
 // Store is the bets store over one bbolt file. It is safe for concurrent use.
 type Store struct {
 	db      *bolt.DB
 	path    string
+	format  string                // formatSums, or formatRows read-only
 	damaged atomic.Pointer[error] // set once a read or write found the file damaged (damage.go)
 	// Group commit (group.go): Appends queue here for the committer.
 	appends   chan *writeReq
@@ -143,13 +161,22 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	if err := checkFile(path); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("open store %s: %w: not a regular file (%s)", path, ErrInvalidFile, st.Mode().Type())
+	case err == nil && st.Size() == 0:
+		return nil, fmt.Errorf("open store %s: %w (%w): the file is empty (0 bytes), which no store is (a new store is a path that does not exist)", path, ErrInvalidFile, ErrDamaged)
+	case err == nil && opts.Check != nil:
+		if err := opts.Check(path); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
+	case errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly:
+		if _, derr := os.Stat(filepath.Dir(path)); derr != nil {
+			return nil, fmt.Errorf("open store %s: %w: the folder %s does not exist (create it, or set DB_PATH to a file in a folder that does)", path, ErrNoFolder, filepath.Dir(path))
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db, err := openBolt(path, &bolt.Options{
 		Timeout:         timeout,
@@ -165,10 +192,6 @@ func Open(path string, opts Options) (*Store, error) {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("open store %s: %w: %w", path, ErrInvalidFile, err)
 	case err != nil:
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	if err := checkTree(path); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, now: time.Now, quit: make(chan struct{})}
@@ -205,46 +228,66 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 }
 
 // init creates the buckets of a new file, or checks the format of an old
-// one (only that, read-only).
+// one, converting a file of format 1 when it may write.
 func (s *Store) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) (string, error) {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return "", fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, firstBucket(tx), bucketMeta)
+		}
+		switch format := string(meta.Get(keyFormat)); {
+		case format != formatRows && format != formatSums:
+			return "", fmt.Errorf("%w: format %q, want %q (or %q, converted when first opened for writing)", ErrInvalidFile, format, formatSums, formatRows)
+		case format == formatSums && tx.Bucket(bucketSums) == nil:
+			return "", fmt.Errorf("%w (%w): format %q without its %q bucket", ErrInvalidFile, ErrDamaged, format, bucketSums)
+		case readOnly && tx.Bucket(bucketDigests) == nil:
+			return "", fmt.Errorf("%w: no %q bucket (a store from before digests: open it read-write once)", ErrInvalidFile, bucketDigests)
+		default:
+			return format, nil
+		}
+	}
 	if readOnly {
 		return s.view(func(tx *bolt.Tx) error {
-			meta := tx.Bucket(bucketMeta)
-			if meta == nil {
-				return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, firstBucket(tx), bucketMeta)
-			}
-			if got := string(meta.Get(keyFormat)); got != formatVersion {
-				return fmt.Errorf("%w: format %q, want %q", ErrInvalidFile, got, formatVersion)
-			}
-			if tx.Bucket(bucketDigests) == nil {
-				return fmt.Errorf("%w: no %q bucket (a store from before digests: open it read-write once)", ErrInvalidFile, bucketDigests)
-			}
-			return nil
+			format, err := check(tx)
+			s.format = format
+			return err
 		})
 	}
 	return s.update(func(tx *bolt.Tx) error {
-		if meta := tx.Bucket(bucketMeta); meta != nil {
-			if got := string(meta.Get(keyFormat)); got != formatVersion {
-				return fmt.Errorf("%w: format %q, want %q", ErrInvalidFile, got, formatVersion)
+		if tx.Bucket(bucketMeta) == nil {
+			if name := firstBucket(tx); name != "" {
+				return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, name, bucketMeta)
 			}
-			// Files from before digests get the bucket; their agencies with
-			// bets have no digest, which Welcome then leaves unset.
-			_, err := tx.CreateBucketIfNotExists(bucketDigests)
-			return err
-		}
-		if name := firstBucket(tx); name != "" {
-			return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, name, bucketMeta)
-		}
-		for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketDigests, bucketMeta} {
-			if _, err := tx.CreateBucket(name); err != nil {
+			for _, name := range [][]byte{bucketBets, bucketSums, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketDigests, bucketMeta} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Put(keyFormat, []byte(formatSums)); err != nil {
 				return err
 			}
+			s.format = formatSums
+			return meta.Put(keyRoundStarted, []byte(s.now().UTC().Format(time.RFC3339Nano)))
 		}
-		meta := tx.Bucket(bucketMeta)
-		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+		format, err := check(tx)
+		if err != nil {
 			return err
 		}
-		return meta.Put(keyRoundStarted, []byte(s.now().UTC().Format(time.RFC3339Nano)))
+		s.format = formatSums
+		if format == formatSums {
+			return nil
+		}
+		// Format 1: files from before digests get the bucket (their
+		// agencies with bets have no digest, which Welcome then leaves
+		// unset), and every batch its checksum record.
+		if _, err := tx.CreateBucketIfNotExists(bucketDigests); err != nil {
+			return err
+		}
+		if err := sumAll(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(formatSums))
 	})
 }
 

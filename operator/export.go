@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"encoding/csv"
@@ -27,20 +27,20 @@ command says so within a few seconds instead of waiting), and writes:
   --winners FILE  each agency's winners, once the draw ran: CSV rows
                   agency,document (a header first), or JSON {"agency": [documents]}
                   when FILE ends in .json ("-": stdout, CSV)
-  --check         bbolt's consistency check of the whole file, and a summary
+  --check         the whole file checked (bbolt's check of its pages, every
+                  batch held to its checksum, every agency's count, finish,
+                  digest and winners to its rows), and a summary
+Before anything, the file is checked in a process of its own, bounded in
+time: a damaged file is refused, whatever it does to that process.
 `
 
-// lockWait bounds the wait for a store a central holds.
-const lockWait = 3 * time.Second
-
-// export runs `server export`; it returns the exit code (2 for bad usage).
-func export(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+// Export runs `server export`.
+func Export(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("export")
 	db := fs.String("db", "", "the store file")
 	csvPath := fs.String("csv", "", "bets.csv to write")
 	winnersPath := fs.String("winners", "", "winners file to write")
-	check := fs.Bool("check", false, "run bbolt's check")
+	check := fs.Bool("check", false, "check the whole file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, exportUsage)
@@ -64,10 +64,7 @@ func export(args []string, stdout, stderr io.Writer) int {
 }
 
 func runExport(db, csvPath, winnersPath string, check bool, stdout io.Writer) error {
-	s, err := store.Open(db, store.Options{ReadOnly: true, LockTimeout: lockWait})
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%w: a central is running on %s (it holds the file's lock); stop it, or copy the file and export the copy", err, db)
-	}
+	s, err := openChecked(db)
 	if err != nil {
 		return err
 	}
@@ -77,11 +74,12 @@ func runExport(db, csvPath, winnersPath string, check bool, stdout io.Writer) er
 		return err
 	}
 	if check {
-		if err := s.Check(); err != nil {
-			return fmt.Errorf("bbolt check of %s: %w", db, err)
+		rep, err := s.Verify()
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "%s: ok (bbolt check); round of %s, %d bets, %d agencies finished, drawn: %t\n",
-			db, r.Started.UTC().Format(time.RFC3339), r.Bets, len(r.Finished), r.Drawn)
+		fmt.Fprintf(stdout, "%s: %s; round of %s, %d bets, %d agencies finished, drawn: %t\n",
+			db, describe(rep), r.Started.UTC().Format(time.RFC3339), r.Bets, len(r.Finished), r.Drawn)
 	}
 	if csvPath != "" {
 		if err := writeOut(csvPath, stdout, s.Export); err != nil {
