@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 	"strings"
+	"time"
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
