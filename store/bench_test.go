@@ -89,18 +89,20 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 	}
 }
 
-// BenchmarkDrawScan scans a store of 1M bets with HasWon: every bet parsed
-// (LoadBets, ScanBets) or only those that may win (ScanWinners, the draw).
+// BenchmarkDrawScan scans a store of 1M bets of 5 agencies with HasWon:
+// every bet parsed (LoadBets, ScanBets), every bet read and held to its
+// digest (Verify, one central's draw) or only those that may win
+// (ScanWinners, a replica's draw).
 func BenchmarkDrawScan(b *testing.B) {
-	const total = 1_000_000
+	const total, agencies = 1_000_000, 5
 	s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	bets := batchBets(1, 10000)
-	for i := 0; i < total; i += len(bets) {
-		if _, err := s.Append(1, uint64(i), lottery.BetSlice(bets)); err != nil {
+	for i := 0; i < total; i += 10000 {
+		a := 1 + i/10000%agencies
+		if _, err := s.Append(a, uint64(i/agencies/10000*10000), lottery.BetSlice(batchBets(a, 10000))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -154,7 +156,7 @@ func BenchmarkDrawScan(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			rep, err := s.Verify()
-			if err != nil || len(rep.Winners[1]) != total/10000 {
+			if err != nil || len(rep.Winners[1]) != total/10000/agencies {
 				b.Fatalf("%d winners, %v", len(rep.Winners[1]), err)
 			}
 		}
