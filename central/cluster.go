@@ -72,11 +72,9 @@ func (c *Central) installRound(ctx context.Context, r store.Round) {
 			"AGENCIES is %d in this node's configuration, but the round in the log runs with %d: the log's count is used", c.opts.Agencies, agencies)))
 	}
 	c.round.Store(uint64(r.Started.UnixNano()))
-	var winners map[int][]string
-	if r.Drawn {
-		winners = r.Winners
-	}
-	b := newBarrier(agencies, r.Finished, winners)
+	// A drawn round's winners are released once this replica's store passed
+	// its check (replicatedDraw), as after the draw's own entry.
+	b := newBarrier(agencies, r.Finished, nil)
 	c.bar.Store(b)
 	if b.resume() {
 		c.startDraw(ctx)

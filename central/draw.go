@@ -174,6 +174,9 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 // errNotDrawn means the replicated round has not been drawn yet.
 var errNotDrawn = errors.New("the last finish is applied but the round is not drawn")
 
+// replicatedDraw reads the draw the log ran, once this replica's store
+// passed Verify: a damaged replica stops (its store is rebuilt at its next
+// start) and another leads, instead of announcing the winners of its rows.
 func (c *Central) replicatedDraw() (map[int][]string, error) {
 	r, err := c.store.Round()
 	if err != nil {
@@ -181,6 +184,9 @@ func (c *Central) replicatedDraw() (map[int][]string, error) {
 	}
 	if !r.Drawn {
 		return nil, errNotDrawn
+	}
+	if _, err := c.cluster.Verify(); err != nil {
+		return nil, err
 	}
 	total := 0
 	for _, w := range r.Winners {

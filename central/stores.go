@@ -60,6 +60,9 @@ type Replica interface {
 	AppendAsync(agency int, first uint64, bets lottery.Bets) (wait func() (store.Receipt, error))
 	// NewRound ends the round, which must be over, and begins the next.
 	NewRound(agencies int) error
+	// Verify holds the replica's store to itself: the leader announces no
+	// winners before it passed.
+	Verify() (store.Report, error)
 	Status() cluster.Status
 	Servers() ([]cluster.Server, error)
 	AddVoter(id int, addr string) error

@@ -319,9 +319,10 @@ func (n *Node) Close() error {
 		n.stream.Close()
 		n.trans.Close()
 		n.answers.close()
+		damaged := n.fsm.store().Damage()
 		applied, ferr := n.fsm.close()
 		lerr := n.logs.Close()
-		if err == nil && ferr == nil && n.fsm.latched() == nil {
+		if err == nil && ferr == nil && n.fsm.latched() == nil && damaged == nil {
 			err = writeMarker(n.dir, n.cfg.DBPath, applied, n.ident.get())
 		}
 		n.closeErr = errors.Join(err, ferr, lerr)

@@ -76,6 +76,10 @@ func (n *Node) Round() (store.Round, error)                  { return n.fsm.stor
 func (n *Node) Commits() uint64                              { return n.fsm.store().Commits() }
 func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.store().ScanBets(fn) }
 
+// Verify holds this replica's store to itself (store.Store.Verify): the
+// leader runs it before it announces the winners of the round.
+func (n *Node) Verify() (store.Report, error) { return n.fsm.store().Verify() }
+
 // Backup writes a consistent copy of this replica's store to w (see
 // store.Store.Backup): on the leader, every committed entry.
 func (n *Node) Backup(w io.Writer) (int64, error) { return n.fsm.store().Backup(w) }

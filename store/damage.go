@@ -31,6 +31,10 @@ func (s *Store) guard(err *error) {
 	*err = *s.damaged.Load()
 }
 
+// Damage returns the error that marked the store damaged (a read or write
+// found the file damaged: every later call fails with it), or nil.
+func (s *Store) Damage() error { return s.damage() }
+
 // damage returns the error of a store found damaged, or nil.
 func (s *Store) damage() error {
 	if p := s.damaged.Load(); p != nil {
