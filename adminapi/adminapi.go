@@ -47,10 +47,16 @@ type Error struct {
 // ClusterView answers GET /api/cluster.
 type ClusterView struct {
 	ClusterID string `json:"cluster_id"`
-	// Node is the node that answered, Leader the leader's "id=address".
-	Node    int              `json:"node"`
-	Leader  string           `json:"leader"`
-	Servers []cluster.Server `json:"servers"`
+	// Node is the node that answered, Leader the leader's "id=address" and
+	// LeaderAdmin its admin listener's URL, when known.
+	Node        int    `json:"node"`
+	Leader      string `json:"leader"`
+	LeaderAdmin string `json:"leader_admin,omitempty"`
+	// Version is the cluster's version in the answering node's log (the
+	// entry format every member reads); Integrity its cross-replica checks.
+	Version   int                     `json:"cluster_version"`
+	Integrity cluster.IntegrityStatus `json:"integrity"`
+	Servers   []cluster.Server        `json:"servers"`
 }
 
 // AddServer asks to add node ID at Address. Readdress moves an existing

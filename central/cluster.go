@@ -2,10 +2,12 @@ package central
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 
+	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
@@ -32,7 +34,9 @@ type hooks struct {
 func (c *Central) serveCluster(ctx context.Context) {
 	c.cluster.OnLeadership(func(lctx context.Context, leading bool) error {
 		if leading {
-			return c.lead(ctx)
+			// The leadership's work (its draw's retries) ends with it: a
+			// deposed leader's retry never acts in a later term.
+			return c.lead(lctx)
 		}
 		c.conns.fenceAll(c.isAgencySession, protocol.CodeNotLeader)
 		return nil
@@ -120,6 +124,10 @@ func (c *Central) handoff(ctx context.Context, conn net.Conn, r net.Conn, certID
 	// between heartbeats.
 	c.conns.armRead(conn, 0)
 	peer, err := c.cluster.Handoff(hc, certID)
+	if errors.Is(err, cluster.ErrProbe) {
+		c.log.Debugf("action: cluster_peer | result: success | ip: %s | par: %d | sonda: true", ip, peer)
+		return
+	}
 	if err != nil {
 		c.log.Warningf("action: cluster_peer | result: fail | ip: %s | par: %d | error: %s", ip, peer, logformat.Value(err.Error()))
 		return

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,9 +265,9 @@ func TestCluster_AnotherClustersFolderIsRefused(t *testing.T) {
 }
 
 // A node that bootstrapped alone (CLUSTER_NODES naming only itself) and
-// took bets is another cluster: the nodes that bootstrap the full list
-// elect a leader among themselves and never make it their follower, and
-// it keeps its own rows.
+// took bets is another cluster: the nodes started later with the full list
+// find it and refuse to bootstrap beside it, each saying what to do, and it
+// keeps its own rows.
 func TestCluster_NodeBootstrappedAloneStaysApart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short mode")
@@ -289,25 +290,27 @@ func TestCluster_NodeBootstrappedAloneStaysApart(t *testing.T) {
 	if err != nil || res.Winners == nil {
 		t.Fatal(err)
 	}
-	applied := three.node.Status().Applied
-	tc.start(1, nil, t.TempDir())
-	tc.start(2, nil, t.TempDir())
-	lead := tc.leader(3)
-	// The leader tries node 3 over and over, and is refused every time.
-	if !poll(30*time.Second, func() bool {
-		servers, err := lead.node.Servers()
-		return err == nil && len(servers) == 3 && servers[2].Failures >= 3 && servers[2].LastContactMs < 0
-	}) {
-		t.Fatal("the leader did not try the lone node, or it answered")
+	own := three.node.Status().Cluster
+	for _, id := range []int{1, 2} {
+		tc.start(id, nil, t.TempDir())
 	}
-	if st := three.node.Status(); st.Applied != applied || st.Cluster == lead.node.Status().Cluster {
-		t.Fatalf("the lone node changed: applied %d (was %d), cluster %s (theirs %s)", st.Applied, applied, st.Cluster, lead.node.Status().Cluster)
+	for _, id := range []int{1, 2} {
+		r := tc.replica(id)
+		select {
+		case <-r.served:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %d did not stop beside the lone node's cluster", id)
+		}
+		if !errors.Is(r.serveErr, cluster.ErrOtherCluster) || !strings.Contains(r.serveErr.Error(), "node 3 at "+three.addr+" already belongs to cluster "+three.node.Status().Cluster) ||
+			!strings.Contains(r.serveErr.Error(), "CLUSTER_JOIN=true") {
+			t.Fatalf("node %d: %v, want a refusal naming node 3's cluster and what to do", id, r.serveErr)
+		}
+	}
+	if st := three.node.Status(); st.Cluster != own || st.Role != "leader" {
+		t.Fatalf("the lone node changed: %+v", st)
 	}
 	if r, _ := three.node.Round(); r.Bets != 300 {
 		t.Fatalf("the lone node holds %d bets, want its own 300", r.Bets)
-	}
-	if servers, err := lead.node.Servers(); err != nil || len(servers) != 3 {
-		t.Fatalf("the cluster's servers: %v, %v", servers, err)
 	}
 }
 

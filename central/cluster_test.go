@@ -43,9 +43,11 @@ type testCluster struct {
 	replicas map[int]*replica
 	net      *netsim
 	// edit changes a node's config before it starts (faults, AGENCIES,
-	// the nodes it knows); prepare, its central before it serves.
+	// the nodes it knows); prepare, its central before it serves; join
+	// are the nodes that start with Join.
 	edit    func(id int, cfg *cluster.Config)
 	prepare func(r *replica)
+	join    map[int]bool
 	mu      sync.Mutex
 }
 
@@ -72,6 +74,9 @@ func (tc *testCluster) with(t *testing.T, n, agencies int, ns *netsim) *testClus
 func (tc *testCluster) withStarted(t *testing.T, n, agencies int, only []int, ns ...*netsim) *testCluster {
 	t.Helper()
 	tc.t, tc.agencies, tc.nodes, tc.replicas = t, agencies, map[int]string{}, map[int]*replica{}
+	if tc.join == nil {
+		tc.join = map[int]bool{}
+	}
 	if len(ns) > 0 {
 		tc.net = ns[0]
 	}
@@ -109,7 +114,7 @@ func (tc *testCluster) start(id int, ln net.Listener, dir string) {
 	}
 	log := testkit.Logger(tc.t, logging.WARNING)
 	db := filepath.Join(dir, "bets.db")
-	cfg := cluster.Config{ID: id, Nodes: tc.nodes, DBPath: db, Agencies: tc.agencies, Logger: log, Insecure: true,
+	cfg := cluster.Config{ID: id, Nodes: tc.nodes, Join: tc.join[id], DBPath: db, Agencies: tc.agencies, Logger: log, Insecure: true,
 		Snapshots: cluster.Snapshots{Trailing: 16}, WALSegmentSize: 64 << 10, Hooks: &cluster.Hooks{}}
 	if tc.net != nil {
 		cfg.Hooks.Cut = tc.net.cutter(id)
@@ -351,11 +356,27 @@ func TestCluster_FreshReplicaFromSnapshot(t *testing.T) {
 		}
 	}
 	tc.stop(lost.id)
+	// A lost machine's id is removed; its replacement, an empty disk,
+	// joins and is added (a non-voter, promoted once caught up).
+	if err := lead.node.RemoveServer(lost.id); err != nil {
+		t.Fatal(err)
+	}
 	fresh := t.TempDir()
-	tc.start(lost.id, nil, fresh) // an empty disk
+	tc.join[lost.id] = true
+	tc.start(lost.id, nil, fresh)
+	if suffrage, err := lead.node.AddServer(lost.id, tc.nodes[lost.id], false); err != nil || suffrage != "nonvoter" {
+		t.Fatalf("AddServer = %q, %v", suffrage, err)
+	}
 	tc.checkInvariants(bets, res)
 	if snaps, _ := filepath.Glob(filepath.Join(fresh, "bets.db.raft", "snapshots", "*", "state.bin")); len(snaps) == 0 {
 		t.Fatal("the fresh replica caught up without installing a snapshot")
+	}
+	if !poll(30*time.Second, func() bool {
+		servers, err := lead.node.Servers()
+		return err == nil && len(servers) == 3 && servers[lost.id-1].Suffrage == "voter" && servers[lost.id-1].CaughtUp
+	}) {
+		servers, _ := lead.node.Servers()
+		t.Fatalf("the fresh replica was not promoted: %+v", servers)
 	}
 }
 

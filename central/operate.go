@@ -40,10 +40,10 @@ func (c *Central) opFailed(w http.ResponseWriter, op string, err error) {
 	body := adminapi.Error{Error: err.Error()}
 	switch {
 	case errors.As(err, &nl):
-		status, body.Leader = http.StatusConflict, nl.Leader
+		status, body.Leader, body.LeaderAdmin = http.StatusConflict, nl.Leader, nl.LeaderAdmin
 	case errors.Is(err, cluster.ErrNotLeader):
 		_, leader := c.cluster.Leader()
-		status, body.Leader = http.StatusConflict, leader
+		status, body.Leader, body.LeaderAdmin = http.StatusConflict, leader, c.cluster.LeaderAdmin()
 	case errors.Is(err, store.ErrRoundOpen), errors.Is(err, cluster.ErrMember):
 		status = http.StatusConflict
 	case errors.Is(err, errBadRequest):
@@ -68,7 +68,8 @@ func (c *Central) operations(mux *http.ServeMux) {
 			return
 		}
 		st := c.cluster.Status()
-		writeJSON(w, http.StatusOK, adminapi.ClusterView{ClusterID: st.Cluster, Node: st.Node, Leader: st.Leader, Servers: servers})
+		writeJSON(w, http.StatusOK, adminapi.ClusterView{ClusterID: st.Cluster, Node: st.Node, Leader: st.Leader, LeaderAdmin: c.cluster.LeaderAdmin(),
+			Version: st.Version, Integrity: st.Integrity, Servers: servers})
 	})
 	mux.HandleFunc("POST "+adminapi.PathServers, c.needCluster(func(w http.ResponseWriter, r *http.Request) {
 		var req adminapi.AddServer
@@ -76,12 +77,13 @@ func (c *Central) operations(mux *http.ServeMux) {
 			c.opFailed(w, "cluster_add", fmt.Errorf(`%w: want {"id": N, "address": "host:port"}`, errBadRequest))
 			return
 		}
-		if err := c.cluster.AddVoter(req.ID, req.Address); err != nil {
+		suffrage, err := c.cluster.AddServer(req.ID, req.Address, req.Readdress)
+		if err != nil {
 			c.opFailed(w, "cluster_add", err)
 			return
 		}
-		c.log.Infof("action: admin | result: success | operacion: cluster_add | nodo: %d | direccion: %s", req.ID, logformat.Value(req.Address))
-		writeJSON(w, http.StatusOK, map[string]any{"added": req.ID, "address": req.Address})
+		c.log.Infof("action: admin | result: success | operacion: cluster_add | nodo: %d | direccion: %s | voto: %s", req.ID, logformat.Value(req.Address), suffrage)
+		writeJSON(w, http.StatusOK, adminapi.AddedServer{ID: req.ID, Address: req.Address, Suffrage: suffrage})
 	}))
 	mux.HandleFunc("DELETE "+adminapi.PathServers+"/{id}", c.needCluster(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
@@ -120,6 +122,15 @@ func (c *Central) operations(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+adminapi.PathBackup, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "no-store")
+		if c.cluster != nil {
+			// A follower's copy may lack the newest acknowledged bets: the
+			// client says so, and writes it into the copy.
+			st := c.cluster.Status()
+			w.Header().Set(adminapi.HeaderBackupNode, strconv.Itoa(st.Node))
+			w.Header().Set(adminapi.HeaderBackupRole, st.Role)
+			w.Header().Set(adminapi.HeaderBackupApplied, strconv.FormatUint(st.Applied, 10))
+			w.Header().Set(adminapi.HeaderBackupLeader, st.Leader)
+		}
 		n, err := c.store.Backup(w)
 		if err != nil {
 			// Headers are gone once bytes are: a short body tells the

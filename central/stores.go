@@ -65,8 +65,12 @@ type Replica interface {
 	Verify() (store.Report, error)
 	Status() cluster.Status
 	Servers() ([]cluster.Server, error)
-	AddVoter(id int, addr string) error
+	// AddServer adds a node as a non-voter (or moves a member: readdress),
+	// and returns its suffrage; RemoveServer removes one.
+	AddServer(id int, addr string, readdress bool) (string, error)
 	RemoveServer(id int) error
+	// LeaderAdmin is the leader's admin URL, when known.
+	LeaderAdmin() string
 	Signals() cluster.Signals
 }
 

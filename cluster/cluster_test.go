@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,18 +38,29 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-// The handshake's frames round-trip, and a hello of another version or cut
-// short is refused.
+// The handshake's frames round-trip (a probe's hello too), what a node
+// says of itself parses back, and a hello of another version or cut short
+// is refused.
 func TestHandshakeFrames(t *testing.T) {
 	t.Parallel()
-	id := BootstrapID(map[int]string{1: "a:1", 2: "b:2", 3: "c:3"})
+	id := NewID()
 	var b bytes.Buffer
-	if err := writeHello(&b, hello{cluster: id, from: 2, to: 3}); err != nil || b.Len() != helloSize {
-		t.Fatalf("hello of %d bytes: %v", b.Len(), err)
+	for _, want := range []hello{{cluster: id, from: 2, to: 3}, {from: 5, to: 1, probe: true}} {
+		b.Reset()
+		if err := writeHello(&b, want); err != nil || b.Len() != helloSize {
+			t.Fatalf("hello of %d bytes: %v", b.Len(), err)
+		}
+		h, err := readHello(&b)
+		if err != nil || h != want {
+			t.Fatalf("%+v, %v", h, err)
+		}
 	}
-	h, err := readHello(&b)
-	if err != nil || h != (hello{cluster: id, from: 2, to: 3}) {
-		t.Fatalf("%+v, %v", h, err)
+	me := info{version: 2, state: stateFresh, admin: "http://10.0.0.1:8080", nonce: newNonce(), nodes: "abc"}
+	if got, why := parseInfo(me.reason(ErrProbe)); got != me || why != ErrProbe.Error() {
+		t.Fatalf("info %+v, %q from %q", got, why, me.reason(ErrProbe))
+	}
+	if got, why := parseInfo("node 3 is not a member"); got.version != 1 || why != "node 3 is not a member" {
+		t.Fatalf("a first version's reason: %+v, %q", got, why)
 	}
 	b.Reset()
 	writeReply(&b, reply{cluster: id, node: 3, reason: strings.Repeat("x", 300)})
@@ -61,18 +73,28 @@ func TestHandshakeFrames(t *testing.T) {
 			t.Errorf("%x: %v", bad, err)
 		}
 	}
-	if BootstrapID(map[int]string{1: "a:1"}) == id {
-		t.Fatal("two configurations share a cluster ID")
+	nodes := map[int]string{1: "a:1", 2: "b:2"}
+	nonces := map[int]Nonce{1: newNonce(), 2: newNonce()}
+	if NonceID(nodes, nonces) != NonceID(nodes, maps.Clone(nonces)) {
+		t.Fatal("the same bootstrap gives two IDs")
+	}
+	again := map[int]Nonce{1: nonces[1], 2: newNonce()}
+	if NonceID(nodes, nonces) == NonceID(nodes, again) {
+		t.Fatal("two bootstraps at the same addresses share a cluster ID")
 	}
 }
 
 // A joining node takes the first member's cluster ID and keeps it; a
-// different one is then a mismatch.
+// different one is then a mismatch. A node that is to bootstrap takes none.
 func TestIdentity(t *testing.T) {
 	t.Parallel()
 	var kept ID
-	i := &identity{persist: func(id ID) error { kept = id; return nil }}
-	a, b := BootstrapID(map[int]string{1: "a:1"}), BootstrapID(map[int]string{1: "b:1"})
+	fresh := &identity{persist: func(id ID) error { kept = id; return nil }}
+	if err := fresh.check(NewID()); !errors.Is(err, ErrPeerRefused) || !kept.IsZero() {
+		t.Fatalf("a node that is to bootstrap took a peer's ID: %v", err)
+	}
+	i := &identity{joining: true, persist: func(id ID) error { kept = id; return nil }}
+	a, b := NewID(), NewID()
 	if err := i.check(ID{}); !errors.Is(err, ErrPeerRefused) {
 		t.Fatalf("a peer without an ID: %v", err)
 	}
@@ -95,7 +117,7 @@ func TestMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	id := BootstrapID(map[int]string{1: "a:1"})
+	id := NewID()
 	if err := writeMarker(dir, db, 7, id); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +131,7 @@ func TestMarker(t *testing.T) {
 	if ok, why := m.trusted(db, id); !ok {
 		t.Fatalf("the same file is not trusted: %s", why)
 	}
-	if ok, _ := m.trusted(db, BootstrapID(map[int]string{2: "b:2"})); ok {
+	if ok, _ := m.trusted(db, NewID()); ok {
 		t.Fatal("a marker of another cluster was trusted")
 	}
 	s, _ = store.Open(db, store.Options{})
@@ -131,6 +153,10 @@ func TestStart_StoreOfAnotherCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !testkit.Poll(30*time.Second, 10*time.Millisecond, func() bool { return n.Status().Applied > 0 }) {
+		t.Fatal("the node began no round")
+	}
+	own := n.Status().Cluster
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +164,10 @@ func TestStart_StoreOfAnotherCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetClusterID(BootstrapID(map[int]string{9: "x:9"}).String())
+	s.SetClusterID(NewID().String())
 	s.Close()
 	_, err = Start(Config{ID: 1, Nodes: nodes, DBPath: db, Agencies: 1})
-	if !errors.Is(err, ErrOtherCluster) || !strings.Contains(err.Error(), BootstrapID(nodes).String()) {
+	if !errors.Is(err, ErrOtherCluster) || !strings.Contains(err.Error(), own) {
 		t.Fatalf("got %v, want ErrOtherCluster naming both clusters", err)
 	}
 	if _, err := os.Stat(db); err != nil {
@@ -161,9 +187,21 @@ func TestRecover(t *testing.T) {
 	if !testkit.Poll(30*time.Second, 10*time.Millisecond, func() bool { return n.Status().Applied > 0 }) {
 		t.Fatal("the node began no round")
 	}
+	old := n.Status().Cluster
+	// A folder in use is refused at once, before anything changes.
+	told := false
+	if _, err := Recover(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: db}, func(map[int]string) error { told = true; return nil }); !errors.Is(err, ErrInUse) || told {
+		t.Fatalf("Recover of a running node's folder = %v (told: %t), want ErrInUse", err, told)
+	}
 	n.Close()
 	done := make(chan error, 1)
-	go func() { done <- Recover(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: db}) }()
+	var gone map[int]string
+	var id ID
+	go func() {
+		var err error
+		id, err = Recover(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: db}, func(g map[int]string) error { gone = g; return nil })
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -171,6 +209,17 @@ func TestRecover(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Recover did not return")
+	}
+	if len(gone) != 0 || id.String() == old || id.IsZero() {
+		t.Fatalf("recovered as %s (was %s), gone %v", id, old, gone)
+	}
+	n, err = Start(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: db, Agencies: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if !testkit.Poll(30*time.Second, 10*time.Millisecond, func() bool { return n.Status().Role == "leader" }) || n.Status().Cluster != id.String() {
+		t.Fatalf("the recovered node: %+v", n.Status())
 	}
 }
 
@@ -184,18 +233,29 @@ func (c neverAnswered) Error() error {
 	select {}
 }
 
-// A future raft never answers holds the answerer; a clean stop does not
-// wait behind it (the chaos run saw a node that had just been elected exit
-// 1 at a clean stop: "no answer from raft within 10s").
-func TestClose_NotBehindAnUnansweredFuture(t *testing.T) {
+// answered is a raft future answered at once.
+type answered struct{}
+
+func (answered) Error() error { return nil }
+
+// Each wait on raft is bounded on its own: a future raft never answers
+// holds nobody else's, a snapshot's long wait included, nor a clean stop.
+func TestWait_EachBoundedOnItsOwn(t *testing.T) {
 	t.Parallel()
 	n, err := Start(Config{ID: 1, Nodes: map[int]string{1: "127.0.0.1:1"}, DBPath: filepath.Join(t.TempDir(), "bets.db"), Agencies: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	held := make(neverAnswered)
-	go n.answers.wait(held, time.Hour)
-	<-held // the answerer now blocks on it
+	go wait(held, time.Hour)
+	<-held // a wait now blocks on it
+	start := time.Now()
+	if err := wait(answered{}, time.Minute); err != nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("a wait behind an unanswered future: %v after %s", err, time.Since(start))
+	}
+	if err := wait(make(neverAnswered), 10*time.Millisecond); !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("an unanswered future's bound: %v", err)
+	}
 	if err := n.Close(); err != nil {
 		t.Fatalf("Close = %v, want a clean stop", err)
 	}

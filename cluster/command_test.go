@@ -2,12 +2,12 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/op/go-logging"
 
 	"github.com/loteria-nacional/tp0/internal/testkit"
@@ -25,6 +25,11 @@ func TestEntry_RoundTrip(t *testing.T) {
 		{Kind: store.CmdAppend, Agency: 3, First: 40, Bets: lottery.BetSlice(testkit.Bets(3, 7))},
 		{Kind: store.CmdFinish, Agency: 2, Total: 78697, At: at},
 		{Kind: store.CmdDelivered, Agency: 4, At: at},
+		{Kind: store.CmdNewRound, At: at, Agencies: 7},
+		{Kind: store.CmdVersion, Version: 2},
+		{Kind: store.CmdCheckpoint, Summary: &store.Summary{At: 99, Bets: 1234, DrawTime: at, Agencies: map[int]store.AgencySummary{
+			1: {Committed: 1000, Digest: [32]byte{1, 2, 3}, Finished: 1000, Winners: [8]byte{9}}, 7: {Committed: 234}}}},
+		{Kind: store.CmdCheckpoint, Summary: &store.Summary{At: 5, Agencies: map[int]store.AgencySummary{}}},
 	} {
 		b, err := encode(c)
 		if err != nil {
@@ -49,13 +54,15 @@ func TestEntry_Malformed(t *testing.T) {
 	t.Parallel()
 	good, _ := encode(store.Command{Kind: store.CmdFinish, Agency: 1, Total: 2, At: time.Unix(1, 0)})
 	for name, b := range map[string][]byte{
-		"Empty":        nil,
-		"Version":      append([]byte{9}, good[1:]...),
-		"UnknownKind":  {entryVersion, 77},
-		"Truncated":    good[:len(good)-1],
-		"Trailing":     append(append([]byte(nil), good...), 0),
-		"AppendNoBets": {entryVersion, byte(store.CmdAppend), 0xA1},
-		"AppendTail":   append(appendEntry(t), 1, 2),
+		"Empty":           nil,
+		"Version":         append([]byte{9}, good[1:]...),
+		"UnknownKind":     {entryVersion, 77},
+		"Truncated":       good[:len(good)-1],
+		"Trailing":        append(append([]byte(nil), good...), 0),
+		"AppendNoBets":    {entryVersion, byte(store.CmdAppend), 0xA1},
+		"AppendTail":      append(appendEntry(t), 1, 2),
+		"CheckpointShort": {entryVersion, byte(store.CmdCheckpoint), 0, 1},
+		"CheckpointCount": append(append([]byte{entryVersion, byte(store.CmdCheckpoint)}, make([]byte, 24)...), 0, 0, 0, 2),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decode(b); !errors.Is(err, ErrEntry) {
@@ -94,25 +101,29 @@ func TestParseNodes(t *testing.T) {
 	if err != nil || len(nodes) != 3 || nodes[2] != "b:2" {
 		t.Fatalf("%v, %v", nodes, err)
 	}
-	for _, bad := range []string{"", "1=a:1,2=b:2", "0=a:1", "x=a:1", "1=a", "1=a:1,1=b:2,3=c:3", "1=a:1,2=a:1,3=c:3", "1:a:1"} {
+	if four, err := ParseNodes("1=a:1,2=b:2,3=c:3,4=d:4"); err != nil || len(four) != 4 {
+		t.Fatalf("a joining node's list of four: %v, %v", four, err)
+	}
+	for _, bad := range []string{"", "0=a:1", "x=a:1", "1=a", "1=a:1,1=b:2,3=c:3", "1=a:1,2=a:1,3=c:3", "1:a:1"} {
 		if _, err := ParseNodes(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	if _, err := ParseNodes("1=a:1;2=b:2;3=c:3"); err == nil || !strings.Contains(err.Error(), "separate the nodes with commas") {
+		t.Errorf("semicolons: %v", err)
 	}
 }
 
 // Raft's lines go through the project's logger in its format, at its
 // level; a peer that is down is a warning, not a failure; other errors are
-// failures; a change of role is told with the term raft names.
+// failures; values raft formats lazily are formatted, never a format verb.
 func TestRaftLog(t *testing.T) {
 	t.Parallel()
 	buf := &testkit.Buffer{}
-	var roles []string
-	h := newRaftLog(logformat.New(buf, logging.INFO, "raft"), 2, func(role string, term uint64, named bool) {
-		roles = append(roles, fmt.Sprintf("%s %d %t", role, term, named))
-	})
+	h := newRaftLog(logformat.New(buf, logging.INFO, "raft"), 2)
 	h.Info("entering follower state", "follower", "node-2", "leader-address", "x|y")
-	h.Info("entering candidate state", "node", "node-2", "term", uint64(7))
+	h.Info("initial configuration", "index", 1, "servers", hclog.Fmt("%+v", []string{"a", "b"}))
+	h.Info("snapshot progress", "percent_complete", hclog.Fmt("%0.2f%%", 100.0))
 	h.Error("failed to heartbeat to", "peer", "127.0.0.1:1", "error", errors.New("connection refused"))
 	h.Error("failed to take snapshot", "error", "disk full")
 	h.Debug("a debug line")
@@ -123,6 +134,8 @@ func TestRaftLog(t *testing.T) {
 		"WARNING  action: raft | result: in_progress | nodo: 2 | nivel: warn | msg: failed to heartbeat to | peer: 127.0.0.1:1 | error: connection refused",
 		"ERROR    action: raft | result: fail | nodo: 2 | nivel: error | msg: failed to take snapshot | error: disk full",
 		"WARNING  action: raft | result: in_progress | nodo: 2 | nivel: warn | msg: snapshot | id: s1 | size: 3",
+		"msg: initial configuration | index: 1 | servers: [a b]",
+		"msg: snapshot progress | percent_complete: 100.00%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
@@ -131,8 +144,8 @@ func TestRaftLog(t *testing.T) {
 	if strings.Contains(out, "a debug line") || h.IsDebug() || !h.IsInfo() {
 		t.Errorf("a DEBUG line got through an INFO logger:\n%s", out)
 	}
-	if fmt.Sprint(roles) != "[follower 0 false candidate 7 true]" {
-		t.Errorf("roles told: %v", roles)
+	if strings.Contains(out, "%") && !strings.Contains(out, "100.00%") {
+		t.Errorf("a format verb reached a line:\n%s", out)
 	}
 }
 

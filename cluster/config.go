@@ -3,7 +3,6 @@ package cluster
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -61,6 +60,9 @@ type Config struct {
 	// ArchiveKeep is how many archived rounds stay beside the store when a
 	// new round archives one (0: all).
 	ArchiveKeep int
+	// AdminURL is this node's admin listener's URL (ADMIN_ADDR), which it
+	// tells its peers: a follower's refusal of a change names the leader's.
+	AdminURL string
 	// StoreCheck checks a store file this node did not write itself before
 	// it opens it: a snapshot restored into its store, a backup it is
 	// seeded with, an archive (store.Options.Check). nil: none.
@@ -167,8 +169,12 @@ type Hooks struct {
 }
 
 // ParseNodes reads CLUSTER_NODES: "1=host:port,2=host:port,3=host:port",
-// an odd number of distinct ids and addresses.
+// distinct ids and addresses separated by commas. (A new cluster is
+// bootstrapped by an odd number of them: Start checks it.)
 func ParseNodes(s string) (map[int]string, error) {
+	if strings.ContainsAny(s, ";| \t") && !strings.Contains(s, ",") && strings.Count(s, "=") > 1 {
+		return nil, fmt.Errorf("%q: separate the nodes with commas (1=host:port,2=host:port,3=host:port)", s)
+	}
 	nodes := map[int]string{}
 	seen := map[string]bool{}
 	for _, part := range strings.Split(s, ",") {
@@ -181,6 +187,9 @@ func ParseNodes(s string) (map[int]string, error) {
 		if !ok || err != nil || id < 1 || id > MaxNodeID {
 			return nil, fmt.Errorf("%q is not id=host:port with an id from 1 to %d", part, MaxNodeID)
 		}
+		if strings.ContainsAny(addr, ";= ") {
+			return nil, fmt.Errorf("%q: separate the nodes with commas (1=host:port,2=host:port,3=host:port)", part)
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("%q: %s is not host:port", part, addr)
 		}
@@ -189,8 +198,8 @@ func ParseNodes(s string) (map[int]string, error) {
 		}
 		nodes[id], seen[addr] = addr, true
 	}
-	if len(nodes) == 0 || len(nodes)%2 == 0 {
-		return nil, fmt.Errorf("%d nodes: a cluster has an odd number of nodes (1, 3, 5)", len(nodes))
+	if len(nodes) == 0 {
+		return nil, errors.New("no node: 1=host:port,2=host:port,3=host:port")
 	}
 	return nodes, nil
 }
@@ -207,35 +216,11 @@ func FormatNodes(nodes map[int]string) string {
 	return strings.Join(parts, ",")
 }
 
-// ID identifies a cluster. Every replica keeps it in raft's stable store
-// and in its bets store, and replicas refuse each other's connections when
-// theirs differ: a node that bootstrapped another cluster, or was started
-// on another cluster's folder, cannot join this one, nor truncate its log.
-type ID [16]byte
-
-// BootstrapID is the ID of a cluster bootstrapped from nodes: every node
-// that bootstraps from the same CLUSTER_NODES computes the same ID, with no
-// exchange (as etcd derives its cluster ID from the initial members); a
-// cluster bootstrapped from another list is another cluster.
-func BootstrapID(nodes map[int]string) ID {
+// listID is the ID the first version derived from CLUSTER_NODES alone: a
+// node whose raft state predates cluster IDs of their own keeps it.
+func listID(nodes map[int]string) ID {
 	sum := sha256.Sum256([]byte("tp0 cluster\n" + FormatNodes(nodes)))
 	var id ID
 	copy(id[:], sum[:])
 	return id
-}
-
-// IsZero reports an unknown ID: a joining node's, until a member connects.
-func (id ID) IsZero() bool { return id == ID{} }
-
-func (id ID) String() string { return hex.EncodeToString(id[:]) }
-
-// ParseID reads an ID as String writes it.
-func ParseID(s string) (ID, error) {
-	var id ID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("%q is not a cluster ID (%d hex digits)", s, 2*len(id))
-	}
-	copy(id[:], b)
-	return id, nil
 }

@@ -38,8 +38,10 @@ type fsm struct {
 	failed atomic.Pointer[error]
 	fail   func(error) // told once, the first failure
 	// over is told when an entry finishes the round (its last delivery):
-	// the node snapshots then.
-	over func()
+	// the node snapshots then; checkpoint, when an entry (a checkpoint)
+	// held the store to the leader's, its index.
+	over       func()
+	checkpoint func(index uint64)
 }
 
 var (
@@ -97,6 +99,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		for j, a := range res {
 			out[at[done+j]] = result{Applied: a}
 			over = over || a.Over
+			if a.Checked && f.checkpoint != nil {
+				f.checkpoint(entries[done+j].Index)
+			}
 		}
 		done = end
 	}
@@ -141,6 +146,10 @@ func (f *fsm) beginNext(e store.Entry) error {
 	if err != nil {
 		return err
 	}
+	version, err := f.st.ClusterVersion()
+	if err != nil {
+		return err
+	}
 	if err := errors.Join(f.st.Sync(), f.st.Close()); err != nil {
 		return err
 	}
@@ -166,7 +175,9 @@ func (f *fsm) beginNext(e store.Entry) error {
 			return err
 		}
 	}
-	_, err = st.Apply([]store.Entry{{Index: e.Index, Cmd: store.Command{Kind: store.CmdBegin, At: e.Cmd.At, Agencies: e.Cmd.Agencies}}})
+	// The next round's file begins it, and keeps the cluster's version.
+	_, err = st.Apply([]store.Entry{{Index: e.Index, Cmd: store.Command{Kind: store.CmdBegin, At: e.Cmd.At, Agencies: e.Cmd.Agencies}},
+		{Index: e.Index, Cmd: store.Command{Kind: store.CmdVersion, Version: version}}})
 	return err
 }
 

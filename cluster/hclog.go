@@ -16,25 +16,22 @@ import (
 // logger in its line format: `action: raft | result: R | nodo: N | nivel: L
 // | msg: M | key: value …`, every value escaped (logformat.Value). Its
 // levels follow the project logger's (LOGGING_LEVEL): raft's DEBUG and
-// TRACE lines are DEBUG lines, and are not even formatted above it. Raft's
-// routine messages (an election, a peer not yet up) are warnings, not
-// failures: only its errors are `result: fail`.
-//
-// Raft logs each change of its role from its own goroutine, as it happens;
-// role is told then (role name, and the term when raft names it), so that
-// the node's cluster_role line carries the term of that change.
+// TRACE lines are DEBUG lines, and a line below the logger's level is
+// neither formatted nor forwarded. Raft's routine messages (an election, a
+// peer not yet up) are warnings, not failures: only its errors are
+// `result: fail`. Values raft formats lazily (hclog.Fmt) are formatted
+// here, so no format verb reaches a line.
 type raftLog struct {
 	log     logformat.Logger
 	node    int
 	name    string
 	implied []any
-	role    func(role string, term uint64, hasTerm bool)
 }
 
 var _ hclog.Logger = (*raftLog)(nil)
 
-func newRaftLog(l logformat.Logger, node int, role func(string, uint64, bool)) *raftLog {
-	return &raftLog{log: l, node: node, name: "raft", role: role}
+func newRaftLog(l logformat.Logger, node int) *raftLog {
+	return &raftLog{log: l, node: node, name: "raft"}
 }
 
 // projectLevel is the project's level for an hclog level.
@@ -51,12 +48,6 @@ func projectLevel(l hclog.Level) logging.Level {
 }
 
 func (r *raftLog) Log(level hclog.Level, msg string, args ...any) {
-	if rest, ok := strings.CutPrefix(msg, "entering "); ok && r.role != nil {
-		if role, ok := strings.CutSuffix(rest, " state"); ok {
-			term, has := argUint(args, "term")
-			r.role(role, term, has)
-		}
-	}
 	// A peer that is down is routine for a cluster: raft retries it with
 	// backoff and says so at error level, once per try. It is a warning here.
 	if level == hclog.Error && routine(msg) {
@@ -90,26 +81,19 @@ func (r *raftLog) Log(level hclog.Level, msg string, args ...any) {
 	}
 }
 
+// valueText is a value as text: an error's message, hclog.Fmt's formatted.
 func valueText(v any) string {
-	if err, ok := v.(error); ok {
-		return err.Error()
-	}
-	return fmt.Sprint(v)
-}
-
-// argUint finds key's value among hclog's key/value args.
-func argUint(args []any, key string) (uint64, bool) {
-	for i := 0; i+1 < len(args); i += 2 {
-		if k, ok := args[i].(string); ok && k == key {
-			switch v := args[i+1].(type) {
-			case uint64:
-				return v, true
-			case int:
-				return uint64(v), true
+	switch v := v.(type) {
+	case error:
+		return v.Error()
+	case hclog.Format:
+		if len(v) > 0 {
+			if format, ok := v[0].(string); ok {
+				return fmt.Sprintf(format, v[1:]...)
 			}
 		}
 	}
-	return 0, false
+	return fmt.Sprint(v)
 }
 
 // routineErrors are raft's error messages about a peer it cannot reach yet.

@@ -134,7 +134,7 @@ func (n *Node) prepare(ctx context.Context) error {
 // waitCtx waits for f within Timeouts.Apply, or until ctx ends.
 func (n *Node) waitCtx(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
-	go func() { done <- n.answers.wait(f, n.cfg.Timeouts.Apply) }()
+	go func() { done <- wait(f, n.cfg.Timeouts.Apply) }()
 	select {
 	case err := <-done:
 		return err
@@ -180,17 +180,6 @@ func (n *Node) OnLeadership(f func(ctx context.Context, leading bool) error) {
 	default:
 		close(n.registered)
 	}
-}
-
-// roleChanged logs raft's change of role, from raft's own goroutine as it
-// happens, so that the term is that of the change (a candidate's is the
-// term it campaigns for, which raft names).
-func (n *Node) roleChanged(role string, term uint64, named bool) {
-	<-n.started
-	if !named {
-		term = n.raft.CurrentTerm()
-	}
-	n.log.Infof("action: cluster_role | result: success | nodo: %d | rol: %s | termino: %d", n.cfg.ID, role, term)
 }
 
 // Leader reports whether this node serves agencies and, when it does not,

@@ -96,24 +96,5 @@ func openLogStore(dir string, kind LogStore, segment int, log hclog.Logger) (raf
 	return cachedLog{LogCache: cache, stable: s}, nil
 }
 
-// keyClusterID is the cluster ID's key in raft's stable store.
-var keyClusterID = []byte("tp0_cluster_id")
-
-// storedID reads the cluster ID from raft's stable store (zero: none).
-func storedID(s raft.StableStore) (ID, error) {
-	b, err := s.Get(keyClusterID)
-	var id ID
-	switch {
-	case err != nil && !notFound(err):
-		return id, err
-	case len(b) == 0:
-		return id, nil
-	case len(b) != len(id):
-		return id, fmt.Errorf("raft's stable store holds a cluster ID of %d bytes", len(b))
-	}
-	copy(id[:], b)
-	return id, nil
-}
-
 // notFound reports raft-boltdb's "no such key" (raft-wal answers nil).
 func notFound(err error) bool { return errors.Is(err, raftboltdb.ErrKeyNotFound) }

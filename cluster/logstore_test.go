@@ -23,7 +23,7 @@ func TestLogStore_TruncatedTailSurvivesACrash(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			log := newRaftLog(logformat.Discard, 1, nil)
+			log := newRaftLog(logformat.Discard, 1)
 			s, err := openLogStore(dir, kind, 64<<10, log)
 			if err != nil {
 				t.Fatal(err)

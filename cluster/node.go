@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -26,10 +27,19 @@ var (
 	// unknown (leadership lost, no quorum within the bound): the agency
 	// reconnects and the new leader's counts settle it by offsets.
 	ErrUnknownOutcome = errors.New("the write's outcome is unknown")
-	// ErrOtherCluster means this node's files belong to another cluster
-	// than the one its raft folder does.
-	ErrOtherCluster = errors.New("the node's files belong to different clusters")
+	// ErrRaftState means this node's raft state is missing or cannot be
+	// read: it refuses to start rather than forget its votes and log.
+	ErrRaftState = errors.New("this node's raft state is not whole")
+	// ErrRemoved means the node was removed from the cluster (server
+	// cluster remove): it stops.
+	ErrRemoved = errors.New("this node was removed from the cluster")
 )
+
+// EntryFormat is the entry format this version reads and writes (command.go):
+// 1, the first version's entries; 2 adds the cluster's version and the
+// checkpoints. A node says it in every handshake, and the leader raises the
+// cluster's version, in the log, once every member reads it.
+const EntryFormat = 2
 
 // Node is one replica: a raft member whose FSM is the bets store. It is
 // the central's store in a cluster (central.Options.Cluster).
@@ -42,19 +52,32 @@ type Node struct {
 	stream  *streamLayer
 	trans   *transport
 	logs    raftStore
+	snaps   *raft.FileSnapshotStore
 	members *members
+	peers   *peers
 	ident   *identity
-	answers *answerer
+	nonce   Nonce
 	signals signals
 	trusted bool // the store was trusted at start (a clean stop)
+	// integrity: the checkpoints this store was held to (leading.go);
+	// roundEnded: a round ended, and the leader owes it a checkpoint.
+	integrity  integrity
+	roundEnded atomic.Bool
+	// fresh: the node waits to bootstrap with the others of its
+	// CLUSTER_NODES (bootstrap.go); joining: to be added (CLUSTER_JOIN).
+	fresh, joining atomic.Bool
+	wasMember      atomic.Bool // raft's configuration held this node once
 
 	started    chan struct{} // closed once raft runs (n.raft is set)
 	serving    atomic.Bool   // leads, caught up, and the central took the round
+	proposing  sync.RWMutex  // held by each proposal, taken whole by a checkpoint (checkpoint.go)
 	mu         sync.Mutex    // guards leadership
 	leadership func(ctx context.Context, leading bool) error
 	registered chan struct{} // closed when leadership is set
-	fatal      chan error    // an entry could not be applied
+	fatal      chan error    // the node stops: an entry it could not apply, a refused bootstrap, its removal
+	fatalOnce  sync.Once
 	snapshot   chan struct{} // the round is over: snapshot now
+	unlock     func() error  // lets go of the raft folder (lock.go)
 	stop       chan struct{}
 	done       sync.WaitGroup
 	closeOnce  sync.Once
@@ -62,9 +85,11 @@ type Node struct {
 }
 
 // Start opens the replica's store and raft state and joins the cluster. A
-// node with no raft state bootstraps the cluster from cfg.Nodes (every
-// node may: they all propose the same configuration, so nodes may start in
-// any order), or, with cfg.Join, waits for the leader to add it.
+// node with no raft state bootstraps the cluster from cfg.Nodes together
+// with every other node of the list (bootstrap.go), or, with cfg.Join,
+// waits for the leader to add it. Its raft state must be whole: a log that
+// starts after a snapshot that is gone, or a replica's store beside no raft
+// state (its votes and log lost), is refused (ErrRaftState) with what to do.
 func Start(cfg Config) (*Node, error) {
 	if _, ok := cfg.Nodes[cfg.ID]; !ok {
 		return nil, fmt.Errorf("node %d is not one of CLUSTER_NODES (%s)", cfg.ID, FormatNodes(cfg.Nodes))
@@ -84,12 +109,17 @@ func Start(cfg Config) (*Node, error) {
 	}
 	cfg.Snapshots = cfg.Snapshots.withDefaults()
 	n := &Node{cfg: cfg, log: cfg.Logger, dir: cfg.DBPath + ".raft", started: make(chan struct{}), registered: make(chan struct{}),
-		fatal: make(chan error, 1), snapshot: make(chan struct{}, 1), stop: make(chan struct{})}
+		fatal: make(chan error, 1), snapshot: make(chan struct{}, 1), stop: make(chan struct{}), peers: newPeers()}
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft state %s: %w", n.dir, err)
 	}
+	unlock, err := lockFolder(n.dir, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	n.unlock = unlock
 	ok := false
-	var cleanup []func() error
+	cleanup := []func() error{unlock}
 	defer func() {
 		if !ok {
 			for i := len(cleanup) - 1; i >= 0; i-- {
@@ -97,69 +127,123 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}
 	}()
-	hlog := newRaftLog(cfg.Logger, cfg.ID, n.roleChanged)
-	var err error
+	hlog := newRaftLog(cfg.Logger, cfg.ID)
 	if n.logs, err = openLogStore(n.dir, cfg.LogStore, cfg.WALSegmentSize, hlog); err != nil {
-		return nil, err
+		return nil, n.lost(err)
 	}
 	cleanup = append(cleanup, n.logs.Close)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.dir, 2, hlog)
-	if err != nil {
-		return nil, err
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(n.dir, 2, hlog); err != nil {
+		return nil, n.lost(err)
 	}
-	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
-		return nil, fmt.Errorf("raft state %s: %w", n.dir, err)
+		return nil, n.lost(err)
+	}
+	if has {
+		if err := n.checkRaftState(); err != nil {
+			return nil, err
+		}
 	}
 	id, err := n.clusterID(has)
 	if err != nil {
 		return nil, err
 	}
-	st, err := n.openStore(has, id, snaps)
+	if err := n.checkAmnesia(has, id); err != nil {
+		return nil, err
+	}
+	st, err := n.openStore(has, id, n.snaps)
 	if err != nil {
 		return nil, err
 	}
 	cleanup = append(cleanup, st.Close)
+	n.readDivergence()
 	n.members = newMembers(cfg.Nodes)
-	n.signals = signals{}
 	n.fsm = &fsm{path: cfg.DBPath, opts: replicaStoreOptions(cfg), archiveKeep: cfg.ArchiveKeep, hooks: cfg.Hooks, signals: &n.signals,
-		members: n.members, st: st, fail: n.failed, over: n.roundOver}
-	n.ident = &identity{id: id, persist: func(id ID) error {
+		members: n.members, st: st, fail: n.failed, over: n.roundOver, checkpoint: n.checkpointed}
+	n.ident = &identity{id: id, joining: id.IsZero() && cfg.Join, persist: func(id ID) error {
 		return errors.Join(n.logs.Set(keyClusterID, id[:]), n.fsm.store().SetClusterID(id.String()))
 	}}
 	var cut func(int) bool
 	if cfg.Hooks != nil {
 		cut = cfg.Hooks.Cut
 	}
-	n.stream = newStreamLayer(cfg.ID, staticAddr(cfg.Nodes[cfg.ID]), cfg.TLS, cfg.Insecure, n.members, n.ident, cut)
+	n.stream = newStreamLayer(cfg.ID, staticAddr(cfg.Nodes[cfg.ID]), cfg.TLS, cfg.Insecure, n.members, n.ident, n.about, n.peers, cut)
 	cleanup = append(cleanup, n.stream.Close)
 	n.trans = newTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog, MaxRPCsInFlight: 16}))
 	cleanup = append(cleanup, n.trans.Close)
-	n.answers = newAnswerer()
-	cleanup = append(cleanup, func() error { n.answers.close(); return nil })
 	notify := make(chan bool, 8)
-	rc := n.raftConfig(hlog, notify)
-	if !has && !cfg.Join {
-		var servers []raft.Server
-		for _, nid := range sortedIDs(cfg.Nodes) {
-			servers = append(servers, raft.Server{ID: serverID(nid), Address: raft.ServerAddress(cfg.Nodes[nid])})
-		}
-		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
-			return nil, fmt.Errorf("raft: %w", err)
-		}
-	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(n.raftConfig(hlog, notify), n.fsm, n.logs, n.logs, n.snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
 	close(n.started)
 	ok = true
-	n.checkMembership(has)
-	n.done.Add(3)
+	observed := make(chan raft.Observation, 16)
+	n.raft.RegisterObserver(raft.NewObserver(observed, false, func(o *raft.Observation) bool {
+		_, state := o.Data.(raft.RaftState)
+		return state
+	}))
+	if has {
+		n.checkMembership()
+	}
+	n.done.Add(5)
 	go n.watch(notify)
+	go n.observe(observed)
 	go n.refreshMembers()
 	go n.snapshotWhenOver()
+	go n.leaderLoop()
+	if n.fresh.Load() {
+		n.done.Add(1)
+		go n.bootstrap()
+	}
 	return n, nil
+}
+
+// lost wraps an error reading this node's raft state with what to do.
+func (n *Node) lost(err error) error {
+	return fmt.Errorf("%w: cannot read %s: %w. If this node's files are lost or damaged, remove it from the cluster (server cluster remove %d, on the leader) and add it again under a new id with an empty DB_PATH (docs/cluster.md)",
+		ErrRaftState, n.dir, err, n.cfg.ID)
+}
+
+// checkRaftState refuses a log whose first entry is not the one after the
+// latest snapshot (the snapshot the earlier entries were compacted into is
+// gone: raft would panic on the first entry it cannot find).
+func (n *Node) checkRaftState() error {
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return n.lost(err)
+	}
+	snap := lastSnapshot(n.snaps)
+	if first > 1 && first > snap+1 {
+		return n.lost(fmt.Errorf("the log starts at index %d, and the entries before it are in no snapshot (the latest in %s is at index %d): its snapshots are gone",
+			first, filepath.Join(n.dir, "snapshots"), snap))
+	}
+	return nil
+}
+
+// checkAmnesia refuses a replica's store beside a raft folder that holds no
+// raft state: the node applied entries (or joined a cluster) and its log,
+// term and vote are gone. Started as new, it would vote again in a term it
+// voted in, and a leader could be elected without entries a quorum had.
+func (n *Node) checkAmnesia(has bool, id ID) error {
+	if has {
+		return nil
+	}
+	if _, err := os.Stat(n.cfg.DBPath); err != nil {
+		return nil
+	}
+	st, err := store.Open(n.cfg.DBPath, store.Options{ReadOnly: true, Check: n.cfg.StoreCheck})
+	if err != nil {
+		return nil // not a store this node can read: openStore sets it aside
+	}
+	defer st.Close()
+	applied, _ := st.AppliedIndex()
+	cluster, _ := st.ClusterID()
+	if applied == 0 && (cluster == "" || !id.IsZero()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s holds the store of a replica of cluster %s (applied index %d), but %s holds no raft state: its log, term and vote are gone, and a voter that forgot its vote can let a leader be elected without acknowledged entries. Remove this node from the cluster (server cluster remove %d, on the leader), move DB_PATH and %s aside, and add it again under a new id (CLUSTER_JOIN=true, server cluster add)",
+		ErrRaftState, n.cfg.DBPath, cluster, applied, n.dir, n.cfg.ID, n.dir)
 }
 
 // raftConfig is raft's configuration for this node.
@@ -200,39 +284,68 @@ func mmapSize(n int) int {
 	return n
 }
 
-// clusterID returns this node's cluster ID, recording it in raft's stable
-// store when the node bootstraps (or its state predates cluster IDs). A
-// node that joins has none until a member connects.
+// clusterID returns this node's cluster ID from raft's stable store. A node
+// whose raft state predates cluster IDs takes the one the first version
+// derived from its CLUSTER_NODES. A node without raft state has none: it
+// bootstraps (fresh: its bootstrap nonce made and kept now) or joins.
 func (n *Node) clusterID(has bool) (ID, error) {
 	id, err := storedID(n.logs)
 	if err != nil {
-		return id, err
+		return id, n.lost(err)
 	}
-	if id.IsZero() && (has || !n.cfg.Join) {
-		id = BootstrapID(n.cfg.Nodes)
+	if n.nonce, err = storedNonce(n.logs); err != nil {
+		return id, n.lost(err)
+	}
+	switch {
+	case id.IsZero() && has:
+		id = listID(n.cfg.Nodes)
 		if err := n.logs.Set(keyClusterID, id[:]); err != nil {
 			return id, err
+		}
+	case id.IsZero() && n.cfg.Join:
+		n.joining.Store(true)
+	case id.IsZero() && len(n.cfg.Nodes)%2 == 0:
+		return id, fmt.Errorf("CLUSTER_NODES names %d nodes (%s): a new cluster is bootstrapped by an odd number of nodes (1, 3, 5); a node that joins a cluster (CLUSTER_JOIN=true) may name any number",
+			len(n.cfg.Nodes), FormatNodes(n.cfg.Nodes))
+	case id.IsZero():
+		n.fresh.Store(true)
+		if n.nonce == (Nonce{}) {
+			n.nonce = newNonce()
+			if err := n.logs.Set(keyNonce, n.nonce[:]); err != nil {
+				return id, err
+			}
 		}
 	}
 	return id, nil
 }
 
+// about is what this node says of itself in a handshake.
+func (n *Node) about() info {
+	i := info{version: EntryFormat, state: stateMember, admin: n.cfg.AdminURL, nonce: n.nonce, nodes: nodesHash(n.cfg.Nodes)}
+	switch {
+	case n.fresh.Load():
+		i.state = stateFresh
+	case n.ident.get().IsZero():
+		i.state = stateJoining
+	}
+	return i
+}
+
 // checkMembership says at start when raft's configuration does not hold
 // this node as CLUSTER_NODES names it: the live membership is raft's.
-func (n *Node) checkMembership(has bool) {
+func (n *Node) checkMembership() {
 	servers, err := n.configuration()
-	if err != nil || !has && n.cfg.Join {
+	if err != nil || len(servers) == 0 {
 		return
 	}
 	n.members.set(servers)
 	self, addr := serverID(n.cfg.ID), n.cfg.Nodes[n.cfg.ID]
-	for _, s := range servers {
-		if s.ID == self && string(s.Address) == addr {
-			return
-		}
-	}
 	live := map[int]string{}
 	for _, s := range servers {
+		if s.ID == self && string(s.Address) == addr {
+			n.wasMember.Store(true)
+			return
+		}
 		if id, err := parseServerID(s.ID); err == nil {
 			live[id] = string(s.Address)
 		}
@@ -245,14 +358,15 @@ func (n *Node) checkMembership(has bool) {
 // configuration is raft's latest configuration.
 func (n *Node) configuration() ([]raft.Server, error) {
 	f := n.raft.GetConfiguration()
-	if err := n.answers.wait(f, n.cfg.Timeouts.Apply); err != nil {
+	if err := wait(f, n.cfg.Timeouts.Apply); err != nil {
 		return nil, err
 	}
 	return f.Configuration().Servers, nil
 }
 
 // refreshMembers keeps the members' view current with raft's latest
-// configuration (the FSM learns only committed ones).
+// configuration (the FSM learns only committed ones), and stops the node
+// once that configuration no longer holds it: it was removed.
 func (n *Node) refreshMembers() {
 	defer n.done.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -262,28 +376,82 @@ func (n *Node) refreshMembers() {
 		case <-n.stop:
 			return
 		case <-t.C:
-			if servers, err := n.configuration(); err == nil && len(servers) > 0 {
-				n.members.set(servers)
+		}
+		if n.raft.State() == raft.Shutdown {
+			n.stopFor(ErrRemoved) // the leader removed itself: raft shut down (ShutdownOnRemove)
+			return
+		}
+		servers, err := n.configuration()
+		if err != nil || len(servers) == 0 {
+			continue
+		}
+		n.members.set(servers)
+		member := false
+		for _, s := range servers {
+			member = member || s.ID == serverID(n.cfg.ID)
+		}
+		if member {
+			n.wasMember.Store(true)
+		} else if n.wasMember.Load() {
+			n.stopFor(ErrRemoved)
+			return
+		}
+	}
+}
+
+// observe logs each change of raft's role, as raft observes it, with the
+// term it has then.
+func (n *Node) observe(obs <-chan raft.Observation) {
+	defer n.done.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-obs:
+			state, _ := o.Data.(raft.RaftState)
+			if state == raft.Shutdown {
+				continue
 			}
+			n.log.Infof("action: cluster_role | result: success | nodo: %d | rol: %s | termino: %d", n.cfg.ID, roles[state], n.raft.CurrentTerm())
 		}
 	}
 }
 
 // failed stops the node for good: an entry it cannot apply must not be
-// skipped (the replicas would diverge). It is told once.
+// skipped (the replicas would diverge), and a store that differs from the
+// leader's must not serve. It is told once.
 func (n *Node) failed(err error) {
 	n.serving.Store(false)
-	n.log.Criticalf("action: cluster_apply | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
-	n.fatal <- err
+	if errors.Is(err, store.ErrDiverged) {
+		n.diverged(err)
+	} else {
+		n.log.Criticalf("action: cluster_apply | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
+	}
+	n.stopFor(err)
 }
 
-// Fatal yields the error that stopped the node's FSM (an entry it could not
-// apply); the central then stops, and the process exits non-zero.
+// stopFor stops the node's serving and tells the central why it must stop
+// (Fatal), once.
+func (n *Node) stopFor(err error) {
+	n.fatalOnce.Do(func() {
+		n.serving.Store(false)
+		if errors.Is(err, ErrRemoved) {
+			n.log.Warningf("action: cluster_member | result: success | nodo: %d | aviso: %s", n.cfg.ID, logformat.Value(
+				"this node was removed from the cluster (server cluster remove): it stops; its folder belongs to no cluster now (start it again only as a new member: an empty DB_PATH, CLUSTER_JOIN=true, server cluster add)"))
+		}
+		n.fatal <- err
+	})
+}
+
+// Fatal yields the error that stopped the node: an entry it could not
+// apply (ErrApply), a bootstrap it refused, its removal (ErrRemoved). The
+// central then stops; the process exits non-zero, but for a removal.
 func (n *Node) Fatal() <-chan error { return n.fatal }
 
-// roundOver asks for a snapshot: the round's last delivery was applied,
-// and the log behind it can go.
+// roundOver asks for a snapshot, and the leader for a checkpoint: the
+// round's last delivery was applied, and the log behind it can go.
 func (n *Node) roundOver() {
+	n.roundEnded.Store(true)
 	select {
 	case n.snapshot <- struct{}{}:
 	default:
@@ -297,35 +465,42 @@ func (n *Node) snapshotWhenOver() {
 		case <-n.stop:
 			return
 		case <-n.snapshot:
-			if err := n.answers.wait(n.raft.Snapshot(), time.Minute); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			if err := wait(n.raft.Snapshot(), time.Minute); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 				n.log.Warningf("action: cluster_snapshot | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
 			}
 		}
 	}
 }
 
+// shutdownWait bounds raft's shutdown at a clean stop.
+const shutdownWait = 10 * time.Second
+
 // Close leaves the cluster's work to the others: raft shuts down (bounded),
 // the stores close, and, when every entry handed to the store was applied
-// and synced, the clean marker is written (trust.go).
+// and synced, the clean marker is written (trust.go). When raft does not
+// stop within its bound, its goroutines may still apply entries: the store
+// is left open, without a marker (rebuilt at the next start), and Close
+// fails, so that the process exits non-zero.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()
-		// Not through the answerer: a future raft never answers (a write
-		// left in its queue by a leader that is shutting down,
-		// hashicorp/raft#498) holds it, and the shutdown would wait behind
-		// it until its bound, failing a clean stop.
-		err := waitAlone(n.raft.Shutdown(), 10*time.Second)
+		if err := wait(n.raft.Shutdown(), shutdownWait); err != nil {
+			n.stream.Close()
+			n.trans.Close()
+			n.closeErr = fmt.Errorf("raft did not shut down: %w; the store is left as it is, and is rebuilt at the next start", err)
+			return
+		}
 		n.stream.Close()
 		n.trans.Close()
-		n.answers.close()
 		damaged := n.fsm.store().Damage()
 		applied, ferr := n.fsm.close()
 		lerr := n.logs.Close()
-		if err == nil && ferr == nil && n.fsm.latched() == nil && damaged == nil {
+		var err error
+		if ferr == nil && n.fsm.latched() == nil && damaged == nil {
 			err = writeMarker(n.dir, n.cfg.DBPath, applied, n.ident.get())
 		}
-		n.closeErr = errors.Join(err, ferr, lerr)
+		n.closeErr = errors.Join(err, ferr, lerr, n.unlock())
 	})
 	return n.closeErr
 }

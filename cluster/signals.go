@@ -3,10 +3,11 @@ package cluster
 import (
 	"strconv"
 
-	"github.com/hashicorp/raft"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // signals are raft's measures that operators watch, kept by the node and

@@ -92,7 +92,7 @@ func (n *Node) Handoff(conn net.Conn, certID int) (int, error) { return n.stream
 
 // Snapshot takes a snapshot now and compacts the log behind it (raft does
 // so by itself, see Snapshots).
-func (n *Node) Snapshot() error { return n.answers.wait(n.raft.Snapshot(), time.Minute) }
+func (n *Node) Snapshot() error { return wait(n.raft.Snapshot(), time.Minute) }
 
 // Status is a node's view of the cluster, for operators.
 type Status struct {
@@ -106,6 +106,10 @@ type Status struct {
 	LastLog  uint64 `json:"last_log_index"`
 	Serving  bool   `json:"serving"`
 	Replicas []int  `json:"replicas"`
+	// Version is the cluster's version in this replica's log (the entry
+	// format every member reads); Integrity its cross-replica checks.
+	Version   int             `json:"cluster_version"`
+	Integrity IntegrityStatus `json:"integrity"`
 }
 
 var roles = map[raft.RaftState]string{raft.Leader: "leader", raft.Follower: "follower", raft.Candidate: "candidate", raft.Shutdown: "shutdown"}
@@ -118,13 +122,9 @@ func (n *Node) Status() Status {
 	if id != "" {
 		leader = string(id) + "=" + leader
 	}
-	var replicas []int
-	n.members.mu.RLock()
-	for rid := range n.members.view() {
-		replicas = append(replicas, rid)
-	}
-	n.members.mu.RUnlock()
+	replicas := n.members.ids()
 	return Status{Node: n.cfg.ID, Cluster: n.ident.get().String(), Role: roles[n.raft.State()],
 		Term: n.raft.CurrentTerm(), Leader: leader, Commit: n.raft.CommitIndex(), Applied: applied,
-		LastLog: n.raft.LastIndex(), Serving: n.serving.Load(), Replicas: sortInts(replicas)}
+		LastLog: n.raft.LastIndex(), Serving: n.serving.Load(), Replicas: replicas,
+		Version: n.clusterVersion(), Integrity: n.Integrity()}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -32,6 +33,8 @@ type streamLayer struct {
 	open    bool        // plaintext replicas are accepted (Config.Insecure)
 	members *members
 	ident   *identity
+	about   func() info         // what this node says of itself
+	peers   *peers              // what its peers said of themselves
 	cut     func(peer int) bool // Hooks.Cut; nil: never
 
 	mu   sync.Mutex
@@ -41,8 +44,8 @@ type streamLayer struct {
 	closed chan struct{}
 }
 
-func newStreamLayer(self int, addr net.Addr, tlsConf *tls.Config, open bool, m *members, ident *identity, cut func(int) bool) *streamLayer {
-	s := &streamLayer{self: self, addr: addr, conns: make(chan net.Conn), tls: tlsConf, open: open, members: m, ident: ident, cut: cut,
+func newStreamLayer(self int, addr net.Addr, tlsConf *tls.Config, open bool, m *members, ident *identity, about func() info, ps *peers, cut func(int) bool) *streamLayer {
+	s := &streamLayer{self: self, addr: addr, conns: make(chan net.Conn), tls: tlsConf, open: open, members: m, ident: ident, about: about, peers: ps, cut: cut,
 		live: map[*peerConn]struct{}{}, closed: make(chan struct{})}
 	if cut != nil {
 		go s.enforceCuts()
@@ -102,22 +105,39 @@ func (s *streamLayer) enforceCuts() {
 // handoff runs the acceptor's side of the handshake on conn, whose Marker
 // was read, and gives it to raft. certID is the replica the TLS client
 // certificate names (0 in plaintext). It returns the peer's id, and an
-// error when the connection is refused (the caller closes it then).
+// error when the connection is refused (the caller closes it then). A
+// probe is answered with this node's info and refused.
 func (s *streamLayer) handoff(conn net.Conn, certID int) (int, error) {
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	h, err := readHello(conn)
 	if err != nil {
 		return 0, err
 	}
+	me := s.about()
+	if h.probe {
+		if err := s.admitProbe(h, certID); err != nil {
+			writeReply(conn, reply{cluster: s.ident.get(), node: s.self, reason: me.reason(err)})
+			return h.from, err
+		}
+		writeReply(conn, reply{cluster: s.ident.get(), node: s.self, reason: me.reason(ErrProbe)})
+		return h.from, ErrProbe
+	}
 	if err := s.admit(h, certID); err != nil {
-		writeReply(conn, reply{cluster: s.ident.get(), node: s.self, reason: err.Error()})
+		writeReply(conn, reply{cluster: s.ident.get(), node: s.self, reason: me.reason(err)})
 		return h.from, err
 	}
-	if err := writeReply(conn, reply{ok: true, cluster: s.ident.get(), node: s.self}); err != nil {
+	if err := writeReply(conn, reply{ok: true, cluster: s.ident.get(), node: s.self, reason: me.String()}); err != nil {
 		return h.from, fmt.Errorf("%w: answering the handshake: %w", ErrPeerRefused, err)
 	}
+	peer, rc, err := readAbout(conn)
+	if err != nil {
+		return h.from, err
+	}
+	if peer.version > 0 {
+		s.peers.heard(h.from, peer)
+	}
 	conn.SetDeadline(time.Time{})
-	pc := s.track(conn, h.from)
+	pc := s.track(rc, h.from)
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {
@@ -130,6 +150,24 @@ func (s *streamLayer) handoff(conn net.Conn, certID int) (int, error) {
 	return h.from, fmt.Errorf("%w: raft did not take the connection", ErrPeerRefused)
 }
 
+// ErrProbe is a probe's answer: the connection was only a question (a
+// node bootstrapping, or the leader checking a node it adds).
+var ErrProbe = errors.New("a probe: answered, and closed")
+
+// admitProbe checks a probe: from a replica of this deployment (its
+// certificate, over TLS), and never from this node.
+func (s *streamLayer) admitProbe(h hello, certID int) error {
+	switch {
+	case s.tls == nil && !s.open:
+		return fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
+	case h.from == s.self || h.from < 1:
+		return fmt.Errorf("%w: a probe that claims to come from node %d", ErrPeerRefused, h.from)
+	case s.tls != nil && certID != h.from:
+		return fmt.Errorf("%w: the certificate names replica %d, the probe claims node %d", ErrPeerRefused, certID, h.from)
+	}
+	return nil
+}
+
 // admit checks a dialer's hello.
 func (s *streamLayer) admit(h hello, certID int) error {
 	switch {
@@ -137,8 +175,8 @@ func (s *streamLayer) admit(h hello, certID int) error {
 		return fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
 	case h.to != s.self:
 		return fmt.Errorf("%w: this is node %d, not node %d", ErrPeerRefused, s.self, h.to)
-	case h.from == s.self:
-		return fmt.Errorf("%w: a connection that claims to come from this node (%d)", ErrPeerRefused, h.from)
+	case h.from == s.self || h.from < 1:
+		return fmt.Errorf("%w: a connection that claims to come from node %d", ErrPeerRefused, h.from)
 	case s.tls != nil && certID != h.from:
 		return fmt.Errorf("%w: the certificate names replica %d, the connection claims node %d", ErrPeerRefused, certID, h.from)
 	case !s.members.isMember(h.from):
@@ -174,14 +212,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if !ok {
 		return nil, fmt.Errorf("%w: no member of this cluster at %s", ErrPeerRefused, address)
 	}
-	if s.cut != nil && s.cut(to) {
-		return nil, fmt.Errorf("%w: the network to node %d is cut (test)", ErrPeerRefused, to)
-	}
-	if s.tls == nil && !s.open {
-		return nil, fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
-	}
-	deadline := time.Now().Add(timeout)
-	conn, err := net.DialTimeout("tcp", string(address), timeout)
+	conn, r, err := s.handshake(string(address), to, false, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -189,9 +220,58 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		conn.Close()
 		return nil, err
 	}
+	peer, why := parseInfo(r.reason)
+	if !r.ok {
+		return fail(fmt.Errorf("%w: node %d at %s: %s", ErrPeerRefused, to, address, why))
+	}
+	if r.node != to {
+		return fail(fmt.Errorf("%w: %s is node %d, not node %d", ErrPeerRefused, address, r.node, to))
+	}
+	if err := s.ident.check(r.cluster); err != nil {
+		return fail(fmt.Errorf("node %d at %s: %w", to, address, err))
+	}
+	s.peers.heard(to, peer)
+	if peer.version >= 2 {
+		if err := writeAbout(conn, s.about()); err != nil {
+			return fail(err)
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	return s.track(conn, to), nil
+}
+
+// probe asks node id at address what it is, and closes the connection.
+func (s *streamLayer) probe(address string, id int, timeout time.Duration) (reply, info, error) {
+	conn, r, err := s.handshake(address, id, true, timeout)
+	if err != nil {
+		return reply{}, info{}, err
+	}
+	conn.Close()
+	i, _ := parseInfo(r.reason)
+	return r, i, nil
+}
+
+// handshake dials address, announces a replica and sends the hello (a
+// probe's, with probe) to node to; it returns the connection and the reply.
+func (s *streamLayer) handshake(address string, to int, probe bool, timeout time.Duration) (net.Conn, reply, error) {
+	if s.cut != nil && s.cut(to) {
+		return nil, reply{}, fmt.Errorf("%w: the network to node %d is cut (test)", ErrPeerRefused, to)
+	}
+	if s.tls == nil && !s.open {
+		return nil, reply{}, fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
+	}
+	deadline := time.Now().Add(timeout)
+	conn, err := net.DialTimeout("tcp", address, timeout)
+	if err != nil {
+		return nil, reply{}, err
+	}
+	fail := func(err error) (net.Conn, reply, error) {
+		conn.Close()
+		return nil, reply{}, err
+	}
 	conn.SetDeadline(deadline)
 	if s.tls != nil {
-		host, _, _ := net.SplitHostPort(string(address))
+		host, _, _ := net.SplitHostPort(address)
 		conf := s.tls.Clone()
 		conf.ServerName = host
 		conf.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -213,24 +293,14 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if _, err := conn.Write([]byte{Marker}); err != nil {
 		return fail(err)
 	}
-	if err := writeHello(conn, hello{cluster: s.ident.get(), from: s.self, to: to}); err != nil {
+	if err := writeHello(conn, hello{cluster: s.ident.get(), from: s.self, to: to, probe: probe}); err != nil {
 		return fail(err)
 	}
 	r, err := readReply(conn)
 	if err != nil {
 		return fail(err)
 	}
-	if !r.ok {
-		return fail(fmt.Errorf("%w: node %d at %s: %s", ErrPeerRefused, to, address, r.reason))
-	}
-	if r.node != to {
-		return fail(fmt.Errorf("%w: %s is node %d, not node %d", ErrPeerRefused, address, r.node, to))
-	}
-	if err := s.ident.check(r.cluster); err != nil {
-		return fail(fmt.Errorf("node %d at %s: %w", to, address, err))
-	}
-	conn.SetDeadline(time.Time{})
-	return s.track(conn, to), nil
+	return conn, r, nil
 }
 
 // staticAddr is the node's own address, as raft names it.

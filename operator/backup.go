@@ -96,11 +96,16 @@ Makes a backup (server backup) the store of a central that is not running:
                recorded (its applied index, its cluster): start the central
                on it and the round goes on (agencies resend what it lacks)
   a cluster    the node's first state: PATH and its raft folder (PATH.raft)
-               hold the backup as a snapshot at log index 1 of a new cluster
-               of those nodes; start it with the same CLUSTER_NODES and
-               CLUSTER_NODE_ID, and the others empty with CLUSTER_JOIN=true
-               (then server cluster add), or named in the list
-PATH (and PATH.raft) must not exist.
+               hold the backup as a snapshot at log index 1 of a new
+               cluster of this node alone (see below)
+PATH (and PATH.raft) must not exist; its folder must.
+
+A cluster seeded this way is a new cluster of one node, with an ID of its
+own: start that node with CLUSTER_NODES naming the nodes it will have and
+CLUSTER_NODE_ID; every other node enters only by joining, started with an
+empty DB_PATH and CLUSTER_JOIN=true, then added on the leader (server cluster
+add ID HOST:PORT). A node started empty without CLUSTER_JOIN stops, saying so:
+it never bootstraps a second cluster beside the seeded one.
 `
 
 // Restore runs `server restore`.
@@ -145,8 +150,9 @@ func restore(from, db, nodes string, node int, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: node %d of a new cluster %s (ID %s), holding the backup's round of %s (%d bets); start it with CLUSTER_NODES=%s CLUSTER_NODE_ID=%d\n",
-			db, node, cluster.FormatNodes(ns), id, r.Started.UTC().Format(time.RFC3339), r.Bets, cluster.FormatNodes(ns), node)
+		fmt.Fprintf(stdout, "%s: node %d, the one member of a new cluster (ID %s), holding the backup's round of %s (%d bets); start it with CLUSTER_NODES=%s CLUSTER_NODE_ID=%d, "+
+			"then each other node with an empty DB_PATH and CLUSTER_JOIN=true, and add it on this node (server cluster add ID HOST:PORT)\n",
+			db, node, id, r.Started.UTC().Format(time.RFC3339), r.Bets, cluster.FormatNodes(ns), node)
 		return nil
 	}
 	if err := store.Restore(db, f, StoreCheck()); err != nil {

@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, Join: cfg.ClusterJoin, DBPath: opts.DBPath,
 			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers, Insecure: cfg.ClusterInsecure, LogStore: cfg.ClusterLogStore,
-			ArchiveKeep: opts.ArchiveKeep, StoreCheck: opts.StoreCheck, Hooks: testHooks(log)})
+			ArchiveKeep: opts.ArchiveKeep, StoreCheck: opts.StoreCheck, AdminURL: adminURL(admin, cfg.ClusterNodes[cfg.ClusterID]), Hooks: testHooks(log)})
 		if err != nil {
 			log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
 			ln.Close()
@@ -143,6 +143,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	serveErr := c.Serve(ctx, ln) // logs the listen line once it accepts
 	closeErr := c.Close()
+	if errors.Is(serveErr, cluster.ErrRemoved) && closeErr == nil {
+		log.Infof("action: shutdown | result: success | motivo: %s", logformat.Value("removed from the cluster"))
+		return 0
+	}
 	if serveErr != nil {
 		hint := ""
 		if errors.Is(serveErr, store.ErrDamaged) {
@@ -188,6 +192,20 @@ their defaults and what they set:
 ` + settings.Keys(defaults, func(key string) string { return key }) + `
 More in the README's Configuration section and docs/cluster.md.
 `
+
+// adminURL is the URL of the admin listener ln (nil: none) as a peer
+// reaches it: a listener on every interface is named by the host of the
+// node's cluster address.
+func adminURL(ln net.Listener, clusterAddr string) string {
+	if ln == nil {
+		return ""
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host, _, _ = net.SplitHostPort(clusterAddr)
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 // replicaGCPercent is a replica's GOGC.
 const replicaGCPercent = 200

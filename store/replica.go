@@ -42,6 +42,12 @@ const (
 	// reports NewRound; the caller archives the file and begins the next
 	// round in a new one (package cluster), at the same entry.
 	CmdNewRound
+	// CmdVersion raises the cluster's version (Version): the entry format
+	// every member reads. It never lowers it.
+	CmdVersion
+	// CmdCheckpoint holds the store to the leader's Summary of its own at
+	// the same log index (summary.go).
+	CmdCheckpoint
 )
 
 // Command is one replicated write.
@@ -53,6 +59,8 @@ type Command struct {
 	Total    uint64       // CmdFinish
 	Agencies int          // CmdBegin, CmdNewRound
 	At       time.Time    // the leader's clock: CmdBegin, CmdFinish, CmdDelivered, CmdNewRound
+	Version  int          // CmdVersion
+	Summary  *Summary     // CmdCheckpoint
 }
 
 // Entry is a command at its index in the log.
@@ -73,6 +81,9 @@ type Applied struct {
 	// next one begins in a new file.
 	NewRound bool
 	Skipped  bool // at or below the applied index: applied before
+	// Checked: this entry (CmdCheckpoint) held the store to the leader's,
+	// and it was the same.
+	Checked bool
 }
 
 // ErrIncomplete means a finish announced more bets than are committed.
@@ -118,7 +129,7 @@ func (s *Store) Apply(entries []Entry) ([]Applied, error) {
 				out[i].Skipped = true
 				continue
 			}
-			if out[i], err = s.applyTx(tx, mem, e.Cmd, &today); err != nil {
+			if out[i], err = s.applyTx(tx, mem, e, last, &today); err != nil {
 				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
 			last = e.Index
@@ -137,10 +148,12 @@ func (s *Store) Apply(entries []Entry) ([]Applied, error) {
 	return out, nil
 }
 
-// applyTx applies one command inside tx.
-func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (Applied, error) {
+// applyTx applies one entry inside tx; prev is the index of the last entry
+// applied before it.
+func (s *Store) applyTx(tx *bolt.Tx, mem *arena, e Entry, prev uint64, today **time.Time) (Applied, error) {
 	var a Applied
 	var err error
+	c := e.Cmd
 	switch c.Kind {
 	case CmdBegin:
 		meta := tx.Bucket(bucketMeta)
@@ -173,6 +186,17 @@ func (s *Store) applyTx(tx *bolt.Tx, mem *arena, c Command, today **time.Time) (
 		if a.NewRound, err = overTx(tx); err == nil && !a.NewRound {
 			err = ErrRoundOpen
 		}
+	case CmdVersion:
+		meta := tx.Bucket(bucketMeta)
+		var v uint64
+		if v, err = getUint(meta, bucketMeta, keyClusterVersion); err == nil && uint64(c.Version) > v {
+			err = meta.Put(keyClusterVersion, strconv.AppendInt(nil, int64(c.Version), 10))
+		}
+	case CmdCheckpoint:
+		if c.Summary == nil {
+			return a, fmt.Errorf("%w: a checkpoint without its summary", ErrUnknownCommand)
+		}
+		a.Checked, err = checkpointTx(tx, prev, e.Index, c.Summary)
 	default:
 		return a, fmt.Errorf("%w: kind %d", ErrUnknownCommand, c.Kind)
 	}
