@@ -63,18 +63,17 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 	}
 	defer src.Close()
 	// Resume by bet offset: skip the valid bets the central already has.
+	// The digest runs over every bet read, in the order they are sent: at
+	// the finish, over every bet the central acknowledged.
 	d := lottery.NewDigest()
 	own := map[string]int{}
-	src = &tallied{Source: src, own: own}
+	src = &tallied{Source: src, own: own, digest: d}
 	for i := uint64(0); i < w.Committed; i++ {
-		bet, err := src.Next()
-		if err == io.EOF {
+		if _, err := src.Next(); err == io.EOF {
 			return false, permanentf("the central has %d bets of agency %d but %s has only %d valid bets: %w", w.Committed, a.opts.ID, a.bets.Name(), i, errNotOurs)
-		}
-		if err != nil {
+		} else if err != nil {
 			return false, permanent(err)
 		}
-		d.Add(&bet)
 	}
 	if w.Committed > 0 && w.Digest == zeroDigest {
 		return false, permanentf("the central holds %d bets for agency %d but no digest of them: it cannot show they are this agency's: %w",
@@ -141,7 +140,10 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 	if f.Committed != acked {
 		return progress, permanentf("central recorded agency %d's finish with %d bets; this agency sent %d: %w", a.opts.ID, f.Committed, acked, errNotOurs)
 	}
-	a.log.Infof("action: fin_envio | result: success | finalizadas: %d | agencias: %d", f.Count, f.Agencies)
+	// The digest of the bets the central acknowledged: the agency's line of
+	// the round's signed record must show it (server verify-round).
+	sum := d.Sum()
+	a.log.Infof("action: fin_envio | result: success | finalizadas: %d | agencias: %d | apuestas: %d | resumen: %x", f.Count, f.Agencies, acked, sum[:])
 	a.own = own // the whole stream was read: these are the agency's winning bets
 	return true, nil
 }
@@ -149,13 +151,15 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 // tallied counts the winning bets of the bets it yields.
 type tallied struct {
 	Source
-	own map[string]int
+	own    map[string]int
+	digest *lottery.Digest // of every bet yielded
 }
 
 func (t *tallied) Next() (lottery.Bet, error) {
 	bet, err := t.Source.Next()
 	if err == nil {
 		tally(t.own, &bet)
+		t.digest.Add(&bet)
 	}
 	return bet, err
 }

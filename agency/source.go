@@ -320,3 +320,26 @@ func singleBetFromEnv(agency int, getenv func(string) string) (bet lottery.Bet, 
 	}
 	return bet, true, nil
 }
+
+// ReadFile reads the agency's CSV file at path as the agency does for a
+// round that started on day: fn gets each valid bet, in the order the
+// agency sends them (invalid rows skipped, as it skips them). Its error is
+// the file's: unreadable, or with rows a syntax error swallowed (which the
+// agency never finishes with).
+func ReadFile(path string, agency int, day time.Time, fn func(bet *lottery.Bet)) error {
+	src, err := openCSV(path, agency, logformat.Discard, 1<<62, day)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for {
+		bet, err := src.Next()
+		if err == io.EOF {
+			return src.Err()
+		}
+		if err != nil {
+			return err
+		}
+		fn(&bet)
+	}
+}

@@ -45,6 +45,7 @@ type Central struct {
 	bar     atomic.Pointer[barrier] // the round's; replaced when a replica leads, or a round begins
 	metrics *metrics
 	cluster Replica // nil on one central
+	signer  signer  // signs the drawn round's record (record.go)
 
 	replicaMu sync.Mutex
 	replicas  map[net.Conn]bool // connections handed to raft
@@ -111,6 +112,7 @@ func New(opts Options) (*Central, error) {
 		owners:   newOwners(func(c net.Conn) { conns.fence(c, protocol.CodeReplaced) }),
 
 		adminTimeouts: defaultAdminTimeouts,
+		signer:        signerOf(opts.TLS),
 	}
 	if lc != nil {
 		c.draws = lc
@@ -118,6 +120,9 @@ func New(opts Options) (*Central, error) {
 	c.round.Store(uint64(r.Started.UnixNano()))
 	c.bar.Store(newBarrier(r.AgencyCount(opts.Agencies), r.Finished, winners))
 	c.metrics = newMetrics(c)
+	if lc != nil {
+		c.recordRound() // a drawn round whose record a crash left unwritten
+	}
 	return c, nil
 }
 

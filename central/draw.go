@@ -165,6 +165,7 @@ func (c *Central) draw(ctx context.Context) (map[int][]string, error) {
 	if err := c.draws.SaveDraw(c.opts.Now(), agencies, winners); err != nil {
 		return nil, err
 	}
+	c.recordRound()
 	c.metrics.drawSeconds.Set(time.Since(start).Seconds())
 	c.log.Infof("action: sorteo | result: success | ganadores: %d | apuestas: %d | duracion: %s",
 		total, scanned, time.Since(start).Round(time.Millisecond))
@@ -188,6 +189,7 @@ func (c *Central) replicatedDraw() (map[int][]string, error) {
 	if _, err := c.cluster.Verify(); err != nil {
 		return nil, err
 	}
+	c.recordRound()
 	total := 0
 	for _, w := range r.Winners {
 		total += len(w)

@@ -60,8 +60,15 @@ func (c *Central) status() (roundStatus, error) {
 		return roundStatus{}, err
 	}
 	live := c.owners.connected()
-	count := c.barrier().agencies
-	st := roundStatus{Round: time.Unix(0, int64(c.round.Load())).UTC().Format(time.RFC3339), Agencies: count,
+	started, count := time.Unix(0, int64(c.round.Load())), c.barrier().agencies
+	if c.cluster != nil {
+		if serving, _ := c.cluster.Leader(); !serving {
+			// A follower shows the round its store holds, not the last one
+			// it took as a leader.
+			started, count = r.Started, r.AgencyCount(c.opts.Agencies)
+		}
+	}
+	st := roundStatus{Round: started.UTC().Format(time.RFC3339), Agencies: count,
 		Bets: r.Bets, Drawn: r.Drawn, Connected: len(live), commits: c.store.Commits()}
 	seen := map[int]bool{}
 	for _, m := range []map[int]bool{live, r.Finished, r.Delivered} {

@@ -26,6 +26,11 @@ type betStore interface {
 	Round() (store.Round, error)
 	Commits() uint64
 	Backup(w io.Writer) (int64, error)
+	// Summary is the store's counts and digests per agency; Record and
+	// SetRecord, the drawn round's signed record.
+	Summary() (store.Summary, error)
+	Record() ([]byte, error)
+	SetRecord(b []byte) error
 	Close() error
 }
 
@@ -145,6 +150,24 @@ func (l *local) Backup(w io.Writer) (int64, error) {
 	st, done := l.cur()
 	defer done()
 	return st.Backup(w)
+}
+
+func (l *local) Summary() (store.Summary, error) {
+	st, done := l.cur()
+	defer done()
+	return st.Summary()
+}
+
+func (l *local) Record() ([]byte, error) {
+	st, done := l.cur()
+	defer done()
+	return st.Record()
+}
+
+func (l *local) SetRecord(b []byte) error {
+	st, done := l.cur()
+	defer done()
+	return st.SetRecord(b)
 }
 
 func (l *local) Verify() (store.Report, error) {

@@ -166,6 +166,11 @@ type Hooks struct {
 	// Cut reports whether the network between this node and peer is cut: no
 	// connection is made or kept between them.
 	Cut func(peer int) bool
+	// Diverge changes the leader's summary in a checkpoint before this
+	// node holds its store to it, as a store that differs would.
+	Diverge func(leader *store.Summary)
+	// Tune changes the node's configuration at start (snapshots, segments).
+	Tune func(cfg *Config)
 }
 
 // ParseNodes reads CLUSTER_NODES: "1=host:port,2=host:port,3=host:port",

@@ -75,6 +75,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if err != nil {
 			return f.failAll(out, fmt.Errorf("log index %d: %w", l.Index, err))
 		}
+		if h := f.hooks; h != nil && h.Diverge != nil && c.Kind == store.CmdCheckpoint {
+			h.Diverge(c.Summary)
+		}
 		entries = append(entries, store.Entry{Index: l.Index, Cmd: c})
 		at = append(at, i)
 	}

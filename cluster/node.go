@@ -76,6 +76,9 @@ type Node struct {
 	registered chan struct{} // closed when leadership is set
 	fatal      chan error    // the node stops: an entry it could not apply, a refused bootstrap, its removal
 	fatalOnce  sync.Once
+	mismatchMu sync.Mutex
+	mismatches map[int]ID   // peers that answered as another cluster's members
+	outsiders  map[int]bool // peers of this cluster that refused this node as no member
 	snapshot   chan struct{} // the round is over: snapshot now
 	unlock     func() error  // lets go of the raft folder (lock.go)
 	stop       chan struct{}
@@ -93,6 +96,9 @@ type Node struct {
 func Start(cfg Config) (*Node, error) {
 	if _, ok := cfg.Nodes[cfg.ID]; !ok {
 		return nil, fmt.Errorf("node %d is not one of CLUSTER_NODES (%s)", cfg.ID, FormatNodes(cfg.Nodes))
+	}
+	if cfg.Hooks != nil && cfg.Hooks.Tune != nil {
+		cfg.Hooks.Tune(&cfg)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logformat.Discard
@@ -168,6 +174,7 @@ func Start(cfg Config) (*Node, error) {
 		cut = cfg.Hooks.Cut
 	}
 	n.stream = newStreamLayer(cfg.ID, staticAddr(cfg.Nodes[cfg.ID]), cfg.TLS, cfg.Insecure, n.members, n.ident, n.about, n.peers, cut)
+	n.stream.mismatch, n.stream.notMember = n.mismatched, n.refusedAsNoMember
 	cleanup = append(cleanup, n.stream.Close)
 	n.trans = newTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog, MaxRPCsInFlight: 16}))
@@ -205,10 +212,15 @@ func (n *Node) lost(err error) error {
 		ErrRaftState, n.dir, err, n.cfg.ID)
 }
 
-// checkRaftState refuses a log whose first entry is not the one after the
-// latest snapshot (the snapshot the earlier entries were compacted into is
-// gone: raft would panic on the first entry it cannot find).
+// checkRaftState refuses raft state that is not whole: snapshots without
+// the log and stable store beside them, or a log whose first entry is not
+// the one after the latest snapshot (the snapshot the earlier entries were
+// compacted into is gone: raft would panic on the first entry it cannot
+// find).
 func (n *Node) checkRaftState() error {
+	if term, err := n.logs.GetUint64([]byte("CurrentTerm")); err != nil && !notFound(err) || term == 0 {
+		return n.lost(fmt.Errorf("its snapshots are there but its log and stable store are not (no current term): the node would forget its votes"))
+	}
 	first, err := n.logs.FirstIndex()
 	if err != nil {
 		return n.lost(err)
@@ -396,6 +408,48 @@ func (n *Node) refreshMembers() {
 			n.stopFor(ErrRemoved)
 			return
 		}
+	}
+}
+
+// mismatched records that peer answered as a member of another cluster.
+// Once a majority of this node's configuration does, this node's folder is
+// the one out of place (a folder of an earlier cluster at these addresses,
+// or of another cluster): it stops, saying what to do, rather than call
+// elections nobody answers. The members of a live cluster, which hear it
+// from that one node only, go on.
+func (n *Node) mismatched(peer int, other ID) {
+	n.mismatchMu.Lock()
+	if n.mismatches == nil {
+		n.mismatches = map[int]ID{}
+	}
+	n.mismatches[peer] = other
+	count := len(n.mismatches)
+	n.mismatchMu.Unlock()
+	ids := n.members.ids()
+	if len(ids) < 2 || count < len(ids)/2+1 {
+		return
+	}
+	err := fmt.Errorf("%w: this node's folder belongs to cluster %s, but the nodes at %d of its peers' addresses belong to cluster %s: it is a folder of an earlier (or another) cluster at these addresses. "+
+		"Stop it, move DB_PATH and %s aside, and add it to that cluster as a new member (an empty DB_PATH, CLUSTER_JOIN=true, server cluster add on its leader)",
+		ErrOtherCluster, n.ident.get(), count, other, n.dir)
+	n.log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
+	n.stopFor(err)
+}
+
+// refusedAsNoMember records that peer, of this node's cluster, refused it
+// as no member: once a majority of this node's configuration does, it was
+// removed (a follower removed may never receive the entry that removed it:
+// the leader stops replicating to it), and it stops.
+func (n *Node) refusedAsNoMember(peer int) {
+	n.mismatchMu.Lock()
+	if n.outsiders == nil {
+		n.outsiders = map[int]bool{}
+	}
+	n.outsiders[peer] = true
+	count := len(n.outsiders)
+	n.mismatchMu.Unlock()
+	if ids := n.members.ids(); len(ids) >= 2 && count >= len(ids)/2+1 {
+		n.stopFor(ErrRemoved)
 	}
 }
 

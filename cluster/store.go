@@ -80,6 +80,13 @@ func (n *Node) ScanBets(fn func(*lottery.Bet) error) error   { return n.fsm.stor
 // leader runs it before it announces the winners of the round.
 func (n *Node) Verify() (store.Report, error) { return n.fsm.store().Verify() }
 
+// Summary, Record and SetRecord are the local replica's (store.Store's):
+// the record is written by the node that led when the round was drawn, in
+// its own store, signed with its own key.
+func (n *Node) Summary() (store.Summary, error) { return n.fsm.store().Summary() }
+func (n *Node) Record() ([]byte, error)         { return n.fsm.store().Record() }
+func (n *Node) SetRecord(b []byte) error        { return n.fsm.store().SetRecord(b) }
+
 // Backup writes a consistent copy of this replica's store to w (see
 // store.Store.Backup): on the leader, every committed entry.
 func (n *Node) Backup(w io.Writer) (int64, error) { return n.fsm.store().Backup(w) }

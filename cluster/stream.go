@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,9 +34,13 @@ type streamLayer struct {
 	open    bool        // plaintext replicas are accepted (Config.Insecure)
 	members *members
 	ident   *identity
-	about   func() info         // what this node says of itself
-	peers   *peers              // what its peers said of themselves
-	cut     func(peer int) bool // Hooks.Cut; nil: never
+	about   func() info // what this node says of itself
+	peers   *peers      // what its peers said of themselves
+	// mismatch is told of a peer that answered as another cluster's member,
+	// notMember of one of this cluster that refused this node as no member.
+	mismatch  func(peer int, cluster ID)
+	notMember func(peer int)
+	cut       func(peer int) bool // Hooks.Cut; nil: never
 
 	mu   sync.Mutex
 	live map[*peerConn]struct{}
@@ -150,6 +155,9 @@ func (s *streamLayer) handoff(conn net.Conn, certID int) (int, error) {
 	return h.from, fmt.Errorf("%w: raft did not take the connection", ErrPeerRefused)
 }
 
+// notAMember is how a refusal says the dialer is not a member.
+const notAMember = "is not a member of this cluster"
+
 // ErrProbe is a probe's answer: the connection was only a question (a
 // node bootstrapping, or the leader checking a node it adds).
 var ErrProbe = errors.New("a probe: answered, and closed")
@@ -180,7 +188,7 @@ func (s *streamLayer) admit(h hello, certID int) error {
 	case s.tls != nil && certID != h.from:
 		return fmt.Errorf("%w: the certificate names replica %d, the connection claims node %d", ErrPeerRefused, certID, h.from)
 	case !s.members.isMember(h.from):
-		return fmt.Errorf("%w: node %d is not a member of this cluster", ErrPeerRefused, h.from)
+		return fmt.Errorf("%w: node %d %s", ErrPeerRefused, h.from, notAMember)
 	case s.cut != nil && s.cut(h.from):
 		return fmt.Errorf("%w: the network to node %d is cut (test)", ErrPeerRefused, h.from)
 	}
@@ -222,12 +230,22 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	}
 	peer, why := parseInfo(r.reason)
 	if !r.ok {
+		own := s.ident.get()
+		switch {
+		case !r.cluster.IsZero() && r.cluster != own && !own.IsZero() && s.mismatch != nil:
+			s.mismatch(to, r.cluster)
+		case r.cluster == own && strings.Contains(why, notAMember) && s.notMember != nil:
+			s.notMember(to)
+		}
 		return fail(fmt.Errorf("%w: node %d at %s: %s", ErrPeerRefused, to, address, why))
 	}
 	if r.node != to {
 		return fail(fmt.Errorf("%w: %s is node %d, not node %d", ErrPeerRefused, address, r.node, to))
 	}
 	if err := s.ident.check(r.cluster); err != nil {
+		if errors.Is(err, ErrClusterMismatch) && s.mismatch != nil {
+			s.mismatch(to, r.cluster)
+		}
 		return fail(fmt.Errorf("node %d at %s: %w", to, address, err))
 	}
 	s.peers.heard(to, peer)

@@ -84,6 +84,21 @@ func (pc *processCluster) runAgencies(data string, env ...string) []*proc {
 	return procs
 }
 
+// waitList runs server cluster list against node i until its output
+// matches re, and returns it.
+func (pc *processCluster) waitList(i int, re string) string {
+	pc.t.Helper()
+	var out string
+	if !poll(time.Minute, func() bool {
+		var err error
+		out, err = pc.command(i, "cluster", "list")
+		return err == nil && regexp.MustCompile(re).MatchString(out)
+	}) {
+		pc.t.Fatalf("server cluster list never matched %s:\n%s", re, out)
+	}
+	return out
+}
+
 // kill ends node i with SIGKILL.
 func (pc *processCluster) kill(i int) {
 	pc.procs[i].cmd.Process.Kill()
@@ -100,12 +115,13 @@ func TestCluster_FailedApplyExitsNonZero(t *testing.T) {
 		t.Skip("cluster test skipped in -short mode")
 	}
 	pc := newProcessCluster(t, 2, "")
-	pc.start(0)
-	pc.start(1)
-	lead := pc.leader(-1)
-	applied, _ := pc.applied(lead)
-	pc.env[2] = []string{fmt.Sprintf("TP0_TEST_FAIL_APPLY=%d", applied+20)}
-	pc.start(2)
+	// A new cluster bootstraps with all of its nodes: node 3 among them,
+	// its disk failing from entry 40 on (the round's first batches).
+	pc.env[2] = []string{"TP0_TEST_FAIL_APPLY=40"}
+	for i := range 3 {
+		pc.start(i)
+	}
+	pc.leader(-1)
 	agencies := pc.runAgencies(genData)
 	if code := pc.procs[2].wait(2 * time.Minute); code != 1 {
 		t.Fatalf("the node that could not apply exited %d, want 1", code)
@@ -125,7 +141,7 @@ func TestCluster_FailedApplyExitsNonZero(t *testing.T) {
 			t.Errorf("node 3's /metrics has no %s", want)
 		}
 	}
-	lead = pc.servingNode()
+	lead := pc.servingNode()
 	for _, want := range []string{`tp0_cluster_peer_lag_entries\{node="\d",peer="3"\} \d+`, `tp0_cluster_peer_last_contact_seconds\{node="\d",peer="3"\} [0-9]`,
 		`tp0_cluster_commit_seconds_count\{node="\d"\} [1-9]`} {
 		if m := pc.metrics(lead); !regexp.MustCompile(want).MatchString(m) {
@@ -164,10 +180,10 @@ func TestCluster_FollowerOnAFullDisk(t *testing.T) {
 		}
 	}
 	link()
-	pc.start(0)
-	pc.start(1)
+	for i := range 3 {
+		pc.start(i)
+	}
 	pc.leader(-1)
-	pc.start(2)
 	agencies := pc.runAgencies(genData)
 	if code := pc.procs[2].wait(2 * time.Minute); code != 1 {
 		t.Fatalf("the node on a full disk exited %d, want 1", code)
@@ -384,14 +400,12 @@ func TestCluster_ReplaceLostMachine(t *testing.T) {
 	four := pc.addNode()
 	pc.start(four)
 	pc.procs[four].waitLine(`action: cluster_start \| result: success .*unirse: true`, time.Minute)
-	if out, err := pc.command(lead, "cluster", "add", "4", pc.addrs[four]); err != nil {
+	if out, err := pc.command(lead, "cluster", "add", "4", pc.addrs[four]); err != nil || !strings.Contains(out, "added as a non-voter") {
 		t.Fatalf("add 4: %v\n%s", err, out)
 	}
-	out, err := pc.command(lead, "cluster", "list")
-	if err != nil {
-		t.Fatalf("list: %v\n%s", err, out)
-	}
-	for _, want := range []string{`(?m)^1 +127`, `(?m)^2 +127`, `(?m)^4 +` + regexp.QuoteMeta(pc.addrs[four]) + ` +voter`} {
+	// The leader promotes it once it has caught up.
+	out := pc.waitList(lead, `(?m)^4 +`+regexp.QuoteMeta(pc.addrs[four])+` +voter +follower +yes`)
+	for _, want := range []string{`(?m)^1 +127`, `(?m)^2 +127`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("server cluster list has no row %s:\n%s", want, out)
 		}

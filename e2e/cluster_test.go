@@ -101,17 +101,24 @@ func startProcessCluster(t *testing.T, agencies int, tlsDir string) *processClus
 // newProcessCluster lays out three nodes without starting them.
 func newProcessCluster(t *testing.T, agencies int, tlsDir string) *processCluster {
 	t.Helper()
+	return newProcessClusterOf(t, 3, agencies, tlsDir)
+}
+
+// newProcessClusterOf lays out n nodes, bootstrapped together, without
+// starting them.
+func newProcessClusterOf(t *testing.T, n, agencies int, tlsDir string) *processCluster {
+	t.Helper()
 	pc := &processCluster{t: t, agency: agencies, tlsDir: tlsDir, gone: map[int]bool{}, join: map[int]bool{}, env: map[int][]string{}}
 	var parts []string
-	for i, port := range freePorts(t, 3) {
+	for i, port := range freePorts(t, n) {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		pc.addrs = append(pc.addrs, addr)
 		parts = append(parts, fmt.Sprintf("%d=%s", i+1, addr))
 		pc.dbs = append(pc.dbs, filepath.Join(t.TempDir(), "bets.db"))
 	}
 	pc.nodes = strings.Join(parts, ",")
-	pc.procs = make([]*central, 3)
-	pc.admin = make([]string, 3)
+	pc.procs = make([]*central, n)
+	pc.admin = make([]string, n)
 	return pc
 }
 
@@ -163,6 +170,17 @@ func (pc *processCluster) command(i int, args ...string) (string, error) {
 
 func (pc *processCluster) start(i int) {
 	pc.t.Helper()
+	p := pc.launch(i)
+	line := p.waitLine(`action: admin_listen \| result: success \| direccion: `, 20*time.Second)
+	pc.admin[i] = "http://" + line[strings.LastIndex(line, " ")+1:]
+	listenAddr(p)
+	pc.procs[i] = &central{proc: p, addr: pc.addrs[i], dbPath: pc.dbs[i]}
+}
+
+// launch starts node i's process and returns it without waiting for it to
+// listen (a node that is refused at start never does).
+func (pc *processCluster) launch(i int) *proc {
+	pc.t.Helper()
 	port := pc.addrs[i][strings.LastIndex(pc.addrs[i], ":")+1:]
 	env := []string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, fmt.Sprintf("AGENCIES=%d", pc.agency),
 		"DB_PATH=" + pc.dbs[i], "CLUSTER_NODES=" + pc.nodesFor(i), fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s",
@@ -173,11 +191,7 @@ func (pc *processCluster) start(i int) {
 	} else {
 		env = append(env, "CLUSTER_INSECURE=true")
 	}
-	p := start(pc.t, "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
-	line := p.waitLine(`action: admin_listen \| result: success \| direccion: `, 20*time.Second)
-	pc.admin[i] = "http://" + line[strings.LastIndex(line, " ")+1:]
-	listenAddr(p)
-	pc.procs[i] = &central{proc: p, addr: pc.addrs[i], dbPath: pc.dbs[i]}
+	return start(pc.t, "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
 }
 
 // applied reads node i's applied index from its /api/status.

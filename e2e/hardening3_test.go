@@ -24,10 +24,9 @@ func noCrash(t *testing.T, p *proc) {
 	}
 }
 
-// A damaged store is refused with a clean line and a hint, never a crash:
-// a file cut short at open, a flipped digit in a stored row, which only the
-// draw reads, once the central runs (it once died of SIGBUS, or panicked in
-// the draw at every restart).
+// A damaged store is refused at start with one clean line naming what is
+// damaged and what to do, never a crash: a file cut short, a flipped digit
+// in a stored row (a batch that fails its checksum).
 func TestHardening3_DamagedStore(t *testing.T) {
 	t.Parallel()
 	t.Run("Truncated", func(t *testing.T) {
@@ -42,7 +41,7 @@ func TestHardening3_DamagedStore(t *testing.T) {
 		if code := p.wait(30 * time.Second); code != 1 {
 			t.Fatalf("exit %d on a truncated store", code)
 		}
-		p.waitLine(`action: open_store \| result: fail \| db_path: .* is truncated: .* \| sugerencia: restore the file from a backup`, time.Second)
+		p.waitLine(`action: open_store \| result: fail \| db_path: .* \| error: .*not a bets store file \(damaged\).* \| sugerencia: restore the file from a backup`, time.Second)
 		noCrash(t, p)
 	})
 	t.Run("Empty", func(t *testing.T) {
@@ -55,16 +54,19 @@ func TestHardening3_DamagedStore(t *testing.T) {
 		}
 		p.waitLine(`action: open_store \| result: fail .* is empty \(0 bytes\)`, time.Second)
 	})
-	t.Run("DamagedRowWhereTheDrawReads", func(t *testing.T) {
+	t.Run("DigitOfAStoredRow", func(t *testing.T) {
 		t.Parallel()
 		path := storetest.DamagedRow(t, 2)
-		for run := 1; run <= 2; run++ { // and again at the restart: the same clean stop
+		for run := 1; run <= 2; run++ { // and again at the restart: the same refusal
 			p := start(t, "server", t.TempDir(), "SERVER_IP=127.0.0.1", "SERVER_PORT=0", "AGENCIES=2", "DB_PATH="+path)
 			if code := p.wait(30 * time.Second); code != 1 {
 				t.Fatalf("run %d: exit %d", run, code)
 			}
-			p.waitLine(`action: store \| result: fail \| error: not a bets store file \(damaged\): .* \| sugerencia: `, time.Second)
-			p.waitLine(`action: shutdown \| result: fail`, time.Second)
+			line := p.waitLine(`action: open_store \| result: fail \| db_path: .* batch 000000000001\.\.000000001000 of agency 1: its checksum is .* \| sugerencia: restore the file from a backup`, time.Second)
+			if n := len(p.grep(`result: fail`)); n != 1 {
+				t.Fatalf("run %d: %d fail lines, want one:\n%s", run, n, p.output())
+			}
+			t.Log(line)
 			noCrash(t, p)
 		}
 	})

@@ -45,8 +45,9 @@ func Backup(args []string, stdout, stderr io.Writer) int {
 }
 
 // backup fetches the store into out (whole or not at all) and checks it.
+// A follower's copy says so, on stdout and in the copy (restore prints it).
 func backup(c *adminapi.Client, out string, stdout io.Writer) error {
-	_, body, err := c.Stream(context.Background(), adminapi.PathBackup)
+	h, body, err := c.Stream(context.Background(), adminapi.PathBackup)
 	if err != nil {
 		return err
 	}
@@ -65,12 +66,31 @@ func backup(c *adminapi.Client, out string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the copy (%d bytes) %w", n, err)
 	}
+	if role := h.Get(adminapi.HeaderBackupRole); role != "" {
+		origin := fmt.Sprintf("node %s, %s, applied log index %s, leader %s, taken %s", h.Get(adminapi.HeaderBackupNode), role,
+			h.Get(adminapi.HeaderBackupApplied), h.Get(adminapi.HeaderBackupLeader), time.Now().UTC().Format(time.RFC3339))
+		if err := setOrigin(tmp, origin); err != nil {
+			return err
+		}
+		if role != "leader" {
+			fmt.Fprintf(stdout, "WARNING: a copy of a follower's store (%s): it may lack the newest acknowledged bets; take backups from the leader\n", origin)
+		}
+	}
 	if err := os.Rename(tmp, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d bytes, checked; round of %s, %d bets, %d agencies finished, drawn: %t\n",
 		out, n, r.Started.UTC().Format(time.RFC3339), r.Bets, len(r.Finished), r.Drawn)
 	return nil
+}
+
+// setOrigin records where the backup at path came from, in it.
+func setOrigin(path, origin string) error {
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	return errors.Join(s.SetOrigin(origin), s.Close())
 }
 
 // checkBackup checks the store file at path whole (in a child process,
@@ -132,9 +152,15 @@ func restore(from, db, nodes string, node int, stdout io.Writer) error {
 	if _, err := os.Stat(db); err == nil {
 		return fmt.Errorf("%s exists: move it aside first", db)
 	}
+	if dir := filepath.Dir(db); !exists(dir) {
+		return fmt.Errorf("the folder %s does not exist: create it first (mkdir -p %s)", dir, dir)
+	}
 	r, err := checkBackup(from)
 	if err != nil {
 		return fmt.Errorf("the backup %s %w", from, err)
+	}
+	if origin := originOf(from); origin != "" {
+		fmt.Fprintf(stdout, "%s: a backup of %s\n", from, origin)
 	}
 	f, err := os.Open(from)
 	if err != nil {
@@ -171,3 +197,16 @@ func restore(from, db, nodes string, node int, stdout io.Writer) error {
 		db, r.Started.UTC().Format(time.RFC3339), r.Bets, len(r.Finished), r.Drawn)
 	return nil
 }
+
+// originOf is where the backup at path came from, as it says.
+func originOf(path string) string {
+	s, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		return ""
+	}
+	defer s.Close()
+	o, _ := s.Origin()
+	return o
+}
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
+	"github.com/loteria-nacional/tp0/store"
 )
 
 // testHooks are the cluster's test faults, from the environment, in the
@@ -22,6 +23,8 @@ import (
 //	TP0_TEST_FAIL_APPLY=N    applying a batch that holds entry N or a later one fails (a disk that breaks)
 //	TP0_TEST_FAIL_BARRIER=1  every preparation as leader fails (a leader that cannot catch up)
 //	TP0_TEST_CUT_FILE=PATH   the node ids whose network is cut, one line each, read again every 10 ms
+//	TP0_TEST_DIVERGE=1       this node's store differs from the leader's at every checkpoint (agency 1's digest)
+//	TP0_TEST_COMPACT=1       a snapshot every 64 entries, 16 kept behind it, raft-wal segments of 64 KiB: a log compacted soon
 func testHooks(log logformat.Logger) *cluster.Hooks {
 	h := &cluster.Hooks{}
 	if v := os.Getenv("TP0_TEST_FAIL_APPLY"); v != "" {
@@ -42,7 +45,20 @@ func testHooks(log logformat.Logger) *cluster.Hooks {
 	if path := os.Getenv("TP0_TEST_CUT_FILE"); path != "" {
 		h.Cut = cutFile(path)
 	}
-	if h.Apply == nil && h.Barrier == nil && h.Cut == nil {
+	if os.Getenv("TP0_TEST_DIVERGE") == "1" {
+		h.Diverge = func(leader *store.Summary) {
+			a := leader.Agencies[1]
+			a.Digest[0] ^= 1
+			leader.Agencies[1] = a
+		}
+	}
+	if os.Getenv("TP0_TEST_COMPACT") == "1" {
+		h.Tune = func(cfg *cluster.Config) {
+			cfg.Snapshots = cluster.Snapshots{Interval: 500 * time.Millisecond, Threshold: 64, Trailing: 16}
+			cfg.WALSegmentSize = 64 << 10
+		}
+	}
+	if h.Apply == nil && h.Barrier == nil && h.Cut == nil && h.Diverge == nil && h.Tune == nil {
 		return nil
 	}
 	log.Warningf("action: config | result: success | aviso: a test build: faults from TP0_TEST_* are on")

@@ -106,7 +106,7 @@ func (c InChild) Check(path string) error {
 	if !errors.As(err, &exit) {
 		return fmt.Errorf("checking %s: %w", path, err)
 	}
-	why := childReason(out.String())
+	why := childReason(out.String(), path)
 	if exit.ExitCode() == childLocked {
 		return fmt.Errorf("%w: %s", ErrLocked, why)
 	}
@@ -129,9 +129,11 @@ func ChildExit(err error) int {
 	return 1
 }
 
-// childReason is what a check's process said of the file: its last line,
-// or, for a crash, the runtime's first line (a stack overflow, a fault).
-func childReason(out string) string {
+// childReason is what a check's process said of the file at path: its last
+// line, without the words this process adds again (the file's name, that
+// it is damaged), or, for a crash, the runtime's first line (a stack
+// overflow, a fault).
+func childReason(out, path string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for _, l := range lines {
 		if strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "runtime: goroutine stack exceeds") || strings.HasPrefix(l, "unexpected fault") {
@@ -139,6 +141,12 @@ func childReason(out string) string {
 		}
 	}
 	last := strings.TrimSpace(lines[len(lines)-1])
+	if _, rest, ok := strings.Cut(last, ": "); ok && strings.HasPrefix(last, "server ") {
+		last = rest // the command's name
+	}
+	for _, again := range []string{"check " + path + ": ", fmt.Sprintf("%v (%v): ", ErrInvalidFile, ErrDamaged), path + ": ", errDamagedData.Error() + ": "} {
+		last = strings.ReplaceAll(last, again, "")
+	}
 	if len(last) > 400 {
 		last = last[:400] + "…"
 	}

@@ -324,3 +324,38 @@ func (s *Store) SetReplica(applied uint64, cluster string) error {
 		return errors.Join(meta.Put(keyApplied, strconv.AppendUint(nil, applied, 10)), meta.Put(keyCluster, []byte(cluster)))
 	})
 }
+
+var keyOrigin = []byte("backup_of")
+
+// SetOrigin records where a backup came from (its node, role and applied
+// index), in the backup's own file.
+func (s *Store) SetOrigin(text string) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(text)) })
+}
+
+// Origin is what SetOrigin recorded ("": a copy that says nothing of it).
+func (s *Store) Origin() (string, error) {
+	var o string
+	err := s.view(func(tx *bolt.Tx) error {
+		o = string(tx.Bucket(bucketMeta).Get(keyOrigin))
+		return nil
+	})
+	return o, err
+}
+
+var keyRecord = []byte("round_record")
+
+// SetRecord keeps the drawn round's signed record (package record).
+func (s *Store) SetRecord(b []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyRecord, b) })
+}
+
+// Record is the round's signed record (nil: none was written).
+func (s *Store) Record() ([]byte, error) {
+	var b []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		b = bytes.Clone(tx.Bucket(bucketMeta).Get(keyRecord))
+		return nil
+	})
+	return b, err
+}
