@@ -77,8 +77,8 @@ type Node struct {
 	fatal      chan error    // the node stops: an entry it could not apply, a refused bootstrap, its removal
 	fatalOnce  sync.Once
 	mismatchMu sync.Mutex
-	mismatches map[int]ID   // peers that answered as another cluster's members
-	outsiders  map[int]bool // peers of this cluster that refused this node as no member
+	mismatches map[int]ID    // peers that answered as another cluster's members
+	outsiders  map[int]bool  // peers of this cluster that refused this node as no member
 	snapshot   chan struct{} // the round is over: snapshot now
 	unlock     func() error  // lets go of the raft folder (lock.go)
 	stop       chan struct{}
