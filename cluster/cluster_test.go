@@ -118,7 +118,7 @@ func TestMarker(t *testing.T) {
 	}
 	s.Close()
 	id := NewID()
-	if err := writeMarker(dir, db, 7, id); err != nil {
+	if err := writeMarker(dir, db, 7, 9, id); err != nil {
 		t.Fatal(err)
 	}
 	m, ok, err := takeMarker(dir)

@@ -230,6 +230,14 @@ func (n *Node) checkRaftState() error {
 		return n.lost(fmt.Errorf("the log starts at index %d, and the entries before it are in no snapshot (the latest in %s is at index %d): its snapshots are gone",
 			first, filepath.Join(n.dir, "snapshots"), snap))
 	}
+	last, err := n.logs.LastIndex()
+	if err != nil {
+		return n.lost(err)
+	}
+	if m, ok := peekMarker(n.dir); ok && (m.LastLog > max(last, snap) || m.Applied > max(last, snap)) {
+		return n.lost(fmt.Errorf("the log ends at index %d (its latest snapshot at %d), but at the clean stop it ended at %d, with %d applied: entries the node had are gone (log segments removed?)",
+			last, snap, m.LastLog, m.Applied))
+	}
 	return nil
 }
 
@@ -549,10 +557,11 @@ func (n *Node) Close() error {
 		n.trans.Close()
 		damaged := n.fsm.store().Damage()
 		applied, ferr := n.fsm.close()
-		lerr := n.logs.Close()
+		lastLog, lerr := n.logs.LastIndex()
+		lerr = errors.Join(lerr, n.logs.Close())
 		var err error
-		if ferr == nil && n.fsm.latched() == nil && damaged == nil {
-			err = writeMarker(n.dir, n.cfg.DBPath, applied, n.ident.get())
+		if ferr == nil && lerr == nil && n.fsm.latched() == nil && damaged == nil {
+			err = writeMarker(n.dir, n.cfg.DBPath, applied, lastLog, n.ident.get())
 		}
 		n.closeErr = errors.Join(err, ferr, lerr, n.unlock())
 	})

@@ -220,5 +220,5 @@ func Seed(cfg Config, backup io.Reader) (ID, error) {
 	if err := errors.Join(logs.Set(keyClusterID, id[:]), logs.SetUint64([]byte("CurrentTerm"), 1)); err != nil {
 		return ID{}, err
 	}
-	return id, writeMarker(cfg.DBPath+".raft", cfg.DBPath, 1, id)
+	return id, writeMarker(cfg.DBPath+".raft", cfg.DBPath, 1, 1, id)
 }

@@ -39,15 +39,18 @@ type marker struct {
 	Applied uint64        `json:"applied_index"`
 	File    store.FileSum `json:"file"`
 	Cluster string        `json:"cluster_id"`
+	// LastLog is the raft log's last index at the stop: a log that ends
+	// before it at the next start lost entries.
+	LastLog uint64 `json:"last_log_index"`
 }
 
 // writeMarker records the closed store at path as cleanly stopped.
-func writeMarker(dir, path string, applied uint64, cluster ID) error {
+func writeMarker(dir, path string, applied, lastLog uint64, cluster ID) error {
 	sum, err := store.SumFile(path)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(marker{Applied: applied, File: sum, Cluster: cluster.String()})
+	b, err := json.Marshal(marker{Applied: applied, File: sum, Cluster: cluster.String(), LastLog: lastLog})
 	if err != nil {
 		return err
 	}
@@ -65,6 +68,16 @@ func writeMarker(dir, path string, applied uint64, cluster ID) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// peekMarker reads the clean marker, leaving it (ok false: none, or one
+// that cannot be read).
+func peekMarker(dir string) (m marker, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, markerName))
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return marker{}, false
+	}
+	return m, true
 }
 
 // takeMarker reads and removes the clean marker; ok is false when there is

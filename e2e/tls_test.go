@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/loteria-nacional/tp0/pki"
 	"github.com/loteria-nacional/tp0/protocol"
+	"github.com/loteria-nacional/tp0/record"
 )
 
 // testPKI is a lottery CA with the central's pair and agencies 1..3, plus
@@ -204,5 +211,84 @@ func TestTLS_WholeRound(t *testing.T) {
 	}
 	if rep.total != total {
 		t.Fatalf("stored %d bets over TLS, want %d", rep.total, total)
+	}
+	checkRoundRecord(t, p, db, agencies[1:])
+}
+
+// checkRoundRecord exports the drawn round's signed record from the store
+// at db and checks it as a regulator would, with the agencies' files: it
+// verifies, each agency's logged digest is its line's, and a record cut
+// short, re-signed, edited, of another round or held to other data is
+// refused with one line naming the check, exit 1.
+func checkRoundRecord(t *testing.T, p testPKI, db string, agencies []*proc) {
+	t.Helper()
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "round.json")
+	if out, err := runServer("export", "--db", db, "--round", rec); err != nil {
+		t.Fatalf("export --round: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o700)
+	for id := range agencies {
+		b, _ := os.ReadFile(filepath.Join(genData, fmt.Sprintf("agency-%d.csv", id+1)))
+		os.WriteFile(filepath.Join(data, fmt.Sprintf("agency-%d.csv", id+1)), b, 0o600)
+	}
+	out, err := runServer("verify-round", rec, "--ca", p.file("ca.crt"), "--data", data)
+	if err != nil || !strings.Contains(out, "the signature is good") || !strings.Contains(out, "agencies' bets and winners are those of") {
+		t.Fatalf("verify-round: %v\n%s", err, out)
+	}
+	file, _ := os.ReadFile(rec)
+	for id, a := range agencies {
+		line := a.waitLine(`action: fin_envio \| result: success`, time.Second)
+		digest := line[strings.LastIndex(line, " ")+1:]
+		if !strings.Contains(string(file), `"agency":`+strconv.Itoa(id+1)+`,"bets":`) || !strings.Contains(string(file), `"digest":"`+digest+`"`) {
+			t.Errorf("agency %d logged digest %s, which is not its line of the record", id+1, digest)
+		}
+	}
+	agency, err := pki.Read(p.dir, "agency-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Record record.Record `json:"record"`
+	}
+	if err := json.Unmarshal(file, &body); err != nil {
+		t.Fatal(err)
+	}
+	resigned, _ := body.Record.Sign(agency.Key, agency.Cert)
+	other := body.Record
+	other.Round = "2026-01-02T03:04:05Z"
+	otherRound, _ := other.Sign(agency.Key, agency.Cert)
+	changed := filepath.Join(dir, "changed")
+	os.MkdirAll(changed, 0o700)
+	for id := range agencies {
+		b, _ := os.ReadFile(filepath.Join(data, fmt.Sprintf("agency-%d.csv", id+1)))
+		if id == 1 {
+			b = append(b, []byte("Ana,Paz,12345678,1990-01-01,7574\n")...) // a bet the central never stored
+		}
+		os.WriteFile(filepath.Join(changed, fmt.Sprintf("agency-%d.csv", id+1)), b, 0o600)
+	}
+	for _, tt := range []struct {
+		name string
+		file []byte
+		args []string
+		want string
+	}{
+		{"Truncated", file[:len(file)/2], nil, "not a whole round record"},
+		{"ResignedByAnAgency", resigned, nil, "the record's signer is not a central of this lottery"},
+		{"Edited", bytes.Replace(file, []byte(`"winning_number":7574`), []byte(`"winning_number":7575`), 1), nil, "the signature does not match the record"},
+		{"OtherRound", otherRound, nil, "signer is not a central"},
+		{"NotThisRound", file, []string{"--round", "2026-01-02T03:04:05Z"}, "the record is of another round"},
+		{"OtherData", file, []string{"--data", changed}, "the agencies' data differ from the record: agency 2"},
+		{"ForeignCA", file, []string{"--ca", p.file("foreign-ca.crt")}, "the record's signer is not a central of this lottery"},
+	} {
+		path := filepath.Join(dir, tt.name+".json")
+		os.WriteFile(path, tt.file, 0o600)
+		args := append([]string{"verify-round", path, "--ca", p.file("ca.crt")}, tt.args...)
+		out, err := runServer(args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || len(lines) != 1 || !strings.Contains(out, tt.want) {
+			t.Errorf("%s: %v, want exit 1 and one line saying %q:\n%s", tt.name, err, tt.want, out)
+		}
 	}
 }

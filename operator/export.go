@@ -18,7 +18,7 @@ import (
 	"github.com/loteria-nacional/tp0/store"
 )
 
-const exportUsage = `usage: server export --db PATH [--csv FILE] [--winners FILE] [--check]
+const exportUsage = `usage: server export --db PATH [--csv FILE] [--winners FILE] [--round FILE] [--check]
 
 Reads a store file, read-only (a central may not be running on it: the
 command says so within a few seconds instead of waiting), and writes:
@@ -27,6 +27,8 @@ command says so within a few seconds instead of waiting), and writes:
   --winners FILE  each agency's winners, once the draw ran: CSV rows
                   agency,document (a header first), or JSON {"agency": [documents]}
                   when FILE ends in .json ("-": stdout, CSV)
+  --round FILE    the drawn round's signed record, as the central wrote it
+                  (server verify-round checks it; "-": stdout)
   --check         the whole file checked (bbolt's check of its pages, every
                   batch held to its checksum, every agency's count, finish,
                   digest and winners to its rows), and a summary
@@ -40,6 +42,7 @@ func Export(args []string, stdout, stderr io.Writer) int {
 	db := fs.String("db", "", "the store file")
 	csvPath := fs.String("csv", "", "bets.csv to write")
 	winnersPath := fs.String("winners", "", "winners file to write")
+	roundPath := fs.String("round", "", "the round's record to write")
 	check := fs.Bool("check", false, "check the whole file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,11 +52,11 @@ func Export(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "server export: %v\n\n%s", err, exportUsage)
 		return 2
 	}
-	if *db == "" || fs.NArg() > 0 || *csvPath == "" && *winnersPath == "" && !*check {
-		fmt.Fprintf(stderr, "server export: --db and at least one of --csv, --winners, --check are needed\n\n%s", exportUsage)
+	if *db == "" || fs.NArg() > 0 || *csvPath == "" && *winnersPath == "" && *roundPath == "" && !*check {
+		fmt.Fprintf(stderr, "server export: --db and at least one of --csv, --winners, --round, --check are needed\n\n%s", exportUsage)
 		return 2
 	}
-	if err := runExport(*db, *csvPath, *winnersPath, *check, stdout); err != nil {
+	if err := runExport(*db, *csvPath, *winnersPath, *roundPath, *check, stdout); err != nil {
 		fmt.Fprintf(stderr, "server export: %v\n", err)
 		if errors.Is(err, store.ErrInvalidFile) {
 			fmt.Fprintf(stderr, "hint: %s\n", store.Hint)
@@ -63,7 +66,7 @@ func Export(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runExport(db, csvPath, winnersPath string, check bool, stdout io.Writer) error {
+func runExport(db, csvPath, winnersPath, roundPath string, check bool, stdout io.Writer) error {
 	s, err := openChecked(db)
 	if err != nil {
 		return err
@@ -95,6 +98,18 @@ func runExport(db, csvPath, winnersPath string, check bool, stdout io.Writer) er
 			write = func(w io.Writer) error { return writeWinnersJSON(w, r.Winners) }
 		}
 		if err := writeOut(winnersPath, stdout, write); err != nil {
+			return err
+		}
+	}
+	if roundPath != "" {
+		rec, err := s.Record()
+		if err != nil {
+			return err
+		}
+		if len(rec) == 0 {
+			return fmt.Errorf("the round in %s has no record: it is not drawn (%t), or the store is a follower's that never led since the draw (export the leader's)", db, r.Drawn)
+		}
+		if err := writeOut(roundPath, stdout, func(w io.Writer) error { _, err := w.Write(rec); return err }); err != nil {
 			return err
 		}
 	}

@@ -125,8 +125,23 @@ func (r Record) Sign(key crypto.Signer, cert *x509.Certificate) ([]byte, error) 
 		s.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 		s.Signature = base64.StdEncoding.EncodeToString(sig)
 	}
-	out, err := json.MarshalIndent(s, "", "  ")
-	return append(out, '\n'), err
+	// One field a line, the record's bytes as they were signed (an
+	// indenting encoder would change them).
+	var out bytes.Buffer
+	out.WriteString("{\n  \"record\": ")
+	out.Write(s.Record)
+	for _, f := range [][2]string{{"signer", s.Signer}, {"certificate", s.Certificate}, {"signature", s.Signature}} {
+		if f[1] == "" {
+			continue
+		}
+		v, err := json.Marshal(f[1])
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&out, ",\n  %q: %s", f[0], v)
+	}
+	out.WriteString("\n}\n")
+	return out.Bytes(), nil
 }
 
 // signerName names a certificate as the record says who signed it.

@@ -36,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"round":                    func(a []string) int { return operator.Round(a, stdout, stderr) },
 			"backup":                   func(a []string) int { return operator.Backup(a, stdout, stderr) },
 			"restore":                  func(a []string) int { return operator.Restore(a, stdout, stderr) },
+			"verify-round":             func(a []string) int { return operator.VerifyRound(a, stdout, stderr) },
 			operator.CheckStoreCommand: func(a []string) int { return operator.CheckStore(a, stdout, stderr) },
 		}}
 	if code, done := cmd.Handle(args, stdout, stderr); done {
@@ -175,14 +176,19 @@ func listenAgencies(cfg config) (net.Listener, error) {
 // usage is what --help prints: the commands, then every configuration
 // key from the table loadConfig reads (defaults).
 var usage = `usage: server [--help] [--version]
-       server export --db PATH [--csv FILE] [--winners FILE] [--check]
+       server export --db PATH [--csv FILE] [--winners FILE] [--round FILE] [--check]
        server cluster list|add|remove|recover ...   (server cluster --help)
-       server round new --admin URL [--agencies N]
-       server backup --admin URL --out FILE
+       server round new [--agencies N] [--admin URL]
+       server backup --out FILE [--admin URL]
        server restore ...                           (server restore --help)
+       server verify-round FILE --ca CA.crt [--data DIR] [--round ID]
+       server check-store FILE                      (a store file checked in this process)
 
 The lottery central: it listens for agencies, stores their bets, runs the
 draw once every agency has finished and answers each agency's winners.
+The commands that speak to a running central take its admin listener's URL
+from --admin, or from $TP0_ADMIN_URL, and the admin token from --token, or
+from $ADMIN_TOKEN.
 
 It reads config.ini from the working directory, or the file named by
 SERVER_CONFIG (which must then exist). Every key of its [DEFAULT] section

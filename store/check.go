@@ -43,6 +43,11 @@ func CheckFile(path string) (Report, error) {
 	var errs []error
 	err = db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
+			// bbolt reports a page it could not read as a "panic: ..." it
+			// recovered from: a damaged page, said so.
+			if msg, ok := strings.CutPrefix(err.Error(), "panic: "); ok {
+				err = fmt.Errorf("a page it cannot read (%s)", msg)
+			}
 			if errs = append(errs, err); len(errs) == 10 {
 				break // the first ones say enough
 			}
