@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/internal/storetest"
 	"github.com/loteria-nacional/tp0/internal/swarm"
 	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
@@ -384,6 +385,10 @@ func TestCluster_UntrustedStoreIsRebuilt(t *testing.T) {
 		{"Garbage", func() error { return os.WriteFile(db, make([]byte, 1<<16), 0o600) }},
 		{"Truncated", func() error { st, _ := os.Stat(db); return os.Truncate(db, st.Size()/2) }},
 		{"OlderCopy", func() error { return os.WriteFile(db, older, 0o600) }},
+		{"DigitOfAStoredRow", func() error { storetest.Change(t, db, "row"); return nil }},
+		{"ByteOfAChecksum", func() error { storetest.Change(t, db, "sum"); return nil }},
+		{"SwappedBatches", func() error { storetest.Change(t, db, "swap"); return nil }},
+		{"AnotherRoundsStore", func() error { return copyStore(storetest.DamagedRow(t, 1), db) }},
 	} {
 		tc.stop(f.id)
 		if err := damage.do(); err != nil {
@@ -395,6 +400,26 @@ func TestCluster_UntrustedStoreIsRebuilt(t *testing.T) {
 		}
 		tc.checkInvariants(bets, res)
 	}
+	// The leader's store too: a changed digit, and it is rebuilt, whoever
+	// leads when it is back.
+	lead := tc.leader()
+	ldb := filepath.Join(lead.dir, "bets.db")
+	tc.stop(lead.id)
+	storetest.Change(t, ldb, "row")
+	tc.start(lead.id, nil, lead.dir)
+	if tc.replica(lead.id).node.Signals().Trusted {
+		t.Fatal("the leader's changed store was trusted")
+	}
+	tc.checkInvariants(bets, res)
+}
+
+// copyStore copies the store file from over to.
+func copyStore(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
 }
 
 // A replica rebuilt after a crash in the second round replays the new

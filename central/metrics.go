@@ -78,13 +78,18 @@ var (
 	descSnapBytes   = prometheus.NewDesc("tp0_cluster_snapshot_bytes", "The last snapshot's size.", []string{"node"}, nil)
 	descRestores    = prometheus.NewDesc("tp0_cluster_restores_total", "Snapshots restored into this replica's store (a rebuild, or one sent by the leader).", []string{"node"}, nil)
 	descTrusted     = prometheus.NewDesc("tp0_cluster_store_trusted", "1 when this replica's store was trusted at start (a clean stop), 0 when it was rebuilt.", []string{"node"}, nil)
+	descVersion     = prometheus.NewDesc("tp0_cluster_version", "The cluster's version in this replica's log: the entry format every member reads.", []string{"node"}, nil)
+	descChecks      = prometheus.NewDesc("tp0_cluster_integrity_checks_total", "Checkpoints this replica's store was held to and matched the leader's, since the node started.", []string{"node"}, nil)
+	descChecked     = prometheus.NewDesc("tp0_cluster_integrity_checked_index", "The log index of the last checkpoint this replica's store matched (0: none).", []string{"node"}, nil)
+	descDiverged    = prometheus.NewDesc("tp0_cluster_integrity_diverged", "1 when this replica's store differed from the leader's at a checkpoint, in this run or the last (it was rebuilt since).", []string{"node"}, nil)
 	descPeerContact = prometheus.NewDesc("tp0_cluster_peer_last_contact_seconds", "The leader's view: how long ago each peer last answered (-1: never).", []string{"node", "peer"}, nil)
 	descPeerLog     = prometheus.NewDesc("tp0_cluster_peer_log_index", "The leader's view: the last log index each peer reported.", []string{"node", "peer"}, nil)
 	descPeerLag     = prometheus.NewDesc("tp0_cluster_peer_lag_entries", "The leader's view: how many entries each peer is behind the leader's log.", []string{"node", "peer"}, nil)
 )
 
 var clusterDescs = []*prometheus.Desc{descRole, descTerm, descCommit, descApplied, descServing, descLastContact, descCommitSecs, descApplySecs,
-	descPending, descSnapshots, descSnapSecs, descSnapBytes, descRestores, descTrusted, descPeerContact, descPeerLog, descPeerLag}
+	descPending, descSnapshots, descSnapSecs, descSnapBytes, descRestores, descTrusted, descVersion, descChecks, descChecked, descDiverged,
+	descPeerContact, descPeerLog, descPeerLag}
 
 func (rc *roundCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range append([]*prometheus.Desc{descBets, descBetsTotal, descFinished, descAgencies, descDrawn, descWinners, descDelivered, descCommits, descScrapeErr},
@@ -118,6 +123,10 @@ func (rc *roundCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(cs.Commit), node)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(cs.Applied), node)
 		ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, b2f(cs.Serving), node)
+		ch <- prometheus.MustNewConstMetric(descVersion, prometheus.GaugeValue, float64(cs.Version), node)
+		ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(cs.Integrity.Checks), node)
+		ch <- prometheus.MustNewConstMetric(descChecked, prometheus.GaugeValue, float64(cs.Integrity.Checked), node)
+		ch <- prometheus.MustNewConstMetric(descDiverged, prometheus.GaugeValue, b2f(cs.Integrity.Diverged != ""), node)
 		rc.collectSignals(ch, node, rc.c.cluster.Signals())
 		for _, sv := range st.Servers {
 			if sv.ID == cs.Node || cs.Role != "leader" {

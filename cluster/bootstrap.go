@@ -116,9 +116,8 @@ func (n *Node) probePeers(waiting map[int]string) (ID, error) {
 
 // another is the refusal to bootstrap beside peer p's cluster.
 func (n *Node) another(p int, addr string, cluster ID) error {
-	return fmt.Errorf("%w: node %d at %s already belongs to cluster %s, which this node was not bootstrapped with: "+
-		"to join it, restart this node with an empty DB_PATH and CLUSTER_JOIN=true and add it on its leader (server cluster add %d %s); "+
-		"if that cluster is an earlier one at these addresses, stop node %d and move its DB_PATH and DB_PATH.raft aside, then start it again",
+	return fmt.Errorf("%w: node %d at %s already belongs to cluster %s, not bootstrapped with this node: to join it, restart this node with CLUSTER_JOIN=true "+
+		"and add it on its leader (server cluster add %d %s); if it is an earlier cluster at these addresses, move node %d's DB_PATH and DB_PATH.raft aside",
 		ErrOtherCluster, p, addr, cluster, n.cfg.ID, n.cfg.Nodes[n.cfg.ID], p)
 }
 

@@ -208,8 +208,12 @@ func Start(cfg Config) (*Node, error) {
 
 // lost wraps an error reading this node's raft state with what to do.
 func (n *Node) lost(err error) error {
-	return fmt.Errorf("%w: cannot read %s: %w. If this node's files are lost or damaged, remove it from the cluster (server cluster remove %d, on the leader) and add it again under a new id with an empty DB_PATH (docs/cluster.md)",
-		ErrRaftState, n.dir, err, n.cfg.ID)
+	return fmt.Errorf("%w: cannot read %s: %w. %s", ErrRaftState, n.dir, err, n.replaceIt())
+}
+
+// replaceIt says how to replace this node safely.
+func (n *Node) replaceIt() string {
+	return fmt.Sprintf("Remove node %d (server cluster remove %d, on the leader), then add it again under a new id with an empty DB_PATH and CLUSTER_JOIN=true", n.cfg.ID, n.cfg.ID)
 }
 
 // checkRaftState refuses raft state that is not whole: snapshots without
@@ -262,8 +266,8 @@ func (n *Node) checkAmnesia(has bool, id ID) error {
 	if applied == 0 && (cluster == "" || !id.IsZero()) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s holds the store of a replica of cluster %s (applied index %d), but %s holds no raft state: its log, term and vote are gone, and a voter that forgot its vote can let a leader be elected without acknowledged entries. Remove this node from the cluster (server cluster remove %d, on the leader), move DB_PATH and %s aside, and add it again under a new id (CLUSTER_JOIN=true, server cluster add)",
-		ErrRaftState, n.cfg.DBPath, cluster, applied, n.dir, n.cfg.ID, n.dir)
+	return fmt.Errorf("%w: DB_PATH holds the store of a replica of cluster %s (applied index %d), but DB_PATH.raft holds no raft state: its log, term and vote are gone. %s",
+		ErrRaftState, cluster, applied, n.replaceIt())
 }
 
 // raftConfig is raft's configuration for this node.
@@ -437,9 +441,9 @@ func (n *Node) mismatched(peer int, other ID) {
 	if len(ids) < 2 || count < len(ids)/2+1 {
 		return
 	}
-	err := fmt.Errorf("%w: this node's folder belongs to cluster %s, but the nodes at %d of its peers' addresses belong to cluster %s: it is a folder of an earlier (or another) cluster at these addresses. "+
-		"Stop it, move DB_PATH and %s aside, and add it to that cluster as a new member (an empty DB_PATH, CLUSTER_JOIN=true, server cluster add on its leader)",
-		ErrOtherCluster, n.ident.get(), count, other, n.dir)
+	err := fmt.Errorf("%w: this node's folder belongs to cluster %s, but the nodes at %d of its peers' addresses belong to cluster %s: a folder of an earlier cluster at these addresses? "+
+		"Move DB_PATH and DB_PATH.raft aside and add this node to that cluster as a new member (CLUSTER_JOIN=true, server cluster add on its leader)",
+		ErrOtherCluster, n.ident.get(), count, other)
 	n.log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
 	n.stopFor(err)
 }

@@ -94,7 +94,7 @@ func TestCluster_LostRaftStateIsRefused(t *testing.T) {
 			t.Fatalf("%s: the node exited %d, want 1:\n%s", tt.name, code, p.output())
 		}
 		line := p.waitLine(`action: cluster_start \| result: fail`, time.Second)
-		if !regexp.MustCompile(tt.want).MatchString(line) || !strings.Contains(line, "add it again under a new id") {
+		if !regexp.MustCompile(tt.want).MatchString(line) || !strings.Contains(line, "add it again under a new id") || strings.Contains(line, "…[+") {
 			t.Errorf("%s: %s", tt.name, line)
 		}
 		noCrash(t, p)

@@ -4,6 +4,8 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -57,4 +59,47 @@ func DamagedRow(tb testing.TB, agencies int) string {
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// Change changes what the closed store at path holds, through bbolt so
+// that its pages stay sound, as a flipped bit in a value would: "row"
+// turns the first digit of the first stored row's document into another,
+// "sum" flips a bit of the first batch's checksum record, "swap" swaps the
+// first two batches (with their records).
+func Change(tb testing.TB, path, what string) {
+	tb.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		bets, sums := tx.Bucket([]byte("bets")), tx.Bucket([]byte("sums"))
+		k1, v1 := bets.Cursor().First()
+		switch what {
+		case "row":
+			v := bytes.Clone(v1)
+			i := bytes.IndexByte(v, ',') + 1
+			i += bytes.IndexByte(v[i:], ',') + 1
+			i += bytes.IndexByte(v[i:], ',') + 1 // the document
+			v[i] = '0' + (v[i]-'0'+1)%10
+			return bets.Put(bytes.Clone(k1), v)
+		case "sum":
+			v := bytes.Clone(sums.Get(k1))
+			v[len(v)-1] ^= 1
+			return sums.Put(bytes.Clone(k1), v)
+		case "swap":
+			c := bets.Cursor()
+			k1, v1 := c.First()
+			k1, v1 = bytes.Clone(k1), bytes.Clone(v1)
+			k2, v2 := c.Next()
+			k2, v2 = bytes.Clone(k2), bytes.Clone(v2)
+			s1, s2 := bytes.Clone(sums.Get(k1)), bytes.Clone(sums.Get(k2))
+			return errors.Join(bets.Put(k1, v2), bets.Put(k2, v1), sums.Put(k1, s2), sums.Put(k2, s1))
+		}
+		return fmt.Errorf("storetest.Change: %q", what)
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
