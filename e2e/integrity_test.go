@@ -33,8 +33,8 @@ func TestCluster_DivergedReplicaStops(t *testing.T) {
 	if !strings.Contains(line, "differs from the leader's at the same log index") || !strings.Contains(line, "agency 1: digest") {
 		t.Fatalf("the integrity line: %s", line)
 	}
-	if n := len(pc.procs[2].grep(`result: fail`)); n != 1 {
-		t.Fatalf("%d fail lines, want the one:\n%s", n, pc.procs[2].output())
+	if n := len(pc.procs[2].grep(`action: cluster_(integrity|apply) \| result: fail`)); n != 1 {
+		t.Fatalf("%d integrity lines, want the one:\n%s", n, pc.procs[2].output())
 	}
 	pc.env[2] = nil
 	pc.start(2)

@@ -99,9 +99,19 @@ func TestRecord_Check(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, have := range map[string]func(a int) (uint64, [lottery.DigestSize]byte, []string, error){
-		"Count":   func(a int) (uint64, [lottery.DigestSize]byte, []string, error) { n, d, w, _ := same(a); return n + uint64(a/2), d, w, nil },
-		"Digest":  func(a int) (uint64, [lottery.DigestSize]byte, []string, error) { n, d, w, _ := same(a); d[5] = byte(a / 2); return n, d, w, nil },
-		"Winners": func(a int) (uint64, [lottery.DigestSize]byte, []string, error) { n, d, _, _ := same(a); return n, d, nil, nil },
+		"Count": func(a int) (uint64, [lottery.DigestSize]byte, []string, error) {
+			n, d, w, _ := same(a)
+			return n + uint64(a/2), d, w, nil
+		},
+		"Digest": func(a int) (uint64, [lottery.DigestSize]byte, []string, error) {
+			n, d, w, _ := same(a)
+			d[5] = byte(a / 2)
+			return n, d, w, nil
+		},
+		"Winners": func(a int) (uint64, [lottery.DigestSize]byte, []string, error) {
+			n, d, _, _ := same(a)
+			return n, d, nil, nil
+		},
 	} {
 		if err := r.Check(have); !errors.Is(err, record.ErrData) {
 			t.Errorf("%s: %v, want ErrData", name, err)
