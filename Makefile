@@ -3,8 +3,14 @@ GO ?= go
 BBOLT_VERSION := $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt 2>/dev/null)
 BBOLT := bin/bbolt
 DOCKER_COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# The course's compose file (generar-compose.sh writes it; committed as
+# generated for 5). make docker-compose-up REPLICAS=3 writes a replicated
+# central's file of its own, REPLICATED_FILE, and the tracked one stays as
+# it is; down and logs use the replicated file while it exists.
 COMPOSE_FILE ?= docker-compose-dev.yaml
-COMPOSE := $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(COMPOSE_FILE)
+REPLICATED_FILE := .data/docker-compose-replicas.yaml
+ACTIVE_FILE = $(if $(wildcard $(REPLICATED_FILE)),$(REPLICATED_FILE),$(COMPOSE_FILE))
+COMPOSE = $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $(ACTIVE_FILE)
 # Mutual TLS for make demo and make docker-compose-up; TLS=0 turns it off.
 TLS ?= 1
 # make docker-compose-up's override: the admin listener (published on the
@@ -143,21 +149,24 @@ docker-image:
 
 # Prepares .data/agency-N.csv for the agencies of $(COMPOSE_FILE), builds the
 # images and starts everything in the background with the operator's
-# override (REPLICAS=3: $(COMPOSE_FILE) is written again with a replicated
-# central, server, central2 and central3, over mutual TLS between them too):
-# override: mutual TLS (TLS=0: plaintext, as the course's own tests run it)
+# override (REPLICAS=3: a replicated central, server, central2 and central3,
+# over mutual TLS between them too, in $(REPLICATED_FILE): the tracked file
+# is left as it is). The override: mutual TLS (TLS=0: plaintext, as the
+# course's own tests run it)
 # and the status page on http://127.0.0.1:$(ADMIN_PORT) (user any, password
 # the token in .data/admin-token).
 docker-compose-up: docker-image
 	@test -f $(COMPOSE_FILE) || { echo "no $(COMPOSE_FILE): run ./generar-compose.sh $(COMPOSE_FILE) N"; exit 1; }
 	n=$$(grep -c 'container_name: client' $(COMPOSE_FILE) || true); \
-	if [ "$(REPLICAS)" -gt 1 ]; then ./generar-compose.sh $(COMPOSE_FILE) $$n --replicas $(REPLICAS) || exit 1; fi && \
+	rm -f $(REPLICATED_FILE); \
+	if [ "$(REPLICAS)" -gt 1 ]; then mkdir -p .data && ./generar-compose.sh $(REPLICATED_FILE) $$n --replicas $(REPLICAS) || exit 1; fi && \
 	scripts/prepare-data.sh $$n && \
 	if [ "$(TLS)" = 1 ]; then $(GO) run ./scripts/certs -out $(PKI) -agencies $$n -replicas $(REPLICAS); fi && \
 	$(GO) run ./scripts/compose -override $$([ "$(TLS)" = 1 ] && echo -tls) -admin-port $(ADMIN_PORT) -replicas $(REPLICAS) $(OVERRIDE) $$n
 	mkdir -p .data/server
 	@test -s $(ADMIN_TOKEN_FILE) || { umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > $(ADMIN_TOKEN_FILE); }
-	TP0_ADMIN_TOKEN=$$(cat $(ADMIN_TOKEN_FILE)) $(COMPOSE) -f $(OVERRIDE) up -d --build || { \
+	f=$(COMPOSE_FILE); if [ "$(REPLICAS)" -gt 1 ]; then f=$(REPLICATED_FILE); fi; \
+	TP0_ADMIN_TOKEN=$$(cat $(ADMIN_TOKEN_FILE)) $(DOCKER_COMPOSE) --project-directory $(CURDIR) -f $$f -f $(OVERRIDE) up -d --build || { \
 		echo "docker-compose-up: failed; if host port $(ADMIN_PORT) is in use, pick another: make docker-compose-up ADMIN_PORT=8081" >&2; exit 1; }
 	@echo "status page: http://127.0.0.1:$(ADMIN_PORT)/ (any user, password: the token in $(ADMIN_TOKEN_FILE))"
 
@@ -166,6 +175,7 @@ docker-compose-up: docker-image
 docker-compose-down:
 	$(COMPOSE) stop -t 1
 	$(COMPOSE) down || { sleep 2; $(COMPOSE) down; }
+	rm -f $(REPLICATED_FILE)
 
 docker-compose-logs:
 	$(COMPOSE) logs -f

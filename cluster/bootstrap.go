@@ -135,6 +135,7 @@ func (n *Node) bootstrapAs(id ID) error {
 		return fmt.Errorf("raft: bootstrapping: %w", err)
 	}
 	n.fresh.Store(false)
+	n.wasMember.Store(true)
 	n.log.Infof("action: cluster_start | result: success | nodo: %d | id_cluster: %s | arranque: %s", n.cfg.ID, id, logformat.Value(FormatNodes(n.cfg.Nodes)))
 	return nil
 }

@@ -42,6 +42,8 @@ type fsm struct {
 	// held the store to the leader's, its index.
 	over       func()
 	checkpoint func(index uint64)
+	// configured is told each committed configuration.
+	configured func(servers []raft.Server)
 }
 
 var (
@@ -223,7 +225,12 @@ func fill(out []any, err error) []any {
 }
 
 // StoreConfiguration learns each committed configuration (who may connect).
-func (f *fsm) StoreConfiguration(_ uint64, c raft.Configuration) { f.members.set(c.Servers) }
+func (f *fsm) StoreConfiguration(_ uint64, c raft.Configuration) {
+	f.members.set(c.Servers)
+	if f.configured != nil {
+		f.configured(c.Servers)
+	}
+}
 
 // Snapshot takes a consistent view of the store at once; raft writes it
 // out later (Persist) while entries go on being applied.

@@ -165,7 +165,7 @@ func Start(cfg Config) (*Node, error) {
 	n.readDivergence()
 	n.members = newMembers(cfg.Nodes)
 	n.fsm = &fsm{path: cfg.DBPath, opts: replicaStoreOptions(cfg), archiveKeep: cfg.ArchiveKeep, hooks: cfg.Hooks, signals: &n.signals,
-		members: n.members, st: st, fail: n.failed, over: n.roundOver, checkpoint: n.checkpointed}
+		members: n.members, st: st, fail: n.failed, over: n.roundOver, checkpoint: n.checkpointed, configured: n.configured}
 	n.ident = &identity{id: id, joining: id.IsZero() && cfg.Join, persist: func(id ID) error {
 		return errors.Join(n.logs.Set(keyClusterID, id[:]), n.fsm.store().SetClusterID(id.String()))
 	}}
@@ -414,11 +414,25 @@ func (n *Node) refreshMembers() {
 		for _, s := range servers {
 			member = member || s.ID == serverID(n.cfg.ID)
 		}
+		// raft's latest configuration, committed or not: a follower removed
+		// may never learn the removal's commit (the leader stops sending to
+		// it), and raft itself stops it from campaigning once it holds it.
 		if member {
 			n.wasMember.Store(true)
 		} else if n.wasMember.Load() {
 			n.stopFor(ErrRemoved)
 			return
+		}
+	}
+}
+
+// configured notes that a committed configuration holds this node: it is
+// a member (a joining node, once added), and a later configuration without
+// it means it was removed.
+func (n *Node) configured(servers []raft.Server) {
+	for _, s := range servers {
+		if s.ID == serverID(n.cfg.ID) {
+			n.wasMember.Store(true)
 		}
 	}
 }

@@ -386,7 +386,11 @@ func TestDocker_ClusterOfThree(t *testing.T) {
 	const n = 2
 	p.useData(bigData, n)
 	p.must("./generar-compose.sh", "docker-compose-dev.yaml", fmt.Sprint(n))
+	tracked, _ := os.ReadFile(filepath.Join(p.dir, "docker-compose-dev.yaml"))
 	p.must("make", "docker-compose-up", "REPLICAS=3")
+	if now, _ := os.ReadFile(filepath.Join(p.dir, "docker-compose-dev.yaml")); !bytes.Equal(now, tracked) {
+		t.Fatal("make docker-compose-up REPLICAS=3 rewrote the tracked docker-compose-dev.yaml")
+	}
 	nodes := []string{"server", "central2", "central3"}
 	leader := func(not string) string {
 		var found string

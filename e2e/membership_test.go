@@ -240,7 +240,7 @@ func TestCluster_EarlierIncarnationIsRefused(t *testing.T) {
 	if code := p.wait(2 * time.Minute); code != 1 {
 		t.Fatalf("the earlier cluster's node exited %d, want 1:\n%s", code, p.output())
 	}
-	p.waitLine(`action: cluster_start \| result: fail .*this node's folder belongs to cluster `+old+`, but the nodes at 2 of its peers' addresses belong to cluster .* move DB_PATH and .* aside`, time.Second)
+	p.waitLine(`action: cluster_start \| result: fail .*this node.s folder belongs to cluster `+old+`, but the nodes at 2 of its peers. addresses belong to cluster .* Move DB_PATH and DB_PATH.raft aside`, time.Second)
 	waitAgencies(t, agencies, expectedWinners(t, genData, 2))
 	for i := range 2 {
 		if n := len(pc.procs[i].grep(`clearing log suffix`)); n > 0 {

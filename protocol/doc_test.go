@@ -31,6 +31,8 @@ func TestDocsStateTheCodesNumbers(t *testing.T) {
 		},
 		"../README.md": {
 			fmt.Sprintf("each frame at most %s bytes", thousands(MaxBatchFrame)),
+		},
+		"../docs/configuration.md": {
 			fmt.Sprintf("a frame is cut at %s bytes first", thousands(MaxBatchFrame)),
 		},
 	} {

@@ -35,6 +35,8 @@ for _ in $(seq 1 100); do # up to 10 s for the central to listen (agencies would
     cat .data/logs/server.log >&2
     if grep -q 'action: admin_listen | result: fail.*address already in use' .data/logs/server.log; then
       echo "demo: $admin is in use; pick another: make demo DEMO_ADMIN=127.0.0.1:8081" >&2
+    elif grep -q 'action: listen | result: fail.*address already in use' .data/logs/server.log; then
+      echo "demo: port $port is in use; pick another: make demo PORT=$((port + 5))" >&2
     fi
     exit 1
   fi
@@ -80,5 +82,18 @@ done
 draw=$(grep -o 'action: sorteo | result: success.*' .data/logs/server.log | tail -1 || true)
 tls=plaintext
 [[ ${TLS:-1} == 1 ]] && tls="mutual TLS"
+# The round's signed record, checked as a regulator would: its signature
+# against the lottery's CA, every agency's line against its file.
+if [[ ${TLS:-1} == 1 && $failed == 0 ]]; then
+  data=$(mktemp -d)
+  for i in $(seq 1 "$n"); do cp ".data/agency-$i.csv" "$data/"; done
+  if bin/server export --db .data/server/bets.db --round .data/round.json &&
+    bin/server verify-round .data/round.json --ca .data/pki/ca.crt --data "$data" >/dev/null; then
+    echo "record: .data/round.json, signed by the central and verified against the agencies' files (server verify-round)"
+  else
+    failed=$((failed + 1))
+  fi
+  rm -rf "$data"
+fi
 echo "summary: $n agencies over $tls, $total winners, ${elapsed_ms} ms, ${draw:-no draw logged}; store .data/server/bets.db, logs .data/logs/"
 exit $((failed > 0))

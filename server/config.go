@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -98,9 +101,27 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	read := false
 	if path != "" {
+		var file *viper.Viper // the file alone: its keys, which must all be known
+		parse := func(r io.Reader) error {
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			file = viper.New()
+			file.SetConfigType("ini")
+			if err := file.ReadConfig(bytes.NewReader(b)); err != nil {
+				return err
+			}
+			return v.ReadConfig(bytes.NewReader(b))
+		}
 		var err error
-		if read, err = settings.ReadFile(path, required, v.ReadConfig); err != nil {
+		if read, err = settings.ReadFile(path, required, parse); err != nil {
 			return config{}, err
+		}
+		if read {
+			if err := unknownKeys(file, filepath.Base(path)); err != nil {
+				return config{}, err
+			}
 		}
 	}
 	p := settings.Parser{Lookup: func(key string) string { return v.GetString("default." + strings.ToLower(key)) }}
@@ -187,6 +208,27 @@ func loadConfig(path string, required bool) (config, error) {
 			len(o.ClusterNodes), o.Port)}
 	}
 	return o, nil
+}
+
+// unknownKeys refuses the keys of config.ini that no setting reads: its
+// [DEFAULT] section's keys are the settings' names; any other section is
+// read by nothing.
+func unknownKeys(file *viper.Viper, name string) error {
+	var keys, known []string
+	shown := map[string]string{}
+	for _, k := range file.AllKeys() {
+		section, key, _ := strings.Cut(k, ".")
+		if section == "default" {
+			key = strings.ToUpper(key)
+		} else {
+			key = "[" + section + "] " + key
+		}
+		keys, shown[key] = append(keys, key), k
+	}
+	for _, d := range defaults {
+		known = append(known, d.Key)
+	}
+	return settings.Unknown(name, keys, func(key string) string { return file.GetString(shown[key]) }, known)
 }
 
 // parseNodeID reads CLUSTER_NODE_ID, which must name one of nodes.

@@ -11,12 +11,12 @@ import (
 	"github.com/loteria-nacional/tp0/central"
 )
 
-// The README's table of the central's keys states the defaults this
+// The table of docs/configuration.md of the central's keys states the defaults this
 // command has (a default changed here without the README fails), and the
 // AGENCIES bound the library enforces.
 func TestReadmeStatesTheDefaults(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,16 +28,16 @@ func TestReadmeStatesTheDefaults(t *testing.T) {
 		got, ok := rows[d.Key]
 		if !ok {
 			if !strings.HasPrefix(d.Key, "TLS_") || d.Key == "TLS_REQUIRED" || d.Key == "TLS_DENY_SERIALS" {
-				t.Errorf("README has no row for %s", d.Key)
+				t.Errorf("docs/configuration.md has no row for %s", d.Key)
 			}
 			continue
 		}
 		if d.Value != "" && !strings.HasPrefix(got, d.Value) {
-			t.Errorf("README says %s defaults to %q; the code says %q", d.Key, got, d.Value)
+			t.Errorf("docs/configuration.md says %s defaults to %q; the code says %q", d.Key, got, d.Value)
 		}
 	}
 	if want := "1..10,000"; central.MaxAgencies != 10000 || !strings.Contains(string(b), want) {
-		t.Errorf("README's AGENCIES bound is not %d", central.MaxAgencies)
+		t.Errorf("docs/configuration.md's AGENCIES bound is not %d", central.MaxAgencies)
 	}
 }
 
@@ -115,5 +115,24 @@ func TestLoadConfig_FileRead(t *testing.T) {
 	cfg, err = loadConfig("config.ini", false) // server/config.ini, shipped
 	if err != nil || cfg.File != "config.ini" {
 		t.Fatalf("server/config.ini: File %q, err %v", cfg.File, err)
+	}
+}
+
+// A key of config.ini that no setting reads is refused, naming it and the
+// setting it was likely meant to be (it used to leave the default in place
+// without a word); so is a section no setting reads.
+func TestLoadConfig_UnknownKeys(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.ini")
+	os.WriteFile(path, []byte("[DEFAULT]\nSERVR_PORT = 12346\nLOGGING_LEVEL = INFO\nBLAH = 1\n[other]\nSERVER_PORT = 2\n"), 0o600)
+	_, err := loadConfig(path, true)
+	for _, want := range []string{
+		`config key SERVR_PORT = "12346": is not a setting of config.ini; did you mean SERVER_PORT?`,
+		`config key BLAH = "1": is not a setting of config.ini`,
+		`config key [other] server_port = "2": is not a setting of config.ini`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
 	}
 }

@@ -228,3 +228,59 @@ func (c Command) Handle(args []string, stdout, stderr io.Writer) (code int, done
 	fmt.Fprintf(stderr, "%s: unknown argument %q\n\n%s", c.Name, args[0], c.Usage)
 	return 2, true
 }
+
+// Unknown refuses the keys of a config file that no setting reads (a
+// misspelt key would otherwise leave its setting at its default without a
+// word): one *Error per key, naming it and the known key nearest to it.
+// keys are the file's, known the settings'; both are compared without case.
+func Unknown(file string, keys []string, values func(key string) string, known []string) error {
+	var errs []error
+	have := map[string]bool{}
+	for _, k := range known {
+		have[strings.ToLower(k)] = true
+	}
+	for _, k := range keys {
+		if have[strings.ToLower(k)] {
+			continue
+		}
+		reason := "is not a setting of " + file
+		if near := Nearest(k, known); near != "" {
+			reason += "; did you mean " + near + "?"
+		}
+		errs = append(errs, &Error{Key: k, Value: values(k), Reason: reason})
+	}
+	return errors.Join(errs...)
+}
+
+// Nearest is the known key nearest to key (fewest edits, without case),
+// or "" when none is near enough to be a misspelling of it.
+func Nearest(key string, known []string) string {
+	best, bestD := "", len(key)/3+2
+	for _, k := range known {
+		if d := distance(strings.ToLower(key), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b (bytes).
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

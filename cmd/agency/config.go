@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -72,9 +75,31 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	read := false
 	if path != "" {
+		var file *viper.Viper // the file alone: its keys, which must all be known
+		parse := func(r io.Reader) error {
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			file = viper.New()
+			file.SetConfigType("yaml")
+			if err := file.ReadConfig(bytes.NewReader(b)); err != nil {
+				return err
+			}
+			return v.ReadConfig(bytes.NewReader(b))
+		}
 		var err error
-		if read, err = settings.ReadFile(path, required, v.ReadConfig); err != nil {
+		if read, err = settings.ReadFile(path, required, parse); err != nil {
 			return config{}, err
+		}
+		if read {
+			var known []string
+			for _, d := range defaults {
+				known = append(known, d.Key)
+			}
+			if err := settings.Unknown(filepath.Base(path), file.AllKeys(), file.GetString, known); err != nil {
+				return config{}, err
+			}
 		}
 	}
 	p := settings.Parser{Lookup: v.GetString}

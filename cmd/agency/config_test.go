@@ -3,16 +3,17 @@ package main
 import (
 	"cmp"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
 
-// The README's table of the agency's keys states the defaults this command
+// The table of docs/configuration.md of the agency's keys states the defaults this command
 // has, and what the shipped client/config.yaml changes is said there too.
 func TestReadmeStatesTheDefaults(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,11 +22,11 @@ func TestReadmeStatesTheDefaults(t *testing.T) {
 		rows[m[1]] = strings.TrimSpace(m[2])
 	}
 	if len(rows) < 10 {
-		t.Fatalf("README's agency table: %d rows read", len(rows))
+		t.Fatalf("docs/configuration.md's agency table: %d rows read", len(rows))
 	}
 	for _, d := range defaults {
 		if got, ok := rows[d.Key]; ok && d.Value != "" && !strings.HasPrefix(got, d.Value) {
-			t.Errorf("README says %s defaults to %q; the code says %q", d.Key, got, d.Value)
+			t.Errorf("docs/configuration.md says %s defaults to %q; the code says %q", d.Key, got, d.Value)
 		}
 	}
 	shipped, err := os.ReadFile("../../client/config.yaml")
@@ -34,11 +35,11 @@ func TestReadmeStatesTheDefaults(t *testing.T) {
 	}
 	for key, want := range map[string]string{"id": "1", "attempts": "10"} {
 		if !regexp.MustCompile(`(?m)^\s*` + key + `: ` + want + `\b`).Match(shipped) {
-			t.Errorf("client/config.yaml does not ship %s: %s, as the README says", key, want)
+			t.Errorf("client/config.yaml does not ship %s: %s, as the docs/configuration.md says", key, want)
 		}
 	}
 	if !strings.Contains(rows["id"], "ships 1") || !strings.Contains(rows["reconnect.attempts"], "ships 10") {
-		t.Errorf("README does not say what client/config.yaml ships: %q, %q", rows["id"], rows["reconnect.attempts"])
+		t.Errorf("docs/configuration.md does not say what client/config.yaml ships: %q, %q", rows["id"], rows["reconnect.attempts"])
 	}
 }
 
@@ -68,5 +69,17 @@ func TestLoadConfig_NoID(t *testing.T) {
 	_, err := loadConfig("", false)
 	if err == nil || !strings.Contains(err.Error(), "the agency's id is not set") || !strings.Contains(err.Error(), "CLI_ID") {
 		t.Fatalf("got %v, want the id named as missing with CLI_ID", err)
+	}
+}
+
+// A key of config.yaml that no setting reads is refused, naming it and the
+// setting it was likely meant to be (a misspelt server.address used to
+// leave the default server:12345 without a word).
+func TestLoadConfig_UnknownKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(path, []byte("id: 1\nserver:\n  adress: \"central:12345\"\nbatch:\n  maxAmount: 10\n"), 0o600)
+	_, err := loadConfig(path, true)
+	if want := `config key server.adress = "central:12345": is not a setting of config.yaml; did you mean server.address?`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
 	}
 }
