@@ -102,6 +102,7 @@ func knownEnv(t *testing.T, help string) map[string]bool {
 	known := map[string]bool{
 		"GOGC": true, "GOMAXPROCS": true, "GORACE": true, // Go's runtime
 		"REPO_PATH": true, "DEBIAN_FRONTEND": true, // the course's suite, apt
+		"RLIMIT_NOFILE": true, // the kernel's descriptor limit, which MAX_CONNECTIONS follows
 	}
 	key := regexp.MustCompile(`\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b`)
 	for _, k := range key.FindAllString(help, -1) {
