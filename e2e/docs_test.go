@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The documents name only what exists: every `server` subcommand they show
@@ -151,4 +153,76 @@ func knownEnv(t *testing.T, help string) map[string]bool {
 		t.Fatalf("only %d keys found in the code: is the walk wrong?", len(known))
 	}
 	return known
+}
+
+// The recipe of docs/cluster.md's "Three nodes by hand" runs as written,
+// and so do the operations it says run against it: the nodes bootstrap,
+// two agencies finish, a fourth node is added (and promoted), removed, a
+// backup is taken and the next round begun.
+func TestDocs_ThreeNodesByHand(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	doc := docFiles(t)["../docs/cluster.md"]
+	blocks := func(section string) []string {
+		i := strings.Index(doc, "\n## "+section)
+		if i < 0 {
+			t.Fatalf("docs/cluster.md has no section %q", section)
+		}
+		body := doc[i+4:]
+		if j := strings.Index(body, "\n## "); j >= 0 {
+			body = body[:j]
+		}
+		var out []string
+		for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	recipe := blocks("Three nodes by hand")
+	add := blocks("Operating it")
+	if len(recipe) != 2 || len(add) != 1 {
+		t.Fatalf("the recipe's blocks: %d, the operations': %d", len(recipe), len(add))
+	}
+	p := newDockerProject(t) // a copy of the repository, to run in
+	for _, bin := range []string{"server", "agency"} {
+		b, err := os.ReadFile(filepath.Join(binDir, bin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(p.dir, "bin"), 0o755)
+		os.WriteFile(filepath.Join(p.dir, "bin", bin), b, 0o755)
+	}
+	for a := 1; a <= 2; a++ { // the agencies' data, so that prepare-data.sh keeps it
+		b, _ := os.ReadFile(filepath.Join(genData, fmt.Sprintf("agency-%d.csv", a)))
+		os.MkdirAll(filepath.Join(p.dir, ".data"), 0o755)
+		os.WriteFile(filepath.Join(p.dir, ".data", fmt.Sprintf("agency-%d.csv", a)), b, 0o644)
+	}
+	script := "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + strings.Join(recipe, "\n") + strings.Join(add, "\n") + `
+bin/server cluster remove 4
+wait %6 || { echo "node 4 did not stop cleanly once removed"; exit 1; }
+grep -q 'this node was removed from the cluster' .data/hand/node-4.log
+bin/server backup --out .data/hand/backup.db
+bin/server round new
+echo RECIPE-OK
+`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the recipe did not end within 5 minutes:\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "RECIPE-OK") || strings.Count(string(out), "cant_ganadores") != 2 {
+		logs, _ := exec.Command("bash", "-c", "tail -n 20 .data/hand/*.log").CombinedOutput()
+		t.Fatalf("the recipe: %v\n%s\n%s", err, out, logs)
+	}
 }
