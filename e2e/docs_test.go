@@ -200,8 +200,9 @@ func TestDocs_ThreeNodesByHand(t *testing.T) {
 		os.WriteFile(filepath.Join(p.dir, ".data", fmt.Sprintf("agency-%d.csv", a)), b, 0o644)
 	}
 	script := "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + strings.Join(recipe, "\n") + strings.Join(add, "\n") + `
+four=$(jobs -p | tail -n 1)
 bin/server cluster remove 4
-wait %6 || { echo "node 4 did not stop cleanly once removed"; exit 1; }
+wait $four || { echo "node 4 did not stop cleanly once removed"; exit 1; }
 grep -q 'this node was removed from the cluster' .data/hand/node-4.log
 bin/server backup --out .data/hand/backup.db
 bin/server round new
@@ -222,7 +223,9 @@ echo RECIPE-OK
 		t.Fatalf("the recipe did not end within 5 minutes:\n%s", out)
 	}
 	if err != nil || !strings.Contains(string(out), "RECIPE-OK") || strings.Count(string(out), "cant_ganadores") != 2 {
-		logs, _ := exec.Command("bash", "-c", "tail -n 20 .data/hand/*.log").CombinedOutput()
+		tail := exec.Command("bash", "-c", "tail -n 20 .data/hand/*.log")
+		tail.Dir = p.dir
+		logs, _ := tail.CombinedOutput()
 		t.Fatalf("the recipe: %v\n%s\n%s", err, out, logs)
 	}
 }
