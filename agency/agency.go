@@ -134,10 +134,14 @@ func (a *Agency) session(ctx context.Context) (progress bool, err error) {
 	}()
 	c := &conn{Conn: nc, r: protocol.NewReader(nc, protocol.MaxFrame)}
 
+	asked := time.Now()
 	if err := c.send(&protocol.Hello{Agency: a.opts.ID, Mode: a.bets.Mode()}); err != nil {
 		return false, err
 	}
 	w, err := receive[*protocol.Welcome](c, a.opts.ServerTimeout)
+	if err == nil && a.opts.History != nil {
+		a.opts.History.Resumed(asked, time.Now(), w.Committed)
+	}
 	if err != nil {
 		// With TLS 1.3 the central checks this agency's certificate after
 		// the client's side of the handshake: a refusal arrives here.
@@ -252,6 +256,9 @@ func (a *Agency) askWinners(c *conn) error {
 	// goodbye the session is retried, so the central always learns that this
 	// agency has its winners.
 	a.winners, a.received = docs, true
+	if a.opts.History != nil {
+		a.opts.History.Winners(docs)
+	}
 	if err := c.send(&protocol.Received{}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package agency
 import (
 	"errors"
 	"io"
+	"time"
 
 	"github.com/loteria-nacional/tp0/lottery"
 	"github.com/loteria-nacional/tp0/protocol"
@@ -86,7 +87,8 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 	type inflight struct {
 		first    uint64
 		n        int
-		fraction float64 // of the input read once the batch was filled
+		fraction float64   // of the input read once the batch was filled
+		sent     time.Time // for the history
 	}
 	var (
 		queue []inflight
@@ -95,6 +97,20 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 		batch = protocol.Batch{Agency: a.opts.ID}
 		fill  = batcher{src: src, max: a.opts.BatchMaxAmount}
 	)
+	if h := a.opts.History; h != nil {
+		// The batches still in flight when the session ends: the head's
+		// refusal is the central's word on it; the others', unknown.
+		defer func() {
+			for i, b := range queue {
+				var pe *protocol.Error
+				if i == 0 && errors.As(err, &pe) && refusal(pe.Code) {
+					h.Batch(b.first, b.n, b.sent, time.Now(), 0, Refused)
+				} else {
+					h.Batch(b.first, b.n, b.sent, time.Time{}, 0, Unknown)
+				}
+			}
+		}()
+	}
 	for {
 		for len(queue) < a.opts.BatchWindow {
 			if err := fill.fill(&batch, next); err != nil {
@@ -106,7 +122,7 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 			if err := c.send(&batch); err != nil {
 				return progress, err
 			}
-			queue = append(queue, inflight{batch.First, len(batch.Bets), src.Progress()})
+			queue = append(queue, inflight{batch.First, len(batch.Bets), src.Progress(), time.Now()})
 			next += uint64(len(batch.Bets))
 		}
 		if len(queue) == 0 {
@@ -122,6 +138,9 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 				a.opts.ID, ack.First, ack.Committed, queue[0].first, want, errNotOurs)
 		}
 		progress = progress || ack.Stored > 0
+		if h := a.opts.History; h != nil {
+			h.Batch(queue[0].first, queue[0].n, queue[0].sent, time.Now(), ack.Committed, Acked)
+		}
 		a.bets.Acked(queue[0].first, queue[0].n, want, queue[0].fraction)
 		acked, queue = want, queue[1:]
 	}
@@ -146,6 +165,13 @@ func (a *Agency) sendBets(c *conn, w *protocol.Welcome) (progress bool, err erro
 	a.log.Infof("action: fin_envio | result: success | finalizadas: %d | agencias: %d | apuestas: %d | resumen: %x", f.Count, f.Agencies, acked, sum[:])
 	a.own = own // the whole stream was read: these are the agency's winning bets
 	return true, nil
+}
+
+// refusal reports a code the central answers a batch with for what the
+// batch is (nothing of it stored): not a session that ended (not_leader,
+// unavailable, replaced), which leaves its outcome unknown.
+func refusal(c protocol.Code) bool {
+	return c == protocol.CodeGap || c == protocol.CodeInvalidBet || c == protocol.CodeFinished || c == protocol.CodeUnknownAgency
 }
 
 // tallied counts the winning bets of the bets it yields.

@@ -37,7 +37,36 @@ type Options struct {
 	Progress func(stored uint64, fraction float64)
 	// Logger receives the agency's log lines (logformat.Discard by default).
 	Logger logformat.Logger
+	// History, when set, is told what the agency asked the central and
+	// what it was told, with the times: a history for a checker (the
+	// end-to-end tests'). nil tells nothing.
+	History History
 }
+
+// History is told an agency's operations against the central as they
+// end. Times are the agency's clock.
+type History interface {
+	// Resumed: a session's hello, sent at asked, was answered at told by a
+	// Welcome saying committed of the agency's bets are stored.
+	Resumed(asked, told time.Time, committed uint64)
+	// Batch: the n bets from first, sent at sent, were acknowledged at
+	// answered with committed bets stored (Acked), refused for what they
+	// are (Refused: a gap, an invalid bet, a finished agency), or their
+	// outcome is unknown (Unknown, answered zero): the session ended first.
+	Batch(first uint64, n int, sent, answered time.Time, committed uint64, outcome Outcome)
+	// Winners: the central told the agency these winners, and it took them.
+	Winners(docs []string)
+}
+
+// Outcome is what became of a batch, as far as the agency knows.
+type Outcome int
+
+// The outcomes of a batch.
+const (
+	Acked Outcome = iota + 1
+	Refused
+	Unknown
+)
 
 // NewOptions returns the defaults of config.yaml, with no ID and the
 // course's server address.

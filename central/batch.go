@@ -51,6 +51,15 @@ func (s *session) batch(m *protocol.BatchFrame) error {
 	if s.pipelined() {
 		return s.submit(m)
 	}
+	if f := s.c.opts.Faults; f != nil && f.AckWithoutCommit > 0 && s.c.faultCount.Add(1)%int64(f.AckWithoutCommit) == 0 {
+		committed, _, _ := s.c.store.Committed(s.agency)
+		if m.First == committed { // a batch that would store: acked, and dropped
+			if err := s.send(&protocol.Ack{First: m.First, Stored: n, Committed: m.First + uint64(n)}); err != nil {
+				return errEnd
+			}
+			return nil
+		}
+	}
 	start := time.Now()
 	receipt, err := s.c.store.Append(s.agency, m.First, m)
 	return s.answer(m.First, n, m, start, receipt, err)

@@ -55,6 +55,8 @@ type Central struct {
 	switching atomic.Bool
 	roundMu   sync.Mutex // one new round at a time
 	hooks     hooks
+	// faultCount counts batches for Options.Faults.
+	faultCount atomic.Int64
 
 	abort         context.CancelCauseFunc // ends Serve with a cause (a damaged store)
 	adminTimeouts adminTimeouts

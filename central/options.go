@@ -29,6 +29,8 @@ type Options struct {
 	MaxConns int
 	// GroupCommit lets agencies' batches share commits (store.Options.GroupCommit).
 	GroupCommit bool
+	// Faults are test faults (a test build's switches); nil in production.
+	Faults *Faults
 	// StoreCheck checks one central's store file before it is opened
 	// (store.Options.Check): a damaged file is refused, and the central
 	// does not start. nil: none (bbolt is trusted with the file).
@@ -160,4 +162,13 @@ func ConnectionLimit(set int, replica bool) (maxConns int, fileLimit uint64) {
 		return min(allowed, autoMaxConns), nofile
 	}
 	return min(set, allowed), nofile
+}
+
+// Faults are faults a test build of the server switches on, to show that
+// the tests that should see them do.
+type Faults struct {
+	// AckWithoutCommit: every AckWithoutCommit-th batch of one central is
+	// acknowledged and never stored, as a central that acked before its
+	// commit and lost it would (0: none).
+	AckWithoutCommit int
 }

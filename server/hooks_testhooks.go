@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/cluster"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/store"
@@ -86,4 +87,15 @@ func cutFile(path string) func(peer int) bool {
 		}
 		return cut[self] || cut[peer]
 	}
+}
+
+// testFaults are the central's test faults, from the environment:
+//
+//	TP0_TEST_ACK_WITHOUT_COMMIT=N  every N-th batch is acked and never stored (one central)
+func testFaults() *central.Faults {
+	n, _ := strconv.Atoi(os.Getenv("TP0_TEST_ACK_WITHOUT_COMMIT"))
+	if n <= 0 {
+		return nil
+	}
+	return &central.Faults{AckWithoutCommit: n}
 }

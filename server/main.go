@@ -58,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := cfg.Central
 	opts.Logger = log
 	opts.StoreCheck = operator.StoreCheck()
+	opts.Faults = testFaults()
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | archive_keep: %d | winners_delay: %s | tls: %t | tls_required: %t | tls_deny_serials: %s | admin_addr: %s",
 		logformat.Value(settings.FileShown(cfg.File)), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.ArchiveKeep, opts.WinnersDelay, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
 	if cfg.TLSPlaintext {

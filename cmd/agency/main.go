@@ -58,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer bar.Finish()
 	}
+	if opts.History, err = testHistory(opts.ID); err != nil {
+		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
+		return 1
+	}
 	a, err := agency.New(opts, os.Getenv)
 	if err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
