@@ -18,9 +18,9 @@ import (
 // each seed picks a schedule of faults and their times (kill -9, SIGSTOP,
 // a partition, a clean restart, a membership change: a node removed and a
 // fresh one added) against three central processes while two agencies run
-// a round; then every fault is healed and the one checker runs: every
-// agency's bets stored once and in order, its winners, and every replica's
-// store identical. One fault at a time, so the cluster keeps its quorum and
+// a round; then every fault is healed and the checkers run: every
+// agency's bets stored once and in order, its winners, every replica's
+// store identical, and the agencies' histories linearizable (porcupine). One fault at a time, so the cluster keeps its quorum and
 // the round must finish. make test runs TP0_CLUSTER_SEEDS (default: two
 // seeds); make chaos SEEDS=N runs N; a failed seed is named, and
 // TP0_CLUSTER_SEEDS=S replays it.
@@ -85,6 +85,7 @@ func runClusterChaos(t *testing.T, seed uint64) {
 		pc.start(i)
 	}
 	pc.servingNode()
+	pc.hist = newHistories(t)
 	agencies := pc.runAgencies(midData)
 	finished := func() bool {
 		for _, a := range agencies[1:] {
@@ -144,6 +145,7 @@ func runClusterChaos(t *testing.T, seed uint64) {
 	waitAgencies(t, agencies, expectedWinners(t, midData, 2))
 	pc.waitApplied()
 	pc.compareStores(t, midData)
+	pc.hist.check(t, pc.agency, midData)
 }
 
 // servingNode waits for a live node whose /api/status says it serves, and

@@ -73,13 +73,17 @@ func (pc *processCluster) metrics(i int) string {
 	return string(b)
 }
 
-// runAgencies starts agencies 1..pc.agency on data with every node's address.
+// runAgencies starts agencies 1..pc.agency on data with every node's
+// address (recording their histories in pc.hist when set).
 func (pc *processCluster) runAgencies(data string, env ...string) []*proc {
 	pc.t.Helper()
 	procs := []*proc{nil}
 	for id := 1; id <= pc.agency; id++ {
-		procs = append(procs, startAgency(pc.t, pc.procs[pc.live()[0]], id, data, append([]string{"CLI_SERVER_ADDRESS=" + strings.Join(pc.addrs, ","),
-			"CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40"}, env...)...))
+		e := append([]string{"CLI_SERVER_ADDRESS=" + strings.Join(pc.addrs, ","), "CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40"}, env...)
+		if pc.hist.dir != "" {
+			e = append(e, pc.hist.env(id))
+		}
+		procs = append(procs, startAgency(pc.t, pc.procs[pc.live()[0]], id, data, e...))
 	}
 	return procs
 }

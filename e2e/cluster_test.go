@@ -55,6 +55,8 @@ type processCluster struct {
 	// it (they start with CLUSTER_JOIN=true); env, more of a node's environment.
 	gone, join map[int]bool
 	env        map[int][]string
+	// hist, when set, is where runAgencies' agencies record their histories.
+	hist histories
 }
 
 // adminToken is every test node's ADMIN_TOKEN.
@@ -288,10 +290,11 @@ func TestCluster_PausedLeader(t *testing.T) {
 	}
 	pc := startProcessCluster(t, 2, "")
 	lead := pc.leader(-1)
+	h := newHistories(t)
 	procs := []*proc{nil}
 	for id := 1; id <= 2; id++ {
 		procs = append(procs, startAgency(t, pc.procs[lead], id, genData, "CLI_SERVER_ADDRESS="+strings.Join(pc.addrs, ","),
-			"CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40", "CLI_SERVER_TIMEOUT=2s"))
+			"CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40", "CLI_SERVER_TIMEOUT=2s", h.env(id)))
 	}
 	pc.procs[lead].waitLine(`action: apuesta_recibida \| result: success`, time.Minute)
 	pc.procs[lead].signal(syscall.SIGSTOP)
@@ -306,6 +309,7 @@ func TestCluster_PausedLeader(t *testing.T) {
 		t.Fatalf("the paused leader acknowledged %d batches after it was resumed", after-before)
 	}
 	pc.compareStores(t, genData)
+	h.check(t, 2, genData)
 }
 
 // killLeaderAt kills the leader (-9) once it logs a line matching at.
@@ -320,9 +324,10 @@ func killLeaderAt(t *testing.T, tlsDir, at string) {
 		}
 		addrs = append(addrs, a)
 	}
+	h := newHistories(t)
 	procs := []*proc{nil}
 	for id := 1; id <= 2; id++ {
-		env := []string{"CLI_SERVER_ADDRESS=" + strings.Join(addrs, ","), "CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40"}
+		env := []string{"CLI_SERVER_ADDRESS=" + strings.Join(addrs, ","), "CLI_BATCH_WINDOW=1", "CLI_BATCH_MAXAMOUNT=40", h.env(id)}
 		if tlsDir != "" {
 			f := func(n string) string { return filepath.Join(tlsDir, n) }
 			env = append(env, "CLI_TLS_CA="+f("ca.crt"), fmt.Sprintf("CLI_TLS_CERT=%s/agency-%d.crt", tlsDir, id), fmt.Sprintf("CLI_TLS_KEY=%s/agency-%d.key", tlsDir, id))
@@ -341,6 +346,7 @@ func killLeaderAt(t *testing.T, tlsDir, at string) {
 	pc.start(lead) // back from its own files: it catches up from the leader
 	pc.waitApplied()
 	pc.compareStores(t, data)
+	h.check(t, 2, data)
 }
 
 // Over TLS, an agency's certificate cannot join the cluster and a
