@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -155,9 +154,7 @@ func (pc *processCluster) servingNode() int {
 	found := -1
 	if !poll(time.Minute, func() bool {
 		for _, i := range pc.live() {
-			req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/api/status", nil)
-			req.Header.Set("Authorization", "Bearer "+adminToken)
-			resp, err := (&http.Client{Timeout: time.Second}).Do(req)
+			resp, err := pc.get(i, "/api/status", time.Second)
 			if err != nil {
 				continue
 			}

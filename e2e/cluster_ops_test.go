@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,9 +35,7 @@ type nodeStatus struct {
 
 func (pc *processCluster) status(i int) nodeStatus {
 	pc.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/api/status", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	resp, err := pc.get(i, "/api/status", 5*time.Second)
 	if err != nil {
 		pc.t.Fatal(err)
 	}
@@ -62,9 +59,7 @@ func (pc *processCluster) committed(i int) map[int]uint64 {
 // metrics returns node i's /metrics.
 func (pc *processCluster) metrics(i int) string {
 	pc.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	resp, err := pc.get(i, "/metrics", 5*time.Second)
 	if err != nil {
 		pc.t.Fatal(err)
 	}
@@ -83,7 +78,11 @@ func (pc *processCluster) runAgencies(data string, env ...string) []*proc {
 		if pc.hist.dir != "" {
 			e = append(e, pc.hist.env(id))
 		}
-		procs = append(procs, startAgency(pc.t, pc.procs[pc.live()[0]], id, data, e...))
+		var wrap []string
+		if pc.lab != nil {
+			wrap = pc.lab.wrap(agencyMember(id))
+		}
+		procs = append(procs, startAgencyIn(pc.t, wrap, pc.procs[pc.live()[0]], id, data, e...))
 	}
 	return procs
 }

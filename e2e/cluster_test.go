@@ -57,6 +57,9 @@ type processCluster struct {
 	env        map[int][]string
 	// hist, when set, is where runAgencies' agencies record their histories.
 	hist histories
+	// lab, when set, holds every node and agency in a network namespace of
+	// its own (netns_test.go); nil: all on this host's loopback.
+	lab *netLab
 }
 
 // adminToken is every test node's ADMIN_TOKEN.
@@ -165,8 +168,8 @@ func (pc *processCluster) nodesFor(i int) string {
 
 // command runs the server binary's command against node i's admin listener.
 func (pc *processCluster) command(i int, args ...string) (string, error) {
-	args = append(args, "--admin", pc.admin[i], "--token", adminToken)
-	out, err := exec.Command(filepath.Join(binDir, "server"), args...).CombinedOutput()
+	args = append(append(pc.wrap(i), filepath.Join(binDir, "server")), append(args, "--admin", pc.admin[i], "--token", adminToken)...)
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	return string(out), err
 }
 
@@ -183,8 +186,8 @@ func (pc *processCluster) start(i int) {
 // listen (a node that is refused at start never does).
 func (pc *processCluster) launch(i int) *proc {
 	pc.t.Helper()
-	port := pc.addrs[i][strings.LastIndex(pc.addrs[i], ":")+1:]
-	env := []string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + port, fmt.Sprintf("AGENCIES=%d", pc.agency),
+	host, port, _ := net.SplitHostPort(pc.addrs[i])
+	env := []string{"SERVER_IP=" + host, "SERVER_PORT=" + port, fmt.Sprintf("AGENCIES=%d", pc.agency),
 		"DB_PATH=" + pc.dbs[i], "CLUSTER_NODES=" + pc.nodesFor(i), fmt.Sprintf("CLUSTER_NODE_ID=%d", i+1), "IDLE_TIMEOUT=5s",
 		"ADMIN_ADDR=127.0.0.1:0", "ADMIN_TOKEN=" + adminToken, fmt.Sprintf("CLUSTER_JOIN=%t", pc.join[i])}
 	if pc.tlsDir != "" {
@@ -193,14 +196,27 @@ func (pc *processCluster) launch(i int) *proc {
 	} else {
 		env = append(env, "CLUSTER_INSECURE=true")
 	}
-	return start(pc.t, "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
+	return startIn(pc.t, pc.wrap(i), "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
+}
+
+// get GETs path from node i's admin listener (in its network namespace
+// when the cluster runs in a netLab).
+func (pc *processCluster) get(i int, path string, timeout time.Duration) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, pc.admin[i]+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	client := &http.Client{Timeout: timeout}
+	if pc.lab != nil {
+		client.Transport = &http.Transport{DialContext: pc.lab.dialer(pc.member(i)), DisableKeepAlives: true}
+	}
+	return client.Do(req)
 }
 
 // applied reads node i's applied index from its /api/status.
 func (pc *processCluster) applied(i int) (uint64, bool) {
-	req, _ := http.NewRequest(http.MethodGet, pc.admin[i]+"/api/status", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	resp, err := pc.get(i, "/api/status", 5*time.Second)
 	if err != nil {
 		return 0, false
 	}
