@@ -82,7 +82,7 @@ func (pc *processCluster) runAgencies(data string, env ...string) []*proc {
 		if pc.lab != nil {
 			wrap = pc.lab.wrap(agencyMember(id))
 		}
-		procs = append(procs, startAgencyIn(pc.t, wrap, pc.procs[pc.live()[0]], id, data, e...))
+		procs = append(procs, startAgencyIn(pc.t, wrap, "agency", pc.procs[pc.live()[0]], id, data, e...))
 	}
 	return procs
 }

@@ -57,6 +57,9 @@ type processCluster struct {
 	env        map[int][]string
 	// hist, when set, is where runAgencies' agencies record their histories.
 	hist histories
+	// bin, when set for a node, is the server binary it runs (another
+	// build's); else the one this test run built.
+	bin map[int]string
 	// lab, when set, holds every node and agency in a network namespace of
 	// its own (netns_test.go); nil: all on this host's loopback.
 	lab *netLab
@@ -196,7 +199,11 @@ func (pc *processCluster) launch(i int) *proc {
 	} else {
 		env = append(env, "CLUSTER_INSECURE=true")
 	}
-	return startIn(pc.t, pc.wrap(i), "server", pc.t.TempDir(), append(env, pc.env[i]...)...)
+	name := "server"
+	if b := pc.bin[i]; b != "" {
+		name = b
+	}
+	return startIn(pc.t, pc.wrap(i), name, pc.t.TempDir(), append(env, pc.env[i]...)...)
 }
 
 // get GETs path from node i's admin listener (in its network namespace
@@ -425,7 +432,7 @@ func testkitHello(t *testing.T) []byte {
 // same bets.csv, draw and winners, every bet of data once.
 func (pc *processCluster) compareStores(t *testing.T, data string) {
 	t.Helper()
-	want := expectedWinners(t, data, 2)
+	want := expectedWinners(t, data, pc.agency)
 	live := pc.live()
 	for _, i := range live {
 		c := pc.procs[i]
@@ -460,11 +467,15 @@ func (pc *processCluster) compareStores(t *testing.T, data string) {
 				exports[i].Len(), exports[0].Len(), draws[i].DrawTime, draws[0].DrawTime)
 		}
 	}
-	rep := verifyStore(t, pc.dbs[live[0]], data, 2)
-	if rep.total != len(fileBets(t, data, 1))+len(fileBets(t, data, 2)) {
-		t.Fatalf("stored %d bets", rep.total)
+	rep := verifyStore(t, pc.dbs[live[0]], data, pc.agency)
+	total := 0
+	for a := 1; a <= pc.agency; a++ {
+		total += len(fileBets(t, data, a))
 	}
-	for a := 1; a <= 2; a++ {
+	if rep.total != total {
+		t.Fatalf("stored %d bets, want %d", rep.total, total)
+	}
+	for a := 1; a <= pc.agency; a++ {
 		if len(draws[0].Winners[a]) != want[a] {
 			t.Fatalf("agency %d: %d winners stored, want %d", a, len(draws[0].Winners[a]), want[a])
 		}

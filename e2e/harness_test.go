@@ -113,9 +113,14 @@ func start(t *testing.T, name string, dir string, env ...string) *proc {
 
 // startIn is start with the binary run by wrap (ip netns exec NS: the
 // binary is exec'd, so the process is the binary's and signals reach it).
+// A name that is an absolute path is that binary (another build's).
 func startIn(t *testing.T, wrap []string, name string, dir string, env ...string) *proc {
 	t.Helper()
-	argv := append(append([]string{}, wrap...), filepath.Join(binDir, name))
+	path := name
+	if !filepath.IsAbs(name) {
+		path = filepath.Join(binDir, name)
+	}
+	argv := append(append([]string{}, wrap...), path)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
@@ -253,18 +258,18 @@ func listenAddr(p *proc) string {
 // startAgency starts agency id against c with its CSV from dataDir.
 func startAgency(t *testing.T, c *central, id int, dataDir string, env ...string) *proc {
 	t.Helper()
-	return startAgencyIn(t, nil, c, id, dataDir, env...)
+	return startAgencyIn(t, nil, "agency", c, id, dataDir, env...)
 }
 
-// startAgencyIn is startAgency run by wrap (startIn).
-func startAgencyIn(t *testing.T, wrap []string, c *central, id int, dataDir string, env ...string) *proc {
+// startAgencyIn is startAgency with binary name (startIn's) run by wrap.
+func startAgencyIn(t *testing.T, wrap []string, name string, c *central, id int, dataDir string, env ...string) *proc {
 	t.Helper()
 	env = append([]string{
 		fmt.Sprintf("CLI_ID=%d", id), "CLI_SERVER_ADDRESS=" + c.addr,
 		"CLI_DATA_PATH=" + filepath.Join(dataDir, fmt.Sprintf("agency-%d.csv", id)),
 		"CLI_RECONNECT_BACKOFF=50ms", "CLI_RECONNECT_MAXBACKOFF=500ms",
 	}, env...)
-	return startIn(t, wrap, "agency", t.TempDir(), env...)
+	return startIn(t, wrap, name, t.TempDir(), env...)
 }
 
 // countZipRows is used to cross-check the extracted dataset.
