@@ -25,7 +25,7 @@ export TP0_UID := $(shell id -u)
 export TP0_GID := $(shell id -g)
 STORE ?= .data/server/bets.db
 
-.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm bench-cluster bench-restart fuzz chaos bench bench-scale inspect \
+.PHONY: all build certs demo test test-short lint cross bench-tls bench-admin bench-swarm bench-cluster bench-cluster-quota bench-catchup bench-restart fuzz chaos bench bench-scale inspect \
 	export branches docker-image docker-compose-up docker-compose-down docker-compose-logs fmt vet
 
 all: build
@@ -211,6 +211,18 @@ bench-swarm: build
 # (kill -9 of the leader → new leader → first ack, median of 5).
 bench-cluster: build
 	$(GO) run ./scripts/bench -mode cluster -shapes 5x0,10x20000,1000x0 -logstores wal,boltdb -failovers 5 -replicas 3
+
+# The same shapes with each central in a CPU cgroup of its own (0.25 of a
+# core each, as on a machine of its own; the agencies in one of 0.75): one
+# central against three replicas at equal per-node CPU, and each node's CPU
+# per stored bet. Needs root (cgroup v1 cpu or v2).
+bench-cluster-quota: build
+	$(GO) run ./scripts/bench -mode cluster -cgroups -shapes 5x0,10x40000,1000x0 -logstores wal -runs 3
+
+# A follower stopped (SIGTERM) for 20 s while 10 agencies send 2 M bets,
+# started again: exec to the leader's applied index, 5 runs and the median.
+bench-catchup: build
+	$(GO) run ./scripts/bench -mode catchup -agencies 10 -bets 200000 -down 20s -runs 5
 
 # A replica's restarts with a large store (RESTART_AGENCIES x 1,000 bets;
 # 10,000: 10 M bets): exec to serving after a clean stop (the store trusted)

@@ -56,11 +56,18 @@ func (n *Node) submit(c store.Command, leading bool) func() (store.Applied, erro
 	if err != nil {
 		return func() (store.Applied, error) { return store.Applied{}, err }
 	}
+	forget := func() {}
+	if c.Kind == store.CmdAppend {
+		forget = n.fsm.propose(data, c.Bets)
+	}
 	n.proposing.RLock()
 	start := time.Now()
 	f := n.raft.Apply(data, n.cfg.Timeouts.Apply)
 	n.proposing.RUnlock()
-	return func() (store.Applied, error) { return n.outcome(f, start) }
+	return func() (store.Applied, error) {
+		defer forget()
+		return n.outcome(f, start)
+	}
 }
 
 // outcome waits for an Apply's future and returns the entry's outcome. A

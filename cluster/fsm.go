@@ -8,9 +8,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/loteria-nacional/tp0/lottery"
+	"github.com/loteria-nacional/tp0/protocol"
 	"github.com/loteria-nacional/tp0/store"
 )
 
@@ -44,6 +47,46 @@ type fsm struct {
 	checkpoint func(index uint64)
 	// configured is told each committed configuration.
 	configured func(servers []raft.Server)
+	// own are the Append entries this node proposed and still waits for,
+	// by their data's first byte: raft hands the leader's FSM the very
+	// slice it was given, and its batch was checked when it came in, so it
+	// is taken as it is rather than parsed again.
+	own sync.Map // *byte → ownEntry
+}
+
+// ownEntry is a proposed Append entry's data length and its batch (a view
+// over the data).
+type ownEntry struct {
+	n     int
+	frame *protocol.BatchFrame
+}
+
+// propose records data, the Append entry of batch, as this node's own.
+// The returned func forgets it (once its outcome is known).
+func (f *fsm) propose(data []byte, batch lottery.Bets) func() {
+	bf, ok := batch.(*protocol.BatchFrame)
+	if !ok {
+		return func() {}
+	}
+	v, ok := protocol.Reframe(data[2:], bf)
+	if !ok {
+		return func() {}
+	}
+	key := unsafe.SliceData(data)
+	f.own.Store(key, ownEntry{n: len(data), frame: v})
+	return func() { f.own.Delete(key) }
+}
+
+// decode is decode(data), taking this node's own Append entries as they
+// were proposed.
+func (f *fsm) decode(data []byte) (store.Command, error) {
+	if len(data) > 2 && store.CommandKind(data[1]) == store.CmdAppend {
+		if v, ok := f.own.LoadAndDelete(unsafe.SliceData(data)); ok && v.(ownEntry).n == len(data) {
+			bf := v.(ownEntry).frame
+			return store.Command{Kind: store.CmdAppend, Agency: bf.Agency, First: bf.First, Bets: bf}, nil
+		}
+	}
+	return decode(data)
 }
 
 var (
@@ -73,7 +116,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = result{}
 			continue
 		}
-		c, err := decode(l.Data)
+		c, err := f.decode(l.Data)
 		if err != nil {
 			return f.failAll(out, fmt.Errorf("log index %d: %w", l.Index, err))
 		}

@@ -565,6 +565,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()
+		n.stream.stopDialing()
 		if err := wait(n.raft.Shutdown(), shutdownWait); err != nil {
 			n.stream.Close()
 			n.trans.Close()

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"time"
@@ -172,6 +173,27 @@ func (m *batchOf) appendBody(b []byte) ([]byte, error) {
 		return err
 	})
 	return b, err
+}
+
+// batchHeaderSize is a batch body's fixed part: agency u32, first u64,
+// count u16.
+const batchHeaderSize = 4 + 8 + 2
+
+// Reframe returns frame, AppendBatch's encoding of a batch whose bets are
+// from (a frame that was checked), as a frame over frame's own bytes, with
+// from's checked count: the bets are compared with from's, not checked
+// again. It reports false when frame is not that encoding; the caller then
+// parses it (ParseFrame).
+func Reframe(frame []byte, from *BatchFrame) (*BatchFrame, bool) {
+	off := HeaderSize + batchHeaderSize
+	if len(frame) != off+len(from.bets) || frame[0] != Marker || Kind(frame[1]) != KindBatch || !bytes.Equal(frame[off:], from.bets) {
+		return nil, false
+	}
+	body := frame[HeaderSize:]
+	if int(be.Uint16(body[12:])) != from.count {
+		return nil, false
+	}
+	return &BatchFrame{Agency: int(be.Uint32(body)), First: be.Uint64(body[4:]), count: from.count, bets: frame[off:]}, true
 }
 
 // ParseFrame checks frame, one whole batch frame (header included, as

@@ -107,3 +107,40 @@ func TestFrameOutlivesNext(t *testing.T) {
 		t.Fatalf("Each: %v after %d calls, want stop after 1", err, calls)
 	}
 }
+
+// Reframe takes AppendBatch's encoding of a checked frame as that frame,
+// and refuses any other bytes (the caller parses those).
+func TestReframe(t *testing.T) {
+	t.Parallel()
+	checked, err := ParseFrame(frameBytes(t, &Batch{Agency: 4, First: 9, Bets: []lottery.Bet{
+		{Agency: 4, Document: "11", FirstName: "Ana", LastName: "Paz", Number: 1},
+		{Agency: 4, Document: "22", FirstName: "Bea", LastName: "Sol", Number: 7574}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := AppendBatch(nil, checked.Agency, checked.First, checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := Reframe(entry, checked)
+	if !ok {
+		t.Fatal("AppendBatch's own encoding was refused")
+	}
+	want, err := ParseFrame(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Agency != want.Agency || got.First != want.First || got.Len() != want.Len() || !bytes.Equal(got.bets, want.bets) {
+		t.Fatalf("Reframe = %+v, ParseFrame = %+v", got, want)
+	}
+	for name, change := range map[string]func([]byte) []byte{
+		"a bet's byte":  func(b []byte) []byte { b[len(b)-1] ^= 1; return b },
+		"the count":     func(b []byte) []byte { b[HeaderSize+batchHeaderSize-1]++; return b },
+		"one byte less": func(b []byte) []byte { return b[:len(b)-1] },
+		"the marker":    func(b []byte) []byte { b[0] = 0; return b },
+	} {
+		if _, ok := Reframe(change(bytes.Clone(entry)), checked); ok {
+			t.Errorf("%s changed: taken as the checked frame", name)
+		}
+	}
+}

@@ -49,14 +49,14 @@ func parseShapes(s string) ([]shape, error) {
 func (b *bench) clusterTable(shapes []shape, replicas int, stores []string, failovers int) error {
 	fmt.Printf("| agencies × bets | nodes | raft log | time | bets/s | vs one node | CPU, all nodes | in the run: nodes + agencies | commit p50 / p99 |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, sh := range shapes {
-		one, err := b.clusterOnce(sh, 1, "", 0)
+		one, err := b.clusterOnce(sh, 1, "", 0, nil)
 		if err != nil {
 			return err
 		}
 		base := float64(sh.agencies*sh.bets) / one.elapsed.Seconds()
 		fmt.Printf("| %d × %d | 1 | - | %s | %.0f | 1.00× | %s | %s | - |\n", sh.agencies, sh.bets, ms(one.elapsed), base, ms(one.cpu), one.inRun())
 		for _, ls := range stores {
-			res, err := b.clusterOnce(sh, replicas, ls, 0)
+			res, err := b.clusterOnce(sh, replicas, ls, 0, nil)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ func (b *bench) clusterTable(shapes []shape, replicas int, stores []string, fail
 	fmt.Printf("\n| failover (%d nodes, %s, %d agencies × %d bets, kill -9 of the leader after 1 s) | kill → new leader | kill → first ack |\n|---|---:|---:|\n", replicas, ls, fo.agencies, fo.bets)
 	var elected, acked []time.Duration
 	for run := 1; run <= failovers; run++ {
-		res, err := b.clusterOnce(fo, replicas, ls, time.Second)
+		res, err := b.clusterOnce(fo, replicas, ls, time.Second, nil)
 		if err != nil {
 			return err
 		}
@@ -105,6 +105,9 @@ type clusterRun struct {
 	cpu                        time.Duration // every node's user+system time
 	runCPU, swarmCPU           time.Duration // the nodes' and the agencies' (this process's) while the swarm ran
 	p50, p99                   time.Duration // the leader's commit latency (tp0_cluster_commit_seconds)
+	perNode                    []time.Duration // each node's CPU while the swarm ran
+	lead                       int             // the leader at the end (no kill: throughout)
+	throttled                  int             // periods the leader's cgroup was held at its quota
 }
 
 // inRun is the CPU the nodes and the agencies used while the swarm ran,
@@ -118,90 +121,196 @@ var (
 	reAdmin  = regexp.MustCompile(`action: admin_listen \| result: success \| direccion: (\S+)`)
 )
 
-// clusterOnce runs sh against nodes centrals (1: no cluster) whose raft log
-// is logStore, killing the leader after killAfter (0: no kill), and
-// verifies the leader's store.
-func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time.Duration) (clusterRun, error) {
+// nodeSet is a run's central processes: one central (no cluster), or
+// the nodes of a cluster, each on its own folder, optionally each in a CPU
+// cgroup of its own.
+type nodeSet struct {
+	b            *bench
+	tmp          string
+	addrs, parts []string
+	ports        []int
+	dbs          []string
+	procs        []*proc
+	env          [][]string
+	cg           *cgroups // nil: none
+}
+
+// startNodes starts n centrals (1: no cluster) for agencies, whose raft log
+// is logStore, and waits for a leader.
+func (b *bench) startNodes(n, agencies int, logStore string, cg *cgroups) (*nodeSet, error) {
 	tmp, err := os.MkdirTemp("", "tp0-cluster-")
 	if err != nil {
-		return clusterRun{}, err
+		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	ports := make([]int, nodes)
+	ns := &nodeSet{b: b, tmp: tmp, cg: cg, procs: make([]*proc, n), dbs: make([]string, n), env: make([][]string, n)}
 	var lns []net.Listener
-	for i := range ports {
+	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return clusterRun{}, err
+			ns.close()
+			return nil, err
 		}
-		lns, ports[i] = append(lns, ln), ln.Addr().(*net.TCPAddr).Port
+		lns, ns.ports = append(lns, ln), append(ns.ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	for _, ln := range lns {
 		ln.Close()
 	}
-	var parts, addrs []string
-	for i, p := range ports {
-		parts = append(parts, fmt.Sprintf("%d=127.0.0.1:%d", i+1, p))
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	for i, p := range ns.ports {
+		ns.parts = append(ns.parts, fmt.Sprintf("%d=127.0.0.1:%d", i+1, p))
+		ns.addrs = append(ns.addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	procs := make([]*proc, nodes)
-	dbs := make([]string, nodes)
-	for i := range procs {
-		dbs[i] = filepath.Join(tmp, fmt.Sprintf("node-%d", i+1), "bets.db")
-		os.MkdirAll(filepath.Dir(dbs[i]), 0o755)
-		env := append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ports[i]), "AGENCIES=" + strconv.Itoa(sh.agencies),
-			"DB_PATH=" + dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, nodeEnv(b.extraEnv, i+1)...)
-		if nodes > 1 {
-			env = append(env, "CLUSTER_NODES="+strings.Join(parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true",
+	for i := range ns.procs {
+		ns.dbs[i] = filepath.Join(tmp, fmt.Sprintf("node-%d", i+1), "bets.db")
+		os.MkdirAll(filepath.Dir(ns.dbs[i]), 0o755)
+		ns.env[i] = append([]string{"SERVER_IP=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(ns.ports[i]), "AGENCIES=" + strconv.Itoa(agencies),
+			"DB_PATH=" + ns.dbs[i], "SERVER_LISTEN_BACKLOG=4096", "IDLE_TIMEOUT=5m", "ADMIN_ADDR=127.0.0.1:0"}, nodeEnv(b.extraEnv, i+1)...)
+		if n > 1 {
+			ns.env[i] = append(ns.env[i], "CLUSTER_NODES="+strings.Join(ns.parts, ","), "CLUSTER_NODE_ID="+strconv.Itoa(i+1), "CLUSTER_INSECURE=true",
 				"CLUSTER_LOG_STORE="+logStore)
 		}
-		if procs[i], err = startProc(filepath.Join(b.bin, "server"), env, "action: listen | result: success"); err != nil {
-			return clusterRun{}, err
+		if err := ns.start(i); err != nil {
+			ns.close()
+			return nil, err
 		}
-		defer procs[i].kill()
-	}
-	leader := func(not int) (int, bool) {
-		for i, p := range procs {
-			if i == not || nodes == 1 {
-				continue
-			}
-			if m := reLeader.FindAllStringSubmatch(p.out.String(), -1); len(m) > 0 && m[len(m)-1][1] == "leader" {
-				return i, true
-			}
-		}
-		return 0, nodes == 1
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	lead, ok := leader(-1)
-	for ; !ok && time.Now().Before(deadline); lead, ok = leader(-1) {
+	for _, ok := ns.leader(-1); !ok; _, ok = ns.leader(-1) {
+		if time.Now().After(deadline) {
+			ns.close()
+			return nil, fmt.Errorf("no leader among %d nodes", n)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !ok {
-		return clusterRun{}, fmt.Errorf("no leader among %d nodes", nodes)
+	return ns, nil
+}
+
+// start starts node i on its folder (in its cgroup, with one) and waits
+// until it listens.
+func (ns *nodeSet) start(i int) error {
+	path, args := filepath.Join(ns.b.bin, "server"), []string(nil)
+	if ns.cg != nil {
+		path, args = ns.cg.wrap(nodeGroup(i), path)
 	}
+	p, err := startProc(path, ns.env[i], "action: listen | result: success", args...)
+	if err != nil {
+		return err
+	}
+	ns.procs[i] = p
+	return nil
+}
+
+func nodeGroup(i int) string { return fmt.Sprintf("node-%d", i+1) }
+
+// leader returns the node whose last role line says it leads (not not);
+// one central always leads.
+func (ns *nodeSet) leader(not int) (int, bool) {
+	if len(ns.procs) == 1 {
+		return 0, true
+	}
+	for i, p := range ns.procs {
+		if i == not || p == nil {
+			continue
+		}
+		if m := reLeader.FindAllStringSubmatch(p.out.String(), -1); len(m) > 0 && m[len(m)-1][1] == "leader" {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// cpu is every running node's user+system time so far, each.
+func (ns *nodeSet) cpu() []time.Duration {
+	out := make([]time.Duration, len(ns.procs))
+	for i, p := range ns.procs {
+		if p != nil {
+			out[i] = p.cpuTime()
+		}
+	}
+	return out
+}
+
+// applied reads node i's tp0_cluster_applied_index from its /metrics.
+func (ns *nodeSet) applied(i int) (uint64, bool) {
+	m := reAdmin.FindStringSubmatch(ns.procs[i].out.String())
+	if m == nil {
+		return 0, false
+	}
+	body, err := fetch("http://" + m[1] + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	mm := reApplied.FindStringSubmatch(body)
+	if mm == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(mm[1], 64)
+	return uint64(v), err == nil
+}
+
+var reApplied = regexp.MustCompile(`(?m)^tp0_cluster_applied_index\{[^}]*\} (\S+)$`)
+
+// stop stops node i cleanly (SIGTERM) and returns its exit error.
+func (ns *nodeSet) stop(i int) error {
+	p := ns.procs[i]
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err := p.wait()
+	ns.procs[i] = nil
+	if err != nil {
+		return fmt.Errorf("node %d: %w\n%s", i+1, err, p.tail())
+	}
+	return nil
+}
+
+// close kills what still runs and removes the folders.
+func (ns *nodeSet) close() {
+	for _, p := range ns.procs {
+		if p != nil && p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	}
+	os.RemoveAll(ns.tmp)
+}
+
+// clusterOnce runs sh against nodes centrals (1: no cluster) whose raft log
+// is logStore, killing the leader after killAfter (0: no kill), and
+// verifies the leader's store. With cg, each node runs in its own cgroup
+// and the agencies (this process) in theirs.
+func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time.Duration, cg *cgroups) (clusterRun, error) {
+	ns, err := b.startNodes(nodes, sh.agencies, logStore, cg)
+	if err != nil {
+		return clusterRun{}, err
+	}
+	defer ns.close()
+	lead, _ := ns.leader(-1)
 	var run clusterRun
 	var lastAck atomic.Int64
-	nodesCPU := func() (d time.Duration) {
-		for _, p := range procs {
-			d += p.cpuTime()
+	sum := func(d []time.Duration) (t time.Duration) {
+		for _, x := range d {
+			t += x
 		}
-		return d
+		return t
 	}
-	nodes0, self0 := nodesCPU(), selfCPU()
+	if cg != nil {
+		if err := cg.enter(agencyGroup, os.Getpid()); err != nil {
+			return run, err
+		}
+		defer cg.leave(os.Getpid())
+	}
+	nodes0, self0 := ns.cpu(), selfCPU()
 	done := make(chan error, 1)
 	var res swarm.Result
 	go func() {
 		var err error
-		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(addrs, ","), Agencies: sh.agencies, Bets: sh.bets, Window: b.window,
+		res, err = swarm.Run(context.Background(), swarm.Config{Addr: strings.Join(ns.addrs, ","), Agencies: sh.agencies, Bets: sh.bets, Window: b.window,
 			RetryTimeout: 10 * time.Minute, LastAck: &lastAck})
 		done <- err
 	}()
 	if killAfter > 0 {
 		time.Sleep(killAfter)
-		procs[lead].kill()
+		ns.procs[lead].kill()
 		killed := time.Now()
-		next, ok := leader(lead)
-		for ; !ok && time.Since(killed) < time.Minute; next, ok = leader(lead) {
+		next, ok := ns.leader(lead)
+		for ; !ok && time.Since(killed) < time.Minute; next, ok = ns.leader(lead) {
 			time.Sleep(time.Millisecond)
 		}
 		run.elected = time.Since(killed)
@@ -229,12 +338,18 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 	}
 	run.elapsed = res.Elapsed
 	if killAfter == 0 {
-		run.runCPU, run.swarmCPU = nodesCPU()-nodes0, selfCPU()-self0
+		after := ns.cpu()
+		run.perNode = make([]time.Duration, len(after))
+		for i := range after {
+			run.perNode[i] = after[i] - nodes0[i]
+		}
+		run.runCPU, run.swarmCPU = sum(after)-sum(nodes0), selfCPU()-self0
+		run.lead = lead
 	}
 	if nodes > 1 {
-		run.p50, run.p99 = commitLatency(procs[lead])
+		run.p50, run.p99 = commitLatency(ns.procs[lead])
 	}
-	for i, p := range procs {
+	for i, p := range ns.procs {
 		if killAfter > 0 && p.cmd.ProcessState != nil {
 			continue // the killed one
 		}
@@ -244,7 +359,7 @@ func (b *bench) clusterOnce(sh shape, nodes int, logStore string, killAfter time
 		}
 		run.cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 	}
-	return run, verifySwarm(dbs[lead], sh.agencies, sh.bets, res)
+	return run, verifySwarm(ns.dbs[lead], sh.agencies, sh.bets, res)
 }
 
 // nodeEnv returns env for node id: "{node}" in a value becomes its id, so

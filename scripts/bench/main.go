@@ -5,6 +5,10 @@
 //	go run ./scripts/bench -mode flow  [-runs 5] [-data DIR]   # make bench
 //	go run ./scripts/bench -mode scale                         # make bench-scale
 //	go run ./scripts/bench -mode swarm [-agencies 1,100,1000,10000] [-bets 1000] [-kill-after 5s]  # make bench-swarm
+//	go run ./scripts/bench -mode cluster [-shapes 5x0,10x20000] [-logstores wal,boltdb]  # make bench-cluster
+//	go run ./scripts/bench -mode cluster -cgroups [-node-cores 0.25] [-agency-cores 0.75]  # make bench-cluster-quota
+//	go run ./scripts/bench -mode catchup -agencies 10 -bets 200000 [-down 20s]  # make bench-catchup
+//	go run ./scripts/bench -mode restart -agencies 10000 -bets 1000     # make bench-restart
 //
 // flow runs this system and a minimal reference pipeline (see ref.go) in the
 // same run on the same data, and prints their figures and the ratio. scale
@@ -31,7 +35,7 @@ func main() {
 		}
 		return
 	}
-	mode := flag.String("mode", "flow", "flow, scale, swarm, cluster or restart")
+	mode := flag.String("mode", "flow", "flow, scale, swarm, cluster, catchup or restart")
 	runs := flag.Int("runs", 5, "repetitions per configuration")
 	bin := flag.String("bin", "bin", "folder with server and agency binaries")
 	data := flag.String("data", "", "agency CSV folder (flow); default: the official dataset, else generated data")
@@ -47,6 +51,10 @@ func main() {
 	shapes := flag.String("shapes", "5x0,10x20000,1000x0", "cluster: agencies x bets runs (bets 0: the official dataset's size)")
 	logStores := flag.String("logstores", "wal,boltdb", "cluster: raft log stores to compare")
 	failovers := flag.Int("failovers", 5, "cluster: failover runs (the median is printed)")
+	withCgroups := flag.Bool("cgroups", false, "cluster: each central in a CPU cgroup of its own (-node-cores), the agencies in one (-agency-cores); needs root")
+	nodeCores := flag.Float64("node-cores", 0.25, "cluster -cgroups: each central's CPU quota, in cores")
+	agencyCores := flag.Float64("agency-cores", 0.75, "cluster -cgroups: the agencies' CPU quota, in cores")
+	down := flag.Duration("down", 20*time.Second, "catchup: how long the follower is stopped")
 	flag.Parse()
 	b := &bench{window: *window, bin: *bin, extraEnv: strings.Fields(*env), tls: *withTLS, admin: *withAdmin}
 	var err error
@@ -57,8 +65,19 @@ func main() {
 		err = b.scale(*runs)
 	case "cluster":
 		var sh []shape
-		if sh, err = parseShapes(*shapes); err == nil {
+		switch sh, err = parseShapes(*shapes); {
+		case err != nil:
+		case *withCgroups:
+			err = b.quotaTable(sh, *replicas, strings.Split(*logStores, ",")[0], *nodeCores, *agencyCores, *runs)
+		default:
 			err = b.clusterTable(sh, *replicas, strings.Split(*logStores, ","), *failovers)
+		}
+	case "catchup":
+		var n int
+		if n, err = strconv.Atoi(*swarmCounts); err != nil || n < 1 {
+			err = fmt.Errorf("-agencies: %q is not one count", *swarmCounts)
+		} else {
+			err = b.catchupTable(n, *perAgency, *runs, *down)
 		}
 	case "restart":
 		var n int
