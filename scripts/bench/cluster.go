@@ -102,9 +102,9 @@ func median(d []time.Duration) time.Duration {
 
 type clusterRun struct {
 	elapsed, elected, firstAck time.Duration
-	cpu                        time.Duration // every node's user+system time
-	runCPU, swarmCPU           time.Duration // the nodes' and the agencies' (this process's) while the swarm ran
-	p50, p99                   time.Duration // the leader's commit latency (tp0_cluster_commit_seconds)
+	cpu                        time.Duration   // every node's user+system time
+	runCPU, swarmCPU           time.Duration   // the nodes' and the agencies' (this process's) while the swarm ran
+	p50, p99                   time.Duration   // the leader's commit latency (tp0_cluster_commit_seconds)
 	perNode                    []time.Duration // each node's CPU while the swarm ran
 	lead                       int             // the leader at the end (no kill: throughout)
 	throttled                  int             // periods the leader's cgroup was held at its quota
