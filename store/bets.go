@@ -24,29 +24,30 @@ func agencyKey(agency int) []byte { return fmt.Appendf(nil, "%06d", agency) }
 // in 12 zero-padded digits, so that byte order is registry order.
 const keyLen = 12
 
-// putBets stores rows, the rows of n new bets of agency one per line, as
-// one value of the bets bucket under the registry number of the first,
-// with its checksum record (sums.go); the bucket's sequence counts the
-// bets. One key per batch, not per bet: bbolt's Put (a cursor and a search
-// from the root) was most of the cost of storing a bet, and every replica
-// pays it. bbolt keeps the key and value slices until commit, so both are
-// arena memory, which lives as long as the transaction.
+// putBets stores rows, the rows of n new bets of agency one per line (an
+// open slice of mem, not yet kept), as one value of the bets bucket under
+// the registry number of the first, its checksum record last (sums.go);
+// the bucket's sequence counts the bets. One key per batch, not per bet:
+// bbolt's Put (a cursor and a search from the root) was most of the cost
+// of storing a bet, and every replica pays it. bbolt keeps the key and
+// value slices until commit, so both are arena memory, which lives as long
+// as the transaction.
 func putBets(tx *bolt.Tx, mem *arena, agency int, rows []byte, n int) error {
 	b := tx.Bucket(bucketBets)
 	b.FillPercent = 1.0 // keys only ever grow: pack pages full
 	seq := b.Sequence()
-	key := mem.alloc(keyLen)
-	for i, k := keyLen-1, seq+1; i >= 0; i-- {
-		key[i] = byte('0' + k%10)
-		k /= 10
+	var k [keyLen]byte
+	for i, next := keyLen-1, seq+1; i >= 0; i-- {
+		k[i] = byte('0' + next%10)
+		next /= 10
 	}
+	value := mem.keep(appendSumRecord(rows, agency, n, batchSum(k[:], rows)))
+	key := mem.alloc(keyLen)
+	copy(key, k[:])
 	if err := b.SetSequence(seq + uint64(n)); err != nil {
 		return err
 	}
-	if err := b.Put(key, rows); err != nil {
-		return err
-	}
-	return putSum(tx, mem, key, rows, agency, n)
+	return b.Put(key, value)
 }
 
 // rowRoom is the room a batch's rows are first given per bet (about twice
@@ -199,7 +200,7 @@ func appendTxAt(tx *bolt.Tx, mem *arena, agency int, first uint64, bets lottery.
 	}); err != nil {
 		return Receipt{}, err
 	}
-	if err := putBets(tx, mem, agency, mem.keep(rows), stored); err != nil {
+	if err := putBets(tx, mem, agency, rows, stored); err != nil {
 		return Receipt{}, err
 	}
 	if err := saveDigest(tx, mem, key, dig); err != nil {

@@ -122,31 +122,33 @@ func TestStore_ChecksumsFindChangedBytes(t *testing.T) {
 			return b.Put(bytes.Clone(k), flipDigit(v))
 		}, "batch 000000000001..000000000050 of agency 1"},
 		{"ByteOfAChecksum", func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte("sums"))
+			b := tx.Bucket([]byte("bets"))
 			k := []byte("000000000051")
 			v := bytes.Clone(b.Get(k))
 			v[len(v)-1] ^= 1
 			return b.Put(k, v)
 		}, "batch 000000000051..000000000100 of agency 2"},
-		{"SwappedBatches", func(tx *bolt.Tx) error {
+		{"ChecksumRecordCut", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("bets"))
+			k := []byte("000000000051")
+			v := b.Get(k)
+			return b.Put(k, bytes.Clone(v[:bytes.LastIndexByte(v, '\n')]))
+		}, "key 000000000051: the batch has no checksum record"},
+		{"SwappedBatches", func(tx *bolt.Tx) error { // their records with them: the key is in the CRC
 			b := tx.Bucket([]byte("bets"))
 			k1, k2 := []byte("000000000051"), []byte("000000000101")
 			v1, v2 := bytes.Clone(b.Get(k1)), bytes.Clone(b.Get(k2))
 			return errors.Join(b.Put(k1, v2), b.Put(k2, v1))
 		}, "its checksum is"},
-		{"SwappedBatchesAndRecords", func(tx *bolt.Tx) error {
-			for _, name := range []string{"bets", "sums"} {
-				b := tx.Bucket([]byte(name))
-				k1, k2 := []byte("000000000051"), []byte("000000000101")
-				v1, v2 := bytes.Clone(b.Get(k1)), bytes.Clone(b.Get(k2))
-				if err := errors.Join(b.Put(k1, v2), b.Put(k2, v1)); err != nil {
-					return err
-				}
-			}
-			return nil
+		{"SwappedRecords", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("bets"))
+			k1, k2 := []byte("000000000051"), []byte("000000000101")
+			v1, v2 := bytes.Clone(b.Get(k1)), bytes.Clone(b.Get(k2))
+			i1, i2 := bytes.LastIndexByte(v1, '\n'), bytes.LastIndexByte(v2, '\n')
+			return errors.Join(b.Put(k1, append(v1[:i1:i1], v2[i2:]...)), b.Put(k2, append(v2[:i2:i2], v1[i1:]...)))
 		}, "batch 000000000051..000000000100"},
 		{"BatchRemoved", func(tx *bolt.Tx) error {
-			return errors.Join(tx.Bucket([]byte("bets")).Delete([]byte("000000000051")), tx.Bucket([]byte("sums")).Delete([]byte("000000000051")))
+			return tx.Bucket([]byte("bets")).Delete([]byte("000000000051"))
 		}, "starts at bet 101, where bet 51 was due"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,11 +181,13 @@ func TestStore_VerifyHoldsAgenciesToTheirRows(t *testing.T) {
 	rewrite := func(tx *bolt.Tx, key string, fn func(v []byte) []byte) error {
 		b := tx.Bucket([]byte("bets"))
 		k := []byte(key)
-		v := fn(bytes.Clone(b.Get(k)))
-		agency, rows, _ := strings.Cut(string(tx.Bucket([]byte("sums")).Get(k)), ",")
+		stored := bytes.Clone(b.Get(k))
+		i := bytes.LastIndexByte(stored, '\n')
+		v, rec := fn(stored[:i]), string(stored[i+2:])
+		agency, rows, _ := strings.Cut(rec, ",")
 		rows, _, _ = strings.Cut(rows, ",")
 		sum := crc32.Update(crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), k), crc32.MakeTable(crc32.Castagnoli), v)
-		return errors.Join(b.Put(k, v), tx.Bucket([]byte("sums")).Put(k, fmt.Appendf(nil, "%s,%s,%08x", agency, rows, sum)))
+		return b.Put(k, fmt.Appendf(v, "\n#%s,%s,%08x", agency, rows, sum))
 	}
 	for _, tt := range []struct {
 		name   string

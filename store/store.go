@@ -238,8 +238,6 @@ func (s *Store) init(readOnly bool) error {
 		switch format := string(meta.Get(keyFormat)); {
 		case format != formatRows && format != formatSums:
 			return "", fmt.Errorf("%w: format %q, want %q (or %q, converted when first opened for writing)", ErrInvalidFile, format, formatSums, formatRows)
-		case format == formatSums && tx.Bucket(bucketSums) == nil:
-			return "", fmt.Errorf("%w (%w): format %q without its %q bucket", ErrInvalidFile, ErrDamaged, format, bucketSums)
 		case readOnly && tx.Bucket(bucketDigests) == nil:
 			return "", fmt.Errorf("%w: no %q bucket (a store from before digests: open it read-write once)", ErrInvalidFile, bucketDigests)
 		default:
@@ -258,7 +256,7 @@ func (s *Store) init(readOnly bool) error {
 			if name := firstBucket(tx); name != "" {
 				return fmt.Errorf("%w: bbolt file with bucket %q and no %q bucket", ErrInvalidFile, name, bucketMeta)
 			}
-			for _, name := range [][]byte{bucketBets, bucketSums, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketDigests, bucketMeta} {
+			for _, name := range [][]byte{bucketBets, bucketAgencies, bucketFinished, bucketWinners, bucketDelivery, bucketDigests, bucketMeta} {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return err
 				}

@@ -9,10 +9,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Every batch of the bets bucket has a checksum record in the sums bucket,
-// under the same key, written in the same transaction:
+// Every batch of the bets bucket ends with its checksum record, a last
+// line that no row can be (a row starts with its agency's number):
 //
-//	sums  000000000001  1,230,9f3a01bc   (agency, rows, CRC-32C of key and value, hex)
+//	bets  000000000001  1,…,7574\n1,…,12\n…\n#1,230,9f3a01bc   (agency, rows, CRC-32C of key and rows, hex)
 //
 // bbolt checks its meta pages and nothing else, so a changed digit in a
 // stored row would be read, exported and drawn as if an agency had sent it.
@@ -22,10 +22,13 @@ import (
 // agency. The key is in the CRC, so a batch moved under another key, or two
 // swapped, fail it; the keys must follow one another (each batch's key is
 // the previous one's plus its rows), so a batch removed fails too. The
-// values of the bets bucket stay the course's bets.csv rows: the bbolt CLI
-// shows them as they are.
+// record shares its batch's value rather than a bucket of its own: a second
+// bucket's pages, written at every commit, cost 10–14% of a store's writes
+// (docs/performance.md). The bbolt CLI shows the rows as they are, the
+// record last.
 
-var bucketSums = []byte("sums")
+// sumMark starts a batch's checksum record, on the line after its rows.
+const sumMark = '#'
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -34,8 +37,10 @@ func batchSum(key, value []byte) uint32 {
 	return crc32.Update(crc32.Update(0, castagnoli, key), castagnoli, value)
 }
 
-// appendSumRecord appends a batch's checksum record to b.
+// appendSumRecord appends a batch's checksum record to b: its rows' line,
+// then the record's.
 func appendSumRecord(b []byte, agency, rows int, sum uint32) []byte {
+	b = append(b, '\n', sumMark)
 	b = strconv.AppendInt(b, int64(agency), 10)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, int64(rows), 10)
@@ -45,6 +50,16 @@ func appendSumRecord(b []byte, agency, rows int, sum uint32) []byte {
 		b = append(b, hex[sum>>uint(shift)&0xf])
 	}
 	return b
+}
+
+// splitSumRecord returns a stored batch's rows and its checksum record
+// (after its mark), or false when it has none.
+func splitSumRecord(v []byte) (rows, rec []byte, ok bool) {
+	i := bytes.LastIndexByte(v, '\n')
+	if i < 0 || i+1 >= len(v) || v[i+1] != sumMark {
+		return nil, nil, false
+	}
+	return v[:i], v[i+2:], true
 }
 
 // parseSumRecord reads a checksum record.
@@ -97,7 +112,7 @@ type batch struct {
 	first  uint64 // the registry number of its first bet: its key
 	agency int
 	rows   int
-	value  []byte // its rows, one per line (in the memory map)
+	value  []byte // its rows, one per line (in the memory map), without its record
 }
 
 // last is the registry number of the batch's last bet.
@@ -116,23 +131,15 @@ func (b *batch) damaged(format string, args ...any) error {
 // that they hold as many bets as the bucket counts; fn checks the rows
 // (eachRow).
 func eachBatch(tx *bolt.Tx, fn func(b *batch) error) error {
-	return batchesOf(tx, tx.Bucket(bucketSums), nil, fn)
+	return batchesOf(tx, nil, fn)
 }
 
-// batchesOf is eachBatch with the checksum records of sb (nil: none, a
-// store of format 1), for the batches of the agencies own takes (nil:
+// batchesOf is eachBatch for the batches of the agencies own takes (nil:
 // all): the others are only counted in their place.
-func batchesOf(tx *bolt.Tx, sb *bolt.Bucket, own func(agency int) bool, fn func(b *batch) error) error {
+func batchesOf(tx *bolt.Tx, own func(agency int) bool, fn func(b *batch) error) error {
 	bets := tx.Bucket(bucketBets)
-	var sums *bolt.Cursor
-	if sb != nil {
-		sums = sb.Cursor()
-	}
+	summed := string(tx.Bucket(bucketMeta).Get(keyFormat)) != formatRows
 	c := bets.Cursor()
-	var sk, sv []byte
-	if sums != nil {
-		sk, sv = sums.First()
-	}
 	next := uint64(1)
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		first, ok := parseKey(k)
@@ -140,29 +147,26 @@ func batchesOf(tx *bolt.Tx, sb *bolt.Bucket, own func(agency int) bool, fn func(
 			return fmt.Errorf("%w: bucket %s key %q is not a bet's number", errDamagedData, bucketBets, k)
 		}
 		b := batch{first: first, value: v}
-		if sums == nil {
+		if !summed {
 			b.rows = bytes.Count(v, newline) + 1
 			b.agency, _ = rowAgency(v)
 		} else {
-			if sk == nil || bytes.Compare(sk, k) > 0 {
-				return fmt.Errorf("%w: bucket %s key %s has no checksum record", errDamagedData, bucketBets, k)
-			}
-			if !bytes.Equal(sk, k) {
-				return fmt.Errorf("%w: bucket %s key %s is a checksum record of no batch", errDamagedData, bucketSums, sk)
+			rows, rec, ok := splitSumRecord(v)
+			if !ok {
+				return fmt.Errorf("%w: bucket %s key %s: the batch has no checksum record (a last line #agency,rows,crc32c)", errDamagedData, bucketBets, k)
 			}
 			var sum uint32
-			if b.agency, b.rows, sum, ok = parseSumRecord(sv); !ok {
-				return fmt.Errorf("%w: bucket %s key %s: %q is not a checksum record (agency,rows,crc32c)", errDamagedData, bucketSums, sk, sv)
+			if b.agency, b.rows, sum, ok = parseSumRecord(rec); !ok {
+				return fmt.Errorf("%w: bucket %s key %s: %q is not a checksum record (#agency,rows,crc32c)", errDamagedData, bucketBets, k, rec)
 			}
 			if own != nil && !own(b.agency) {
-				sk, sv = sums.Next()
 				next = first + uint64(b.rows)
 				continue
 			}
-			if got := batchSum(k, v); got != sum {
+			b.value = rows
+			if got := batchSum(k, rows); got != sum {
 				return b.damaged("its checksum is %08x, its rows' %08x: a stored byte changed", sum, got)
 			}
-			sk, sv = sums.Next()
 		}
 		if first != next {
 			return b.damaged("it starts at bet %d, where bet %d was due (a batch is missing or out of place)", first, next)
@@ -175,9 +179,6 @@ func batchesOf(tx *bolt.Tx, sb *bolt.Bucket, own func(agency int) bool, fn func(
 			return err
 		}
 		next = first + uint64(b.rows)
-	}
-	if sums != nil && sk != nil {
-		return fmt.Errorf("%w: bucket %s key %s is a checksum record of no batch", errDamagedData, bucketSums, sk)
 	}
 	if seq := bets.Sequence(); next-1 != seq {
 		return fmt.Errorf("%w: bucket %s counts %d bets, its batches hold %d", errDamagedData, bucketBets, seq, next-1)
@@ -233,24 +234,16 @@ func (b *batch) eachRow(fn func(seq uint64, row []byte) error) error {
 	return nil
 }
 
-// putSum writes the checksum record of the batch stored under key.
-func putSum(tx *bolt.Tx, mem *arena, key, rows []byte, agency, n int) error {
-	sums := tx.Bucket(bucketSums)
-	sums.FillPercent = 1.0 // keys only ever grow, as the bets bucket's
-	rec := mem.keep(appendSumRecord(mem.open(32), agency, n, batchSum(key, rows)))
-	return sums.Put(key, rec)
-}
-
-// sumAll writes the checksum record of every batch of a store written
-// before the records (format 1), in tx: the conversion to format 2. Each
-// batch's agency is its first row's, and every row must be of it.
+// sumAll gives every batch of a store written before the records (format
+// 1) its checksum record, in tx: the conversion to format 2 (one
+// transaction: every value is written again). Each batch's agency is its
+// first row's, and every row must be of it.
 func sumAll(tx *bolt.Tx) error {
-	sums, err := tx.CreateBucketIfNotExists(bucketSums)
-	if err != nil {
-		return err
-	}
-	sums.FillPercent = 1.0
-	return batchesOf(tx, nil, nil, func(b *batch) error {
+	bets := tx.Bucket(bucketBets)
+	bets.FillPercent = 1.0
+	type rewrite struct{ key, value []byte }
+	var all []rewrite
+	err := batchesOf(tx, nil, func(b *batch) error {
 		if b.agency == 0 {
 			return b.damaged("its first row has no agency")
 		}
@@ -260,6 +253,17 @@ func sumAll(tx *bolt.Tx) error {
 			}
 		}
 		key := fmt.Appendf(nil, "%0*d", keyLen, b.first)
-		return sums.Put(key, appendSumRecord(nil, b.agency, b.rows, batchSum(key, b.value)))
+		value := appendSumRecord(bytes.Clone(b.value), b.agency, b.rows, batchSum(key, b.value))
+		all = append(all, rewrite{key, value})
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, r := range all { // not while the cursor walks the bucket
+		if err := bets.Put(r.key, r.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }

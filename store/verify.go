@@ -122,7 +122,7 @@ func rowsOf(tx *bolt.Tx, own func(agency int) bool) (map[int]*agencyRows, int, e
 	// A batch's rows are encoded for the digest one after the other and
 	// hashed with one write: the digest of the same bets, added one by one.
 	enc := make([]byte, 0, 32<<10)
-	err := batchesOf(tx, tx.Bucket(bucketSums), own, func(b *batch) error {
+	err := batchesOf(tx, own, func(b *batch) error {
 		batches++
 		a := seen[b.agency]
 		if a == nil {
