@@ -170,6 +170,10 @@ func (n *Node) openStore(has bool, id ID, snaps raft.SnapshotStore) (*store.Stor
 		}
 	}
 	if n.trusted {
+		// The marker's CRC of the whole file says it is the file this node
+		// closed at its clean stop, byte for byte: StoreCheck, for files it
+		// did not write itself, would only read 10 M bets again (about 1 s).
+		opts.Check = nil
 		st, err := store.Open(path, opts)
 		if err != nil {
 			return nil, err
