@@ -20,6 +20,7 @@ import (
 
 	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/internal/testfaults"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/operator"
 	"github.com/loteria-nacional/tp0/settings"
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := cfg.Central
 	opts.Logger = log
 	opts.StoreCheck = operator.StoreCheck()
-	opts.Faults = testFaults()
+	opts.Faults = testfaults.Central()
 	log.Infof("action: config | result: success | config_file: %s | server_ip: %s | server_port: %d | listen_backlog: %d | logging_level: %s | agencies: %d | db_path: %s | idle_timeout: %s | max_connections: %d | nofile: %d | group_commit: %t | archive_keep: %d | winners_delay: %s | tls: %t | tls_required: %t | tls_deny_serials: %s | admin_addr: %s",
 		logformat.Value(settings.FileShown(cfg.File)), logformat.Value(cfg.IP), cfg.Port, cfg.Backlog, cfg.LogLevel, opts.Agencies, logformat.Value(opts.DBPath), opts.IdleTimeout, opts.MaxConns, cfg.FileLimit, opts.GroupCommit, opts.ArchiveKeep, opts.WinnersDelay, opts.TLS != nil, opts.TLSRequired, strings.Join(cfg.TLSDenyShown, ","), logformat.Value(cfg.AdminAddr))
 	if cfg.TLSPlaintext {
@@ -113,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		node, err := cluster.Start(cluster.Config{ID: cfg.ClusterID, Nodes: cfg.ClusterNodes, Join: cfg.ClusterJoin, DBPath: opts.DBPath,
 			Agencies: opts.Agencies, Logger: log, Now: opts.Now, TLS: peers, Insecure: cfg.ClusterInsecure, LogStore: cfg.ClusterLogStore,
-			ArchiveKeep: opts.ArchiveKeep, StoreCheck: opts.StoreCheck, AdminURL: adminURL(admin, cfg.ClusterNodes[cfg.ClusterID]), Hooks: testHooks(log)})
+			ArchiveKeep: opts.ArchiveKeep, StoreCheck: opts.StoreCheck, AdminURL: adminURL(admin, cfg.ClusterNodes[cfg.ClusterID]), Hooks: testfaults.Cluster(log)})
 		if err != nil {
 			log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", cfg.ClusterID, logformat.Value(err.Error()))
 			ln.Close()

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/loteria-nacional/tp0/agency"
+	"github.com/loteria-nacional/tp0/internal/testfaults"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/settings"
 )
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer bar.Finish()
 	}
-	if opts.History, err = testHistory(opts.ID); err != nil {
+	if opts.History, err = testfaults.History(opts.ID); err != nil {
 		log.Criticalf("action: config | result: fail | error: %s", logformat.Value(err.Error()))
 		return 1
 	}

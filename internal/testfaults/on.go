@@ -1,6 +1,9 @@
 //go:build tp0testhooks
 
-package main
+// Package testfaults turns the environment's TP0_TEST_* variables into the
+// faults the end-to-end tests switch on, in the build they make (-tags
+// tp0testhooks); a release build has none (off.go).
+package testfaults
 
 import (
 	"errors"
@@ -11,22 +14,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loteria-nacional/tp0/agency"
 	"github.com/loteria-nacional/tp0/central"
 	"github.com/loteria-nacional/tp0/cluster"
+	"github.com/loteria-nacional/tp0/internal/history"
 	"github.com/loteria-nacional/tp0/logformat"
 	"github.com/loteria-nacional/tp0/store"
 )
 
-// testHooks are the cluster's test faults, from the environment, in the
-// build the end-to-end tests make (-tags tp0testhooks); a release build has
-// none (hooks.go).
+// Cluster returns the cluster's test faults, from the environment:
 //
 //	TP0_TEST_FAIL_APPLY=N    applying a batch that holds entry N or a later one fails (a disk that breaks)
 //	TP0_TEST_FAIL_BARRIER=1  every preparation as leader fails (a leader that cannot catch up)
 //	TP0_TEST_CUT_FILE=PATH   the node ids whose network is cut, one line each, read again every 10 ms
 //	TP0_TEST_DIVERGE=1       this node's store differs from the leader's at every checkpoint (agency 1's digest)
 //	TP0_TEST_COMPACT=1       a snapshot every 64 entries, 16 kept behind it, raft-wal segments of 64 KiB: a log compacted soon
-func testHooks(log logformat.Logger) *cluster.Hooks {
+func Cluster(log logformat.Logger) *cluster.Hooks {
 	h := &cluster.Hooks{}
 	if v := os.Getenv("TP0_TEST_FAIL_APPLY"); v != "" {
 		at, err := strconv.ParseUint(v, 10, 64)
@@ -89,13 +92,23 @@ func cutFile(path string) func(peer int) bool {
 	}
 }
 
-// testFaults are the central's test faults, from the environment:
+// Central returns the central's test faults, from the environment:
 //
 //	TP0_TEST_ACK_WITHOUT_COMMIT=N  every N-th batch is acked and never stored (one central)
-func testFaults() *central.Faults {
+func Central() *central.Faults {
 	n, _ := strconv.Atoi(os.Getenv("TP0_TEST_ACK_WITHOUT_COMMIT"))
 	if n <= 0 {
 		return nil
 	}
 	return &central.Faults{AckWithoutCommit: n}
+}
+
+// History is the history agency id records in TP0_TEST_HISTORY, for the
+// end-to-end tests' checker (none when it is unset).
+func History(id int) (agency.History, error) {
+	path := os.Getenv("TP0_TEST_HISTORY")
+	if path == "" {
+		return nil, nil
+	}
+	return history.Create(path, id)
 }
