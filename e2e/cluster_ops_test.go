@@ -337,7 +337,7 @@ func TestCluster_ForgedReplicaTrafficIsRefused(t *testing.T) {
 	lead := pc.leader(-1)
 	f := (lead + 1) % 3
 	term := pc.status(lead).Cluster.Term
-	// raft's TimeoutNow (rpc type 3) with a msgpack map {ProtocolVersion: 3}, as the issue sent it.
+	// raft's TimeoutNow (rpc type 3) with a msgpack map {ProtocolVersion: 3}: what a forger who knows raft's wire format sends first.
 	timeoutNow := []byte{0xA2, 0x03, 0x81, 0xaf, 'P', 'r', 'o', 't', 'o', 'c', 'o', 'l', 'V', 'e', 'r', 's', 'i', 'o', 'n', 0x03}
 	for _, raw := range [][]byte{timeoutNow, append([]byte{0xA2}, replicaHello(t, "", lead+1, f+1)...)} {
 		conn, err := net.DialTimeout("tcp", pc.addrs[f], 5*time.Second)

@@ -119,8 +119,8 @@ func TestLoadConfig_FileRead(t *testing.T) {
 }
 
 // A key of config.ini that no setting reads is refused, naming it and the
-// setting it was likely meant to be (it used to leave the default in place
-// without a word); so is a section no setting reads.
+// setting it was likely meant to be (a typo would otherwise leave the
+// default in place without a word); so is a section no setting reads.
 func TestLoadConfig_UnknownKeys(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "config.ini")
