@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrInUse means a node's folder is in use: the node runs.
@@ -20,7 +21,7 @@ const lockName = "node.lock"
 // wait for another that holds it; it returns the unlock.
 func lockFolder(dir string, wait time.Duration) (func() error, error) {
 	db, err := bolt.Open(filepath.Join(dir, lockName), 0o600, &bolt.Options{Timeout: wait})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by a node that runs: stop it first", ErrInUse, dir)
 	}
 	if err != nil {

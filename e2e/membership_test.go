@@ -318,18 +318,18 @@ func TestCluster_RecoverRefusesARunningNode(t *testing.T) {
 	waitAgencies(t, pc.runAgencies(genData), expectedWinners(t, genData, 1))
 	pc.waitApplied()
 	old := pc.status(0).Cluster.ID
-	recov := func() (string, error, time.Duration) {
+	recov := func() (string, time.Duration, error) {
 		start := time.Now()
 		out, err := runServer("cluster", "recover", "--db", pc.dbs[0], "--node", "1", "--nodes", "1="+pc.addrs[0])
-		return out, err, time.Since(start)
+		return out, time.Since(start), err
 	}
-	out, err, took := recov()
+	out, took, err := recov()
 	if err == nil || !strings.Contains(out, "is held by a node that runs: stop it first") || took > 5*time.Second {
 		t.Fatalf("recover of a running node's folder (%s): %v\n%s", took, err, out)
 	}
 	pc.procs[0].signal(syscall.SIGTERM)
 	pc.procs[0].wait(time.Minute)
-	out, err, _ = recov()
+	out, _, err = recov()
 	if err != nil || !strings.Contains(out, "these nodes of the cluster must be stopped for good") || !strings.Contains(out, "2="+pc.addrs[1]) {
 		t.Fatalf("recover: %v\n%s", err, out)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // A damaged store must be refused, never crash or hang the process that
@@ -35,7 +36,7 @@ type FileCheck func(path string) error
 func CheckFile(path string) (Report, error) {
 	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return Report{}, fmt.Errorf("check %s: %w", path, ErrLocked)
 	case err != nil:
 		return Report{}, fmt.Errorf("check %s: %w (%w): %w", path, ErrInvalidFile, ErrDamaged, err)
