@@ -293,25 +293,29 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the store with a snapshot: written beside it, synced,
 // renamed over it and opened again. The snapshot carries its applied index,
 // so the entries raft replays after it are skipped or applied exactly once.
+//
+// The old store is closed once its last snapshot is released, not here:
+// raft may hold one (a read transaction, which bbolt's Close waits for)
+// while its snapshot goroutine waits for the configuration from raft's main
+// goroutine, which waits for this restore.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.st.Close(); err != nil {
-		return err
-	}
 	if err := store.Restore(f.path, rc, f.opts.Check); err != nil {
-		// The old file is still in place: open it again.
-		if st, oerr := store.Open(f.path, f.opts); oerr == nil {
-			f.st = st
-		}
-		return err
+		return err // the old file is still in place, and open
 	}
 	st, err := store.Open(f.path, f.opts)
 	if err != nil {
+		err = fmt.Errorf("%w: opening the restored snapshot: %w", ErrApply, err)
+		if f.failed.CompareAndSwap(nil, &err) {
+			f.fail(err)
+		}
 		return err
 	}
+	old := f.st
 	f.st = st
+	go old.Close()
 	f.signals.restores.Add(1)
 	return nil
 }

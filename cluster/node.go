@@ -349,10 +349,23 @@ func (n *Node) about() info {
 	switch {
 	case n.fresh.Load():
 		i.state = stateFresh
-	case n.ident.get().IsZero():
+	case n.ident.get().IsZero(), n.cfg.Join && !n.holdsEntries():
+		// A joining node learns the cluster's ID from the first member
+		// that connects (a leader's replication to a node removed from
+		// this address may be that one): it holds the cluster's state
+		// only once it holds entries.
 		i.state = stateJoining
 	}
 	return i
+}
+
+// holdsEntries reports whether the node's log or snapshots hold entries.
+func (n *Node) holdsEntries() bool {
+	if last, err := n.logs.LastIndex(); err != nil || last > 0 {
+		return true
+	}
+	snaps, err := n.snaps.List()
+	return err != nil || len(snaps) > 0
 }
 
 // checkMembership says at start when raft's configuration does not hold
@@ -565,7 +578,6 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()
-		n.stream.stopDialing()
 		if err := wait(n.raft.Shutdown(), shutdownWait); err != nil {
 			n.stream.Close()
 			n.trans.Close()

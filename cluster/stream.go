@@ -47,21 +47,11 @@ type streamLayer struct {
 
 	once   sync.Once
 	closed chan struct{}
-	// quit ends the waits of Dials to unreachable peers (stopDialing), before
-	// raft's shutdown waits for the goroutines that dial.
-	quitOnce sync.Once
-	quit     chan struct{}
-	// dialTCP opens a connection to a peer (net.DialTimeout; tests count).
-	dialTCP func(network, address string, timeout time.Duration) (net.Conn, error)
 }
-
-// dialRetry is how often a Dial tries again a peer whose port does not
-// answer.
-const dialRetry = 50 * time.Millisecond
 
 func newStreamLayer(self int, addr net.Addr, tlsConf *tls.Config, open bool, m *members, ident *identity, about func() info, ps *peers, cut func(int) bool) *streamLayer {
 	s := &streamLayer{self: self, addr: addr, conns: make(chan net.Conn), tls: tlsConf, open: open, members: m, ident: ident, about: about, peers: ps, cut: cut,
-		live: map[*peerConn]struct{}{}, closed: make(chan struct{}), quit: make(chan struct{}), dialTCP: net.DialTimeout}
+		live: map[*peerConn]struct{}{}, closed: make(chan struct{})}
 	if cut != nil {
 		go s.enforceCuts()
 	}
@@ -221,38 +211,16 @@ func (s *streamLayer) Close() error {
 
 func (s *streamLayer) Addr() net.Addr { return s.addr }
 
-// stopDialing makes every Dial waiting for an unreachable peer return now
-// (and later ones try once): called as the node stops, before raft's
-// shutdown waits for its replication goroutines.
-func (s *streamLayer) stopDialing() { s.quitOnce.Do(func() { close(s.quit) }) }
-
 // Dial connects to a peer's central port, announces a replica and runs the
 // dialer's side of the handshake: the other end must be the member raft
 // knows at address, of this node's cluster (and, over TLS, hold that
 // member's certificate).
-//
-// A peer that cannot be reached (its port refuses the connection, or no
-// route answers) is dialled again every dialRetry until it answers, the
-// timeout passes or the node stops. raft counts each failed call toward a
-// peer and waits longer after each (10 ms doubling to 10 s): a follower
-// down for 20 s would otherwise find the leader asleep for seconds when it
-// comes back. Held here, a down peer costs raft one failure per timeout
-// (5 s), and a peer that comes back is reached within dialRetry.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	to, ok := s.members.at(string(address))
 	if !ok {
 		return nil, fmt.Errorf("%w: no member of this cluster at %s", ErrPeerRefused, address)
 	}
-	deadline := time.Now().Add(timeout)
 	conn, r, err := s.handshake(string(address), to, false, timeout)
-	for unreachable(err) && time.Until(deadline) > dialRetry {
-		select {
-		case <-s.quit:
-			return nil, err
-		case <-time.After(dialRetry):
-		}
-		conn, r, err = s.handshake(string(address), to, false, time.Until(deadline))
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -290,13 +258,6 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return s.track(conn, to), nil
 }
 
-// unreachable reports a dial that found no listener (a refused or
-// unanswered connection), as opposed to a peer that answered and refused.
-func unreachable(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 // probe asks node id at address what it is, and closes the connection.
 func (s *streamLayer) probe(address string, id int, timeout time.Duration) (reply, info, error) {
 	conn, r, err := s.handshake(address, id, true, timeout)
@@ -318,7 +279,7 @@ func (s *streamLayer) handshake(address string, to int, probe bool, timeout time
 		return nil, reply{}, fmt.Errorf("%w: replica traffic in plaintext is refused (mutual TLS, or CLUSTER_INSECURE=true)", ErrPeerRefused)
 	}
 	deadline := time.Now().Add(timeout)
-	conn, err := s.dialTCP("tcp", address, timeout)
+	conn, err := net.DialTimeout("tcp", address, timeout)
 	if err != nil {
 		return nil, reply{}, err
 	}
