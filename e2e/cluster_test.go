@@ -305,7 +305,8 @@ func TestCluster_KillLeaderMidRound(t *testing.T) {
 
 // A leader paused (SIGSTOP) mid-round loses its lease: the others elect a
 // new one and the agencies finish with it; resumed, the old leader steps
-// down, acknowledges nothing more, and catches up to the same store.
+// down, acknowledges nothing but what was committed before its pause, and
+// catches up to the same store.
 func TestCluster_PausedLeader(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -328,8 +329,13 @@ func TestCluster_PausedLeader(t *testing.T) {
 	pc.procs[lead].waitLine(`action: cluster_role \| result: success .*rol: follower`, time.Minute)
 	pc.procs[next].waitLine(`action: sorteo \| result: success`, time.Minute)
 	pc.waitApplied()
-	if after := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`)); after != before {
-		t.Fatalf("the paused leader acknowledged %d batches after it was resumed", after-before)
+	// A batch whose entry reached both followers before the pause is
+	// committed in the old term, and the resumed leader may still answer
+	// it (true, and to an agency that has moved on): at most one per
+	// agency, its window. Anything more would be a batch it took after
+	// the resume; what every agency was told is checked by its history.
+	if after := len(pc.procs[lead].grep(`action: apuesta_recibida \| result: success`)); after-before > len(procs)-1 {
+		t.Fatalf("the paused leader acknowledged %d batches after it was resumed (at most %d were in flight)", after-before, len(procs)-1)
 	}
 	pc.compareStores(t, genData)
 	h.check(t, 2, genData)
