@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -101,21 +99,10 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	read := false
 	if path != "" {
-		var file *viper.Viper // the file alone: its keys, which must all be known
-		parse := func(r io.Reader) error {
-			b, err := io.ReadAll(r)
-			if err != nil {
-				return err
-			}
-			file = viper.New()
-			file.SetConfigType("ini")
-			if err := file.ReadConfig(bytes.NewReader(b)); err != nil {
-				return err
-			}
-			return v.ReadConfig(bytes.NewReader(b))
-		}
+		file := viper.New() // the file alone: its keys, which must all be known
+		file.SetConfigType("ini")
 		var err error
-		if read, err = settings.ReadFile(path, required, parse); err != nil {
+		if read, err = settings.ReadInto(path, required, file, v); err != nil {
 			return config{}, err
 		}
 		if read {

@@ -6,6 +6,7 @@
 package settings
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -184,6 +185,29 @@ func ReadFile(path string, required bool, parse func(io.Reader) error) (read boo
 		return false, fmt.Errorf("config file %s is malformed: %w", path, err)
 	}
 	return true, nil
+}
+
+// Reader takes configuration text in one format (a *viper.Viper does).
+type Reader interface {
+	ReadConfig(in io.Reader) error
+}
+
+// ReadInto reads path as ReadFile does and gives its text to each reader in
+// turn: a program's settings and, beside them, a reader of the file alone
+// (whose keys Unknown checks).
+func ReadInto(path string, required bool, readers ...Reader) (read bool, err error) {
+	return ReadFile(path, required, func(r io.Reader) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		for _, into := range readers {
+			if err := into.ReadConfig(bytes.NewReader(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // NoFile is what a config line shows for config_file when no file was read:

@@ -94,3 +94,35 @@ func TestReadFile(t *testing.T) {
 		t.Fatalf("a named config file that is missing: %v", err)
 	}
 }
+
+// textReader keeps the text it is given, or fails with err.
+type textReader struct {
+	text string
+	err  error
+}
+
+func (r *textReader) ReadConfig(in io.Reader) error {
+	b, err := io.ReadAll(in)
+	r.text = string(b)
+	if r.err != nil {
+		return r.err
+	}
+	return err
+}
+
+func TestReadInto(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/config.ini"
+	os.WriteFile(path, []byte("[DEFAULT]\nSERVER_PORT = 1\n"), 0o644)
+	a, b := &textReader{}, &textReader{}
+	if read, err := ReadInto(path, true, a, b); err != nil || !read {
+		t.Fatalf("ReadInto = %v, %v", read, err)
+	}
+	if a.text == "" || a.text != b.text {
+		t.Fatalf("the readers were given %q and %q, want the file's text twice", a.text, b.text)
+	}
+	bad := errors.New("syntax")
+	if _, err := ReadInto(path, true, &textReader{err: bad}, b); !errors.Is(err, bad) || !strings.Contains(err.Error(), "config.ini is malformed") {
+		t.Fatalf("a reader's failure: %v", err)
+	}
+}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -75,21 +73,10 @@ func loadConfig(path string, required bool) (config, error) {
 	}
 	read := false
 	if path != "" {
-		var file *viper.Viper // the file alone: its keys, which must all be known
-		parse := func(r io.Reader) error {
-			b, err := io.ReadAll(r)
-			if err != nil {
-				return err
-			}
-			file = viper.New()
-			file.SetConfigType("yaml")
-			if err := file.ReadConfig(bytes.NewReader(b)); err != nil {
-				return err
-			}
-			return v.ReadConfig(bytes.NewReader(b))
-		}
+		file := viper.New() // the file alone: its keys, which must all be known
+		file.SetConfigType("yaml")
 		var err error
-		if read, err = settings.ReadFile(path, required, parse); err != nil {
+		if read, err = settings.ReadInto(path, required, file, v); err != nil {
 			return config{}, err
 		}
 		if read {
