@@ -76,9 +76,8 @@ type Node struct {
 	registered chan struct{} // closed when leadership is set
 	fatal      chan error    // the node stops: an entry it could not apply, a refused bootstrap, its removal
 	fatalOnce  sync.Once
-	mismatchMu sync.Mutex
-	mismatches map[int]ID    // peers that answered as another cluster's members
-	outsiders  map[int]bool  // peers of this cluster that refused this node as no member
+	mismatches verdicts      // peers that answered as another cluster's members
+	outsiders  verdicts      // peers of this cluster that refused this node as no member
 	snapshot   chan struct{} // the round is over: snapshot now
 	unlock     func() error  // lets go of the raft folder (lock.go)
 	stop       chan struct{}
@@ -457,15 +456,8 @@ func (n *Node) configured(servers []raft.Server) {
 // elections nobody answers. The members of a live cluster, which hear it
 // from that one node only, go on.
 func (n *Node) mismatched(peer int, other ID) {
-	n.mismatchMu.Lock()
-	if n.mismatches == nil {
-		n.mismatches = map[int]ID{}
-	}
-	n.mismatches[peer] = other
-	count := len(n.mismatches)
-	n.mismatchMu.Unlock()
-	ids := n.members.ids()
-	if len(ids) < 2 || count < len(ids)/2+1 {
+	count := n.mismatches.add(peer)
+	if !n.majority(count) {
 		return
 	}
 	err := fmt.Errorf("%w: this node's folder belongs to cluster %s, but the nodes at %d of its peers' addresses belong to cluster %s: a folder of an earlier cluster at these addresses? "+
@@ -480,16 +472,34 @@ func (n *Node) mismatched(peer int, other ID) {
 // removed (a follower removed may never receive the entry that removed it:
 // the leader stops replicating to it), and it stops.
 func (n *Node) refusedAsNoMember(peer int) {
-	n.mismatchMu.Lock()
-	if n.outsiders == nil {
-		n.outsiders = map[int]bool{}
-	}
-	n.outsiders[peer] = true
-	count := len(n.outsiders)
-	n.mismatchMu.Unlock()
-	if ids := n.members.ids(); len(ids) >= 2 && count >= len(ids)/2+1 {
+	if n.majority(n.outsiders.add(peer)) {
 		n.stopFor(ErrRemoved)
 	}
+}
+
+// majority reports whether count peers are a majority of this node's
+// configuration (of two nodes or more: a lone node hears no peer).
+func (n *Node) majority(count int) bool {
+	ids := n.members.ids()
+	return len(ids) >= 2 && count >= len(ids)/2+1
+}
+
+// verdicts are the peers that said one thing of this node; the node acts
+// on it once a majority of its configuration has.
+type verdicts struct {
+	mu    sync.Mutex
+	peers map[int]bool
+}
+
+// add records peer's verdict and returns how many peers have given it.
+func (v *verdicts) add(peer int) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.peers == nil {
+		v.peers = map[int]bool{}
+	}
+	v.peers[peer] = true
+	return len(v.peers)
 }
 
 // observe logs each change of raft's role, as raft observes it, with the
