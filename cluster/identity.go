@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+	"github.com/loteria-nacional/tp0/logformat"
 )
 
 // ID identifies a cluster: one bootstrap, never the address list alone. Every
@@ -192,3 +193,56 @@ func (i *identity) check(peer ID) error {
 // ErrOtherCluster means this node's files belong to another cluster than
 // the one its raft folder, or its peers, do.
 var ErrOtherCluster = errors.New("the node's files belong to another cluster")
+
+// mismatched records that peer answered as a member of another cluster.
+// Once a majority of this node's configuration does, this node's folder is
+// the one out of place (a folder of an earlier cluster at these addresses,
+// or of another cluster): it stops, saying what to do, rather than call
+// elections nobody answers. The members of a live cluster, which hear it
+// from that one node only, go on.
+func (n *Node) mismatched(peer int, other ID) {
+	count := n.mismatches.add(peer)
+	if !n.majority(count) {
+		return
+	}
+	err := fmt.Errorf("%w: this node's folder belongs to cluster %s, but the nodes at %d of its peers' addresses belong to cluster %s: a folder of an earlier cluster at these addresses? "+
+		"Move DB_PATH and DB_PATH.raft aside and add this node to that cluster as a new member (CLUSTER_JOIN=true, server cluster add on its leader)",
+		ErrOtherCluster, n.ident.get(), count, other)
+	n.log.Criticalf("action: cluster_start | result: fail | nodo: %d | error: %s", n.cfg.ID, logformat.Value(err.Error()))
+	n.stopFor(err)
+}
+
+// refusedAsNoMember records that peer, of this node's cluster, refused it
+// as no member: once a majority of this node's configuration does, it was
+// removed (a follower removed may never receive the entry that removed it:
+// the leader stops replicating to it), and it stops.
+func (n *Node) refusedAsNoMember(peer int) {
+	if n.majority(n.outsiders.add(peer)) {
+		n.stopFor(ErrRemoved)
+	}
+}
+
+// majority reports whether count peers are a majority of this node's
+// configuration (of two nodes or more: a lone node hears no peer).
+func (n *Node) majority(count int) bool {
+	ids := n.members.ids()
+	return len(ids) >= 2 && count >= len(ids)/2+1
+}
+
+// verdicts are the peers that said one thing of this node; the node acts
+// on it once a majority of its configuration has.
+type verdicts struct {
+	mu    sync.Mutex
+	peers map[int]bool
+}
+
+// add records peer's verdict and returns how many peers have given it.
+func (v *verdicts) add(peer int) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.peers == nil {
+		v.peers = map[int]bool{}
+	}
+	v.peers[peer] = true
+	return len(v.peers)
+}
