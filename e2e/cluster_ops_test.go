@@ -113,10 +113,7 @@ func (pc *processCluster) kill(i int) {
 // restarts it; the others finish the round; restarted on a working disk it
 // rebuilds its store from the log and ends identical to the others.
 func TestCluster_FailedApplyExitsNonZero(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessCluster(t, 2, "")
 	// A new cluster bootstraps with all of its nodes: node 3 among them,
 	// its disk failing from entry 40 on (the round's first batches).
@@ -158,10 +155,7 @@ func TestCluster_FailedApplyExitsNonZero(t *testing.T) {
 // elsewhere): the write that finds no space stops the node, exit 1; the
 // others finish; with space again, it rebuilds and ends identical.
 func TestCluster_FollowerOnAFullDisk(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessCluster(t, 2, "")
 	small := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", small).CombinedOutput(); err != nil {
@@ -206,10 +200,7 @@ func TestCluster_FollowerOnAFullDisk(t *testing.T) {
 // be another, without a certificate, or in plaintext, is refused and
 // logged, and the round goes on: no election, the same stores.
 func TestCluster_ReplicaTrafficIsForReplicas(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	dir := clusterPKI(t)
 	pc := startProcessCluster(t, 2, dir)
 	lead := pc.leader(-1)
@@ -325,10 +316,7 @@ func TestCluster_PlaintextNeedsInsecure(t *testing.T) {
 // closed within the handshake's bound and hold no agency's slot: with
 // MAX_CONNECTIONS=64, a hundred of them do not lock the agencies out.
 func TestCluster_ForgedReplicaTrafficIsRefused(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessCluster(t, 2, "")
 	for i := range pc.procs {
 		pc.env[i] = []string{"MAX_CONNECTIONS=64"}
@@ -382,10 +370,7 @@ func TestCluster_ForgedReplicaTrafficIsRefused(t *testing.T) {
 // same rows. A change sent to a follower is refused with the leader's
 // address.
 func TestCluster_ReplaceLostMachine(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	agencies := pc.runAgencies(genData)
 	lead := pc.leader(-1)
@@ -428,10 +413,7 @@ func TestCluster_ReplaceLostMachine(t *testing.T) {
 // it; restored, it is a one-node central's store, or the first state of a
 // new cluster (server restore), on which the agencies finish the round.
 func TestCluster_TwoRoundsAndABackup(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	killMidRound := func() {
 		lead := pc.leader(-1)
@@ -513,10 +495,7 @@ func TestCluster_TwoRoundsAndABackup(t *testing.T) {
 // makes it the whole cluster, and started with CLUSTER_NODES naming only
 // itself it serves the agencies, which finish the round exactly once.
 func TestCluster_RecoverAfterQuorumLost(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	agencies := pc.runAgencies(genData)
 	lead := pc.servingNode()

@@ -97,6 +97,18 @@ func clusterPKI(t *testing.T) string {
 	return dir
 }
 
+// clusterTest marks a test of central processes: it runs beside the
+// others, and not in -short mode.
+func clusterTest(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+}
+
+// startProcessCluster starts three nodes for agencies agencies (over TLS
+// when tlsDir holds their certificates).
 func startProcessCluster(t *testing.T, agencies int, tlsDir string) *processCluster {
 	t.Helper()
 	pc := newProcessCluster(t, agencies, tlsDir)
@@ -286,10 +298,7 @@ func (pc *processCluster) leader(not int) int {
 // same store (bets.csv rows, counts, draw and winners). In plaintext and
 // over mutual TLS (replicas with their own certificates).
 func TestCluster_KillLeaderMidRound(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	// Where the leader dies: while it ingests; right after the last finish
 	// (the draw is in that entry); while it delivers winners.
 	points := []struct{ name, line string }{
@@ -308,10 +317,7 @@ func TestCluster_KillLeaderMidRound(t *testing.T) {
 // down, acknowledges nothing but what was committed before its pause, and
 // catches up to the same store.
 func TestCluster_PausedLeader(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	lead := pc.leader(-1)
 	h := newHistories(t)
@@ -492,10 +498,7 @@ func (pc *processCluster) compareStores(t *testing.T, data string) {
 // against three central processes whose leader is killed (-9) mid-run: every
 // bet once, every winner, the same store on every replica.
 func TestCluster_FiftyAgencies(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	const agencies, bets = 50, 400
 	pc := startProcessCluster(t, agencies, "")
 	lead := pc.leader(-1)

@@ -160,10 +160,7 @@ func knownEnv(t *testing.T, help string) map[string]bool {
 // two agencies finish, a fourth node is added (and promoted), removed, a
 // backup is taken and the next round begun.
 func TestDocs_ThreeNodesByHand(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	doc := docFiles(t)["../docs/cluster.md"]
 	blocks := func(section string) []string {
 		i := strings.Index(doc, "\n## "+section)

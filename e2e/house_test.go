@@ -61,10 +61,7 @@ func TestHouse_ClearErrors(t *testing.T) {
 // The operator's commands take the admin URL from TP0_ADMIN_URL, and a
 // change sent to a follower is refused naming the leader's admin URL.
 func TestHouse_AdminURLFromTheEnvironment(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 1, "")
 	lead := pc.servingNode()
 	follower := (lead + 1) % 3

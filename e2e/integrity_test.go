@@ -15,10 +15,7 @@ import (
 // snapshot and the log, says it diverged before in server cluster list and
 // /metrics, and ends identical to the others.
 func TestCluster_DivergedReplicaStops(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessCluster(t, 2, "")
 	pc.env[2] = []string{"TP0_TEST_DIVERGE=1"}
 	for i := range 3 {

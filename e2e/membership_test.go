@@ -21,10 +21,7 @@ import (
 // killed (-9) and restarts: it opens its log and catches up (raft-wal
 // v0.4.0 could not reopen such a log: raft-wal#31).
 func TestCluster_NodeWithATruncatedTailRestarts(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	cut := filepath.Join(t.TempDir(), "cut")
 	os.WriteFile(cut, nil, 0o600)
 	pc := newProcessCluster(t, 2, "")
@@ -52,10 +49,7 @@ func TestCluster_NodeWithATruncatedTailRestarts(t *testing.T) {
 // start as a node that never voted: its snapshots gone (the log compacted
 // behind them), its log's segments gone, its whole raft folder gone.
 func TestCluster_LostRaftStateIsRefused(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessCluster(t, 2, "")
 	for i := range 3 {
 		pc.env[i] = []string{"TP0_TEST_COMPACT=1"} // a snapshot every 64 entries, the log compacted behind it
@@ -130,10 +124,7 @@ func copyTree(t *testing.T, from, to string) {
 // joins as a non-voter and is promoted once caught up; a node the leader
 // does not hear from shows as unreachable.
 func TestCluster_AddChecksTheNode(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 1, "")
 	lead := pc.servingNode()
 	dead := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
@@ -182,10 +173,7 @@ func TestCluster_AddChecksTheNode(t *testing.T) {
 // nodes that answer now is refused (409, saying why), and the cluster goes
 // on serving: the live follower of three, while the other is dead.
 func TestCluster_NoRemovalBelowQuorum(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	lead := pc.servingNode()
 	dead, live := (lead+1)%3, (lead+2)%3
@@ -209,10 +197,7 @@ func TestCluster_NoRemovalBelowQuorum(t *testing.T) {
 // and the live cluster, which it cannot join nor truncate, finishes its
 // round.
 func TestCluster_EarlierIncarnationIsRefused(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	waitAgencies(t, pc.runAgencies(genData), expectedWinners(t, genData, 2))
 	pc.waitApplied()
@@ -252,10 +237,7 @@ func TestCluster_EarlierIncarnationIsRefused(t *testing.T) {
 // A leader removed from the cluster, and a follower removed, stop with a
 // line saying so and exit 0; the others go on.
 func TestCluster_RemovedNodeStops(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := newProcessClusterOf(t, 5, 2, "") // a cluster of five, bootstrapped together
 	for i := range 5 {
 		pc.start(i)
@@ -279,10 +261,7 @@ func TestCluster_RemovedNodeStops(t *testing.T) {
 // caught up; then two nodes killed (-9): the three left finish the round
 // exactly.
 func TestCluster_FiveFromThree(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 2, "")
 	lead := pc.servingNode()
 	for range 2 {
@@ -310,10 +289,7 @@ func TestCluster_FiveFromThree(t *testing.T) {
 // good, and the recovered cluster has a new ID: the nodes of the old one
 // refuse it.
 func TestCluster_RecoverRefusesARunningNode(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("cluster test skipped in -short mode")
-	}
+	clusterTest(t)
 	pc := startProcessCluster(t, 1, "")
 	waitAgencies(t, pc.runAgencies(genData), expectedWinners(t, genData, 1))
 	pc.waitApplied()
